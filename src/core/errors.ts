@@ -1,0 +1,82 @@
+/**
+ * rekey's error type and its catalog.
+ *
+ * Every failure that a caller can act on is a {@link RekeyError} with a stable `code`.
+ * Codes are never reused for another meaning. Messages never contain secret material:
+ * they name variables, kids and claims, never values.
+ */
+
+/** One row of the catalog: the code, what it means, and the HTTP status it maps to. */
+export interface ErrorSpec {
+  readonly status: number
+  readonly meaning: string
+}
+
+/** Every error code rekey throws, with its meaning and HTTP status. `docs/errors.md` mirrors it. */
+export const ERRORS = Object.freeze({
+  ERR_TOKEN_MALFORMED: { status: 401, meaning: 'The token is not a well-formed compact JWS (segments, characters, JSON, size).' },
+  ERR_TOKEN_SIGNATURE: { status: 401, meaning: 'The signature does not verify with any key allowed to verify it.' },
+  ERR_TOKEN_EXPIRED: { status: 401, meaning: 'The token is past its `exp` (or older than `maxTokenAge`), beyond the clock tolerance.' },
+  ERR_TOKEN_NOT_YET_VALID: { status: 401, meaning: 'The token is before its `nbf` (or `iat` lies in the future), beyond the clock tolerance.' },
+  ERR_TOKEN_CLAIM: { status: 401, meaning: 'A claim is missing, has the wrong type, or does not match (`aud`, `iss`, `sub`, required claims).' },
+  ERR_TOKEN_ALG: { status: 401, meaning: 'The header `alg` is not the algorithm bound to the key, or no key uses it (`none` included).' },
+  ERR_TOKEN_REVOKED: { status: 401, meaning: 'The token, its session or its user was revoked (logout, logout-all, emergency).' },
+  ERR_KEY_UNKNOWN: { status: 401, meaning: 'The header `kid` names no key in the keyring.' },
+  ERR_KEY_RETIRED: { status: 401, meaning: 'The header `kid` names a retired key: its grace window has ended.' },
+  ERR_KEY_REVOKED: { status: 401, meaning: 'The header `kid` names a revoked key: it was cut on purpose, usually after a compromise.' },
+  ERR_WEAK_SECRET: { status: 500, meaning: 'A secret is shorter than 32 bytes. Generate one with `rekey gen`.' },
+  ERR_CONFIG: { status: 500, meaning: 'The configuration is missing values or contradicts itself; every problem is listed.' },
+  ERR_CONFLICT: { status: 409, meaning: 'Another operation changed the same state first (a concurrent rotation); nothing was changed.' },
+  ERR_UNSAFE: { status: 409, meaning: 'The step would cut tokens or sessions that are still valid; it is refused unless forced.' },
+  ERR_STORE_UNAVAILABLE: { status: 503, meaning: 'The store (SQLite or PostgreSQL) did not answer; retry later.' },
+} satisfies Record<string, ErrorSpec>)
+
+/** A code from the catalog. */
+export type ErrorCode = keyof typeof ERRORS
+
+/** Optional details attached to an error. */
+export interface RekeyErrorOptions {
+  /** The underlying error, for logs. Never a secret. */
+  cause?: unknown
+  /** The claim a claim error is about (`exp`, `aud`...). */
+  claim?: string
+  /** Every problem found, for configuration errors. */
+  problems?: readonly string[]
+}
+
+/**
+ * The one error class rekey throws for bad tokens, bad configuration and refused operations.
+ * API misuse (a non-string token, a non-object claims set) throws `TypeError` instead.
+ */
+export class RekeyError extends Error {
+  /** A stable code from {@link ERRORS}. */
+  readonly code: ErrorCode
+  /** The HTTP status this error maps to. */
+  readonly status: number
+  /** The claim a claim error is about, when there is one. */
+  readonly claim: string | undefined
+  /** Every problem found, for `ERR_CONFIG` and `ERR_WEAK_SECRET`. */
+  readonly problems: readonly string[]
+
+  constructor(code: ErrorCode, message: string, options: RekeyErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.code = code
+    this.status = ERRORS[code]?.status ?? 500
+    this.claim = options.claim
+    this.problems = Object.freeze([...(options.problems ?? [])])
+  }
+
+  override get name(): string {
+    return 'RekeyError'
+  }
+
+  /** The JSON body rekey answers with: `{ error, message }`. */
+  toJSON(): { error: ErrorCode, message: string } {
+    return { error: this.code, message: this.message }
+  }
+}
+
+/** True when `err` is a RekeyError (also across copies of the package). */
+export function isRekeyError(err: unknown): err is RekeyError {
+  return err instanceof RekeyError || (err instanceof Error && err.name === 'RekeyError' && typeof (err as { code?: unknown }).code === 'string')
+}

@@ -1,0 +1,288 @@
+import { inspect } from 'node:util'
+import { checkClaims, compileClaimRules, type ClaimRules, type Claims, type VerifyOptions } from './claims.ts'
+import { durationOption, type Duration } from './duration.ts'
+import { RekeyError } from './errors.ts'
+import { createKeyEntry, KeyProblem, MIN_SECRET_BYTES, type KeyEntry, type KeyInfo, type KeyInput } from './key.ts'
+import { readEnvKeys, type Env, type KeyPurpose } from './env.ts'
+import { verifies, type KeyState } from './states.ts'
+import { isBase64url, parseHeader, parsePayload, splitToken, type HeaderInfo, type TokenParts } from './token.ts'
+
+/** Options of `keyring.sign`. Durations are seconds or text such as `15m`. */
+export interface SignOptions {
+  /** Lifetime from now. Default: the keyring's `expiresIn` (900 s for access keys). */
+  expiresIn?: Duration
+  audience?: string | string[]
+  issuer?: string
+  subject?: string
+  /** `nbf` as a delay from now. */
+  notBefore?: Duration
+  jwtId?: string
+}
+
+/** What `keyring.verify` returns: the claims, and which key verified them. */
+export interface VerifyResult {
+  payload: Claims
+  kid: string
+  state: KeyState
+}
+
+/** Options of a keyring as a whole. */
+export interface KeyringOptions {
+  /** Default token lifetime for `sign`. Default 900 (15 minutes). */
+  expiresIn?: Duration
+  /** Accept shared secrets under 32 bytes (never in production). Default false. */
+  allowWeakSecrets?: boolean
+}
+
+/** Keys as verify reads them; replaced whole, never edited, so a swap is atomic. */
+interface KeySet {
+  readonly byKid: ReadonlyMap<string, KeyEntry>
+  readonly signer: KeyEntry
+  /** Keys that verify, signer first: the order tried for tokens without `kid`. */
+  readonly kidless: readonly KeyEntry[]
+  /** Keys that no longer verify, to name the reason when a kid-less token fails. */
+  readonly cut: readonly KeyEntry[]
+  /** Header segment → parsed header, pre-filled with the headers rekey signs. */
+  readonly headers: Map<string, HeaderInfo>
+}
+
+const HEADER_CACHE_LIMIT = 256
+
+function buildKeySet(inputs: readonly KeyInput[], options: KeyringOptions): KeySet {
+  if (!Array.isArray(inputs)) throw new TypeError('keys must be an array')
+  const problems: string[] = []
+  let allWeak = true
+  const entries: KeyEntry[] = []
+  inputs.forEach((input, i) => {
+    const label = input?.label ?? `key ${input?.kid ?? `#${i + 1}`}`
+    try {
+      const entry = createKeyEntry(input, label)
+      if (entry.secretBytes > 0 && entry.secretBytes < MIN_SECRET_BYTES && options.allowWeakSecrets !== true) {
+        throw new KeyProblem(`${label}: the secret is ${entry.secretBytes} bytes; at least ${MIN_SECRET_BYTES} are required (generate one with \`rekey gen\`)`, true)
+      }
+      if (entry.secretBytes > 0 && entry.secretBytes < MIN_SECRET_BYTES) {
+        process.emitWarning(`${label}: a weak secret (${entry.secretBytes} bytes) is accepted because REKEY_ALLOW_WEAK_SECRETS is set; replace it with \`rekey gen\``, { code: 'REKEY_WEAK_SECRET' })
+      }
+      entries.push(entry)
+    } catch (err) {
+      if (!(err instanceof KeyProblem)) throw err
+      if (!err.weak) allWeak = false
+      problems.push(err.message)
+    }
+  })
+  const byKid = new Map<string, KeyEntry>()
+  for (const entry of entries) {
+    if (byKid.has(entry.kid)) {
+      allWeak = false
+      problems.push(`kid ${entry.kid} is used by two keys`)
+    }
+    byKid.set(entry.kid, entry)
+  }
+  const currentCount = inputs.filter((input) => input?.state === 'current').length
+  if (currentCount !== 1) {
+    allWeak = false
+    problems.push(currentCount === 0 ? 'no key is current: exactly one key must sign' : `${currentCount} keys are current: exactly one key must sign`)
+  }
+  const current = entries.filter((e) => e.state === 'current')
+  if (current.length === 1 && current[0]?.sign === undefined) {
+    allWeak = false
+    problems.push(`key ${current[0]?.kid}: the current key has no private material to sign with`)
+  }
+  if (problems.length > 0) {
+    const code = allWeak ? 'ERR_WEAK_SECRET' : 'ERR_CONFIG'
+    throw new RekeyError(code, `Invalid keyring: ${problems.join('; ')}`, { problems })
+  }
+  const signer = current[0] as KeyEntry
+  const order: KeyState[] = ['current', 'previous', 'next']
+  const kidless = order.flatMap((state) => entries.filter((e) => e.state === state))
+  const headers = new Map<string, HeaderInfo>()
+  for (const entry of entries) headers.set(entry.header, { alg: entry.alg, kid: entry.kid })
+  return { byKid, signer, kidless, cut: entries.filter((e) => !verifies(e.state)), headers }
+}
+
+function keyStateError(entry: KeyEntry): RekeyError {
+  return entry.state === 'revoked'
+    ? new RekeyError('ERR_KEY_REVOKED', `The key ${entry.kid} was revoked`)
+    : new RekeyError('ERR_KEY_RETIRED', `The key ${entry.kid} is retired`)
+}
+
+/** A failed signature check: malformed when a segment is not base64url, else a bad signature. */
+function signatureError(parts: TokenParts): RekeyError {
+  if (!isBase64url(parts.payload) || !isBase64url(parts.signature)) {
+    return new RekeyError('ERR_TOKEN_MALFORMED', 'The token is not a compact JWS')
+  }
+  return new RekeyError('ERR_TOKEN_SIGNATURE', 'The token signature is invalid')
+}
+
+/**
+ * A set of kid-addressed keys: exactly one signs (`current`); `next`, `current` and
+ * `previous` verify. The key set can be replaced while requests are verifying
+ * ({@link Keyring.update}); each verification sees one whole set.
+ */
+export class Keyring {
+  #keys: KeySet
+  #options: Readonly<KeyringOptions>
+  #expiresIn: number
+
+  constructor(keys: readonly KeyInput[], options: KeyringOptions = {}) {
+    this.#options = Object.freeze({ ...options })
+    this.#expiresIn = durationOption('expiresIn', options.expiresIn ?? 900)
+    this.#keys = buildKeySet(keys, this.#options)
+  }
+
+  /**
+   * Builds a keyring from the environment conventions (see `docs/keyring.md`). Every
+   * problem is reported at once in one `ERR_CONFIG` (or `ERR_WEAK_SECRET` when weak
+   * secrets are the only problem); no value is ever echoed.
+   */
+  static fromEnv(env: Env = process.env, options: { purpose?: KeyPurpose } = {}): Keyring {
+    const purpose = options.purpose ?? 'access'
+    if (purpose !== 'access' && purpose !== 'refresh') throw new TypeError('purpose must be "access" or "refresh"')
+    const read = readEnvKeys(env, purpose)
+    const problems = [...read.problems]
+    let weakOnly = problems.length === 0
+    let keyring: Keyring | undefined
+    if (read.keys.length > 0) {
+      try {
+        keyring = new Keyring(read.keys, { expiresIn: read.expiresIn, allowWeakSecrets: read.allowWeakSecrets })
+      } catch (err) {
+        if (!(err instanceof RekeyError)) throw err
+        problems.push(...err.problems)
+        weakOnly &&= err.code === 'ERR_WEAK_SECRET'
+      }
+    }
+    if (keyring === undefined || problems.length > 0) {
+      const code = weakOnly && problems.length > 0 ? 'ERR_WEAK_SECRET' : 'ERR_CONFIG'
+      throw new RekeyError(code, `Invalid ${purpose} key configuration: ${problems.join('; ')}`, { problems })
+    }
+    return keyring
+  }
+
+  /** Builds a keyring from key inputs (secrets or JWKs with states). */
+  static fromKeys(keys: readonly KeyInput[], options: KeyringOptions = {}): Keyring {
+    return new Keyring(keys, options)
+  }
+
+  /** Replaces every key at once, as after a rotation. Throws, changing nothing, when the new set is invalid. */
+  update(keys: readonly KeyInput[]): void {
+    this.#keys = buildKeySet(keys, this.#options)
+  }
+
+  /** The kid of the key that signs. */
+  get currentKid(): string {
+    return this.#keys.signer.kid
+  }
+
+  /** The default lifetime of the tokens this keyring signs, in seconds. */
+  get expiresIn(): number {
+    return this.#expiresIn
+  }
+
+  /** Signs a claims set with the current key. Sets `iat`, and `exp` unless the claims carry one. */
+  sign(claims: object, options: SignOptions = {}): string {
+    if (typeof claims !== 'object' || claims === null || Array.isArray(claims)) throw new TypeError('claims must be an object')
+    const payload: Record<string, unknown> = { ...claims }
+    const now = Math.floor(Date.now() / 1000)
+    if (payload.iat === undefined) payload.iat = now
+    else if (typeof payload.iat !== 'number') throw new TypeError('the iat claim must be a number')
+    if (payload.exp !== undefined) {
+      if (options.expiresIn !== undefined) throw new TypeError('give either an exp claim or expiresIn, not both')
+      if (typeof payload.exp !== 'number') throw new TypeError('the exp claim must be a number')
+    } else {
+      payload.exp = now + (options.expiresIn === undefined ? this.#expiresIn : durationOption('expiresIn', options.expiresIn))
+    }
+    if (options.notBefore !== undefined) payload.nbf = now + durationOption('notBefore', options.notBefore)
+    if (options.audience !== undefined) payload.aud = options.audience
+    if (options.issuer !== undefined) payload.iss = options.issuer
+    if (options.subject !== undefined) payload.sub = options.subject
+    if (options.jwtId !== undefined) payload.jti = options.jwtId
+    const signer = this.#keys.signer
+    const input = `${signer.header}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}`
+    return `${input}.${(signer.sign as (s: string) => string)(input)}`
+  }
+
+  /**
+   * Verifies a token: signature with the key its `kid` names (or, without a `kid`, the
+   * signer then the verify-only keys), then the claims. Throws a {@link RekeyError}.
+   */
+  verify(token: string, options?: VerifyOptions): VerifyResult {
+    return this.verifyWith(token, compileClaimRules(options))
+  }
+
+  /**
+   * Returns a verify function with its options checked once, for hot paths such as
+   * middleware.
+   */
+  verifier(options?: VerifyOptions): (token: string) => VerifyResult {
+    const rules = compileClaimRules(options)
+    return (token) => this.verifyWith(token, rules)
+  }
+
+  private verifyWith(token: string, rules: ClaimRules): VerifyResult {
+    if (typeof token !== 'string') throw new TypeError('token must be a string')
+    const keys = this.#keys
+    const parts = splitToken(token)
+    let header = keys.headers.get(parts.header)
+    if (header === undefined) {
+      header = parseHeader(parts.header)
+      if (keys.headers.size >= HEADER_CACHE_LIMIT + keys.byKid.size) keys.headers.clear()
+      keys.headers.set(parts.header, header)
+    }
+    let entry: KeyEntry | undefined
+    if (header.kid !== undefined) {
+      entry = keys.byKid.get(header.kid)
+      if (entry === undefined) throw new RekeyError('ERR_KEY_UNKNOWN', 'The token names an unknown key')
+      if (!verifies(entry.state)) throw keyStateError(entry)
+      // The algorithm is the key's, never the token's: a mismatch is refused, not obeyed.
+      if (header.alg !== entry.alg) throw new RekeyError('ERR_TOKEN_ALG', 'The token algorithm does not match its key')
+      if (!entry.verify(parts.signingInput, parts.signature)) throw signatureError(parts)
+    } else {
+      entry = this.findKidless(keys, header.alg, parts)
+    }
+    const payload = parsePayload(parts.payload) as Claims
+    checkClaims(payload, rules)
+    return { payload, kid: entry.kid, state: entry.state }
+  }
+
+  private findKidless(keys: KeySet, alg: string, parts: TokenParts): KeyEntry {
+    const { signingInput: input, signature } = parts
+    let algSeen = false
+    for (const entry of keys.kidless) {
+      if (entry.alg !== alg) continue
+      algSeen = true
+      if (entry.verify(input, signature)) return entry
+    }
+    // Only after every live key failed: name a cut key when it is the one that signed.
+    for (const entry of keys.cut) {
+      if (entry.alg === alg && entry.verify(input, signature)) throw keyStateError(entry)
+    }
+    if (!algSeen) throw new RekeyError('ERR_TOKEN_ALG', 'No key of the keyring uses the token algorithm')
+    throw signatureError(parts)
+  }
+
+  /** Every key, with its state and dates: never key material. */
+  list(): KeyInfo[] {
+    return [...this.#keys.byKid.values()].map((e) => ({ ...e.info }))
+  }
+
+  /** The public JWK Set of the asymmetric keys that verify (next, current, previous). */
+  jwks(): { keys: Record<string, unknown>[] } {
+    const keys: Record<string, unknown>[] = []
+    for (const entry of this.#keys.kidless) {
+      if (entry.publicJwk !== undefined) keys.push({ ...entry.publicJwk })
+    }
+    return { keys }
+  }
+
+  toJSON(): { currentKid: string, keys: KeyInfo[] } {
+    return { currentKid: this.currentKid, keys: this.list() }
+  }
+
+  toString(): string {
+    return `Keyring(current=${this.currentKid}, keys=${this.#keys.byKid.size})`
+  }
+
+  [inspect.custom](): string {
+    return `Keyring ${inspect(this.toJSON(), { depth: 3 })}`
+  }
+}

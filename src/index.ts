@@ -1,0 +1,20 @@
+/**
+ * rekey: a JWT keyring that verifies with old and new keys during a grace window.
+ */
+export { Keyring } from './core/keyring.ts'
+export { generateSecret } from './core/secret.ts'
+export { RekeyError, ERRORS, isRekeyError } from './core/errors.ts'
+export { parseDuration } from './core/duration.ts'
+export { KEY_STATES } from './core/states.ts'
+export { ALGORITHMS } from './core/algorithms.ts'
+export { MAX_TOKEN_LENGTH } from './core/token.ts'
+export { MIN_SECRET_BYTES } from './core/key.ts'
+export type { KeyringOptions, SignOptions, VerifyResult } from './core/keyring.ts'
+export type { Claims, VerifyOptions } from './core/claims.ts'
+export type { KeyInfo, KeyInput } from './core/key.ts'
+export type { KeyState } from './core/states.ts'
+export type { Algorithm } from './core/algorithms.ts'
+export type { ErrorCode, ErrorSpec, RekeyErrorOptions } from './core/errors.ts'
+export type { GenerateSecretOptions } from './core/secret.ts'
+export type { Duration } from './core/duration.ts'
+export type { Env, KeyPurpose } from './core/env.ts'
