@@ -1,5 +1,9 @@
 import { Command, CommanderError } from 'commander'
+import { registerFinalize } from './commands/finalize.ts'
 import { registerGen } from './commands/gen.ts'
+import { registerRollback } from './commands/rollback.ts'
+import { registerRotate } from './commands/rotate.ts'
+import { registerStatus } from './commands/status.ts'
 import { describeError, exitCodeOf, EXIT, type CliIo } from './context.ts'
 
 const defaultIo: CliIo = {
@@ -20,6 +24,10 @@ export function buildProgram(io: CliIo = defaultIo): Command {
     .exitOverride()
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
   registerGen(program, io)
+  registerRotate(program, io)
+  registerFinalize(program, io)
+  registerRollback(program, io)
+  registerStatus(program, io)
   return program
 }
 

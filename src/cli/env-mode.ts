@@ -1,0 +1,72 @@
+/**
+ * The env-file side of rotate, finalize, rollback and status: read the file, plan with
+ * the core rules, write atomically, report without a secret.
+ */
+import { createSecretKey } from 'node:crypto'
+import { deriveKid } from '../core/kid.ts'
+import { envLayout, finalizeSafeAt, inGrace, type EnvLayout, type EnvPlan, type EnvSecret } from '../core/env-rotation.ts'
+import { generateSecret } from '../core/secret.ts'
+import { readEnvFile, updateEnvFile } from '../service/env-file.ts'
+import { CliExit, EXIT, operatorOf, type CliIo, type GlobalOptions } from './context.ts'
+
+/** Maps `--secret` to a secret of the file; other names belong to managed mode. */
+export function envSecretOf(name: string | undefined): EnvSecret {
+  if (name === undefined || name === 'jwt' || name === 'JWT_SECRET') return 'jwt'
+  if (name === 'access' || name === 'refresh') return name
+  throw new CliExit(EXIT.USAGE, `--secret ${name} is not an env-file JWT secret: use access or refresh, or leave it out for JWT_SECRET`)
+}
+
+const kidOf = (secret: string | undefined): string | undefined => (secret === undefined || secret === '' ? undefined : deriveKid(createSecretKey(Buffer.from(secret, 'utf8'))))
+
+/** What status shows of one secret in a file: kids and dates, never values. */
+export function describeEnvSecret(vars: Record<string, string>, layout: EnvLayout): Record<string, unknown> {
+  const grace = inGrace(vars, layout)
+  const signer = layout.convention === 'staged' && !grace ? vars.JWT_SECRET_CURRENT : vars[layout.signVar]
+  return {
+    secret: layout.signVar,
+    convention: layout.convention === 'staged' ? 'JWT_SECRET_CURRENT/JWT_SECRET_NEW' : `${layout.signVar}/${layout.verifyVar}`,
+    phase: signer === undefined ? 'no key' : grace ? 'grace' : 'steady',
+    keys: [
+      ...(signer === undefined ? [] : [{ kid: kidOf(signer), state: 'current', variable: grace || layout.convention === 'pair' ? layout.signVar : 'JWT_SECRET_CURRENT' }]),
+      ...(grace ? [{ kid: kidOf(vars[layout.verifyVar]), state: 'previous', variable: layout.verifyVar }] : []),
+    ],
+    rotatedAt: vars[layout.dateVar] ?? null,
+    finalizeSafeAt: grace ? finalizeSafeAt(vars, layout)?.toISOString() ?? null : null,
+  }
+}
+
+/** Runs one planned change on the env file and prints what happened. */
+export async function applyEnvPlan(
+  io: CliIo,
+  globals: GlobalOptions,
+  secretName: string | undefined,
+  plan: (vars: Record<string, string>, layout: EnvLayout, fresh: () => string) => EnvPlan | undefined,
+): Promise<void> {
+  const file = globals.envFile as string
+  const { env, exists } = await readEnvFile(file)
+  if (!exists) throw new CliExit(EXIT.USAGE, `${file} does not exist`)
+  const layout = envLayout(env, envSecretOf(secretName))
+  const change = plan(env, layout, () => generateSecret())
+  if (change === undefined) {
+    io.stdout(globals.json === true ? `${JSON.stringify({ changed: false, ...describeEnvSecret(env, layout) })}\n` : `nothing to do: no old key of ${layout.signVar} is in its grace window\n`)
+    return
+  }
+  const { after } = await updateEnvFile(file, { set: change.set, remove: change.remove })
+  const state = describeEnvSecret(after, envLayout(after, layout.secret))
+  const report = { changed: true, file, method: change.method, notes: change.notes, operator: operatorOf(globals), ...state }
+  if (globals.json === true) {
+    io.stdout(`${JSON.stringify(report)}\n`)
+    return
+  }
+  io.stdout(`${change.method}: ${change.notes}\n`)
+  for (const key of state.keys as { kid: string, state: string, variable: string }[]) io.stdout(`  ${key.state.padEnd(8)} ${key.kid}  (${key.variable})\n`)
+  if (state.finalizeSafeAt !== null) io.stdout(`  finalize is safe from ${String(state.finalizeSafeAt)}\n`)
+  io.stdout(`  ${file} rewritten (0600); the old file is ${file}.bak\n`)
+}
+
+/** Refuses commands that need managed mode, until it exists. */
+export function requireEnvFile(globals: GlobalOptions, command: string): void {
+  if (globals.envFile === undefined) {
+    throw new CliExit(EXIT.USAGE, `rekey ${command} needs --env-file PATH here: managed mode (keys in the store) is not available in this version`)
+  }
+}
