@@ -1,4 +1,5 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --
+// ("--" stops Node from reading our --env-file option as its own.)
 // The rekey CLI. In a checkout it runs the TypeScript sources (Node 24 strips their
 // types); an installed package runs its compiled build.
 import { existsSync } from 'node:fs'
