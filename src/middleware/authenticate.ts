@@ -1,0 +1,107 @@
+/**
+ * The framework-free half of the middleware: options checked once, then a closure that
+ * turns an `Authorization` header into a verified token or a 401 `RekeyError`.
+ */
+import type { VerifyOptions } from '../core/claims.ts'
+import { RekeyError } from '../core/errors.ts'
+import type { Keyring, VerifyResult } from '../core/keyring.ts'
+import type { KeyState } from '../core/states.ts'
+import { bearerToken, isAuthFailure } from './bearer.ts'
+
+/** Options of both adapters: a keyring, the verify options, and optional hooks. */
+export interface AuthOptions extends VerifyOptions {
+  /** The keyring that verifies; a rotation (`keyring.update`) takes effect on the next request. */
+  keyring: Keyring
+  /**
+   * Called after the token verified, to refuse it anyway (a revoked session, a logged-out
+   * user). Return `true` to answer 401 `ERR_TOKEN_REVOKED`. A result that is not a
+   * boolean is a bug and is passed on as a `TypeError`; a thrown error or a rejection
+   * goes to the framework's error handling (a 401 `RekeyError` is answered as such).
+   */
+  isRevoked?: (result: VerifyResult) => boolean | Promise<boolean>
+  /** Called for each accepted token, e.g. to count verifications per kid. Must not throw. */
+  onVerified?: (result: VerifyResult) => void
+  /** Called with each 401 error (missing header included) before the answer. Must not throw. */
+  onError?: (err: RekeyError) => void
+}
+
+/** Which key verified the request's token. Never key material. */
+export interface AuthKey {
+  kid: string
+  state: KeyState
+}
+
+/** Verifies one `Authorization` header value. Throws (or rejects with) a `RekeyError`. */
+export type Authenticate = (authorization: unknown) => VerifyResult | Promise<VerifyResult>
+
+const VERIFY_KEYS = ['audience', 'issuer', 'subject', 'clockTolerance', 'maxTokenAge', 'requiredClaims', 'currentDate'] as const
+const HOOK_KEYS = ['isRevoked', 'onVerified', 'onError'] as const
+
+/**
+ * Checks the options once and returns the per-request closure. Misuse throws a
+ * `TypeError` naming every problem; `extraKeys` are the adapter's own options.
+ */
+export function createAuthenticator(options: AuthOptions, where: string, extraKeys: readonly string[] = []): Authenticate {
+  if (typeof options !== 'object' || options === null) throw new TypeError(`${where}: options must be an object with a keyring`)
+  const problems: string[] = []
+  const keyring = options.keyring
+  // Duck-typed so a keyring from another copy of the package still works.
+  if (typeof keyring !== 'object' || keyring === null || typeof (keyring as Partial<Keyring>).verifier !== 'function') {
+    problems.push('keyring must be a rekey Keyring')
+  }
+  for (const name of HOOK_KEYS) {
+    if (options[name] !== undefined && typeof options[name] !== 'function') problems.push(`${name} must be a function`)
+  }
+  const known = new Set<string>(['keyring', ...VERIFY_KEYS, ...HOOK_KEYS, ...extraKeys])
+  // A misspelt option would silently drop a check (`audiance`), so unknown names are refused.
+  for (const name of Object.keys(options)) {
+    if (!known.has(name)) problems.push(`unknown option "${name}"`)
+  }
+  if (problems.length > 0) throw new TypeError(`${where}: ${problems.join('; ')}`)
+
+  const verifyOptions: Record<string, unknown> = {}
+  for (const name of VERIFY_KEYS) {
+    if (options[name] !== undefined) verifyOptions[name] = options[name]
+  }
+  let verify: (token: string) => VerifyResult
+  try {
+    verify = keyring.verifier(verifyOptions as VerifyOptions)
+  } catch (err) {
+    if (err instanceof TypeError) throw new TypeError(`${where}: ${err.message}`)
+    throw err
+  }
+  const { isRevoked, onVerified, onError } = options
+
+  const refuse = (err: unknown): never => {
+    if (onError !== undefined && isAuthFailure(err)) onError(err)
+    throw err
+  }
+  const accept = (result: VerifyResult, revoked: unknown): VerifyResult => {
+    if (revoked === true) refuse(new RekeyError('ERR_TOKEN_REVOKED', 'The token was revoked'))
+    // Fail closed: a forgotten `return` must not let a revoked token through.
+    if (revoked !== false) throw new TypeError(`${where}: isRevoked must return a boolean`)
+    onVerified?.(result)
+    return result
+  }
+
+  return function authenticate(authorization) {
+    let result: VerifyResult
+    try {
+      result = verify(bearerToken(authorization))
+    } catch (err) {
+      return refuse(err)
+    }
+    if (isRevoked === undefined) {
+      onVerified?.(result)
+      return result
+    }
+    let revoked: boolean | Promise<boolean>
+    try {
+      revoked = isRevoked(result)
+    } catch (err) {
+      return refuse(err)
+    }
+    if (typeof revoked === 'boolean') return accept(result, revoked)
+    return Promise.resolve(revoked).then((value) => accept(result, value), refuse)
+  }
+}
