@@ -1,0 +1,177 @@
+/**
+ * PostgreSQL schema migrations: a versioned list, applied at open under a session advisory
+ * lock, so instances starting at once wait for each other and each migration runs once.
+ * Each migration commits with its `schema_migrations` row. Times are BIGINT epoch milliseconds.
+ * Never edit a released migration: append a new one.
+ */
+import pg from 'pg'
+import type { Pool } from 'pg'
+import { RekeyError } from '../../core/errors.ts'
+
+/** One step of the schema. */
+export interface Migration {
+  readonly version: number
+  readonly name: string
+  readonly sql: string
+}
+
+/** The advisory lock key ("rekey" in ASCII). Shared by every schema of a database: migrations are rare. */
+const MIGRATION_LOCK_KEY = '491496302969'
+
+export const POSTGRES_MIGRATIONS: readonly Migration[] = Object.freeze([
+  {
+    version: 1,
+    name: 'initial schema',
+    sql: `
+CREATE TABLE users (
+  id TEXT PRIMARY KEY,
+  email TEXT NOT NULL UNIQUE,
+  password_hash TEXT NOT NULL,
+  role TEXT NOT NULL DEFAULT 'user' CHECK (role IN ('user', 'admin')),
+  token_version INTEGER NOT NULL DEFAULT 0,
+  created_at BIGINT NOT NULL
+);
+CREATE TABLE session_families (
+  id TEXT PRIMARY KEY,
+  user_id TEXT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+  created_at BIGINT NOT NULL,
+  expires_at BIGINT NOT NULL,
+  revoked_at BIGINT,
+  revoke_reason TEXT
+);
+CREATE INDEX session_families_user ON session_families (user_id);
+CREATE TABLE refresh_tokens (
+  token_hash TEXT PRIMARY KEY,
+  family_id TEXT NOT NULL REFERENCES session_families (id) ON DELETE CASCADE,
+  kid TEXT NOT NULL,
+  issued_at BIGINT NOT NULL,
+  expires_at BIGINT NOT NULL,
+  used_at BIGINT,
+  successor_hash TEXT,
+  parent_hash TEXT,
+  successor_blob TEXT
+);
+CREATE INDEX refresh_tokens_family ON refresh_tokens (family_id);
+CREATE INDEX refresh_tokens_live_kid ON refresh_tokens (kid) WHERE used_at IS NULL;
+CREATE TABLE keyset (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  version BIGINT NOT NULL
+);
+INSERT INTO keyset (id, version) VALUES (1, 0);
+CREATE TABLE keys (
+  kid TEXT PRIMARY KEY,
+  purpose TEXT NOT NULL,
+  alg TEXT NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('next', 'current', 'previous', 'retired', 'revoked')),
+  sealed_material TEXT NOT NULL,
+  created_at BIGINT NOT NULL,
+  activated_at BIGINT,
+  demoted_at BIGINT,
+  retire_after BIGINT,
+  retired_at BIGINT,
+  revoked_at BIGINT,
+  revoke_reason TEXT
+);
+CREATE UNIQUE INDEX keys_one_current ON keys (purpose) WHERE state = 'current';
+CREATE TABLE audit_lock (id INTEGER PRIMARY KEY CHECK (id = 1));
+INSERT INTO audit_lock (id) VALUES (1);
+CREATE TABLE audit_events (
+  seq BIGINT PRIMARY KEY,
+  at BIGINT NOT NULL,
+  secret TEXT NOT NULL,
+  operator TEXT NOT NULL,
+  method TEXT NOT NULL,
+  notes TEXT NOT NULL,
+  request_id TEXT,
+  prev_hash TEXT,
+  hash TEXT NOT NULL
+);
+CREATE INDEX audit_events_at ON audit_events (at);
+CREATE TABLE secrets (
+  name TEXT PRIMARY KEY,
+  kind TEXT NOT NULL,
+  cadence_days INTEGER NOT NULL,
+  last_rotated_at BIGINT,
+  last_method TEXT,
+  notes TEXT,
+  reminders_sent TEXT NOT NULL
+);
+CREATE TABLE usage_counters (
+  kid TEXT NOT NULL,
+  instance_id TEXT NOT NULL,
+  bucket_start BIGINT NOT NULL,
+  result TEXT NOT NULL,
+  count BIGINT NOT NULL,
+  PRIMARY KEY (kid, instance_id, bucket_start, result)
+);
+CREATE INDEX usage_counters_bucket ON usage_counters (bucket_start);
+CREATE TABLE instances (
+  instance_id TEXT PRIMARY KEY,
+  hostname TEXT NOT NULL,
+  pid INTEGER NOT NULL,
+  keyset_version BIGINT NOT NULL,
+  started_at BIGINT NOT NULL,
+  last_seen BIGINT NOT NULL
+);
+CREATE TABLE leases (
+  name TEXT PRIMARY KEY,
+  holder TEXT NOT NULL,
+  expires_at BIGINT NOT NULL
+);
+CREATE TABLE settings (
+  name TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+);
+CREATE TABLE change_counters (
+  channel TEXT PRIMARY KEY,
+  counter BIGINT NOT NULL
+);
+INSERT INTO change_counters (channel, counter) VALUES ('keys', 0), ('revocations', 0), ('users', 0), ('settings', 0);
+`,
+  },
+])
+
+/** The schema version this code writes. */
+export const POSTGRES_SCHEMA_VERSION = Math.max(...POSTGRES_MIGRATIONS.map((m) => m.version))
+
+/**
+ * Applies pending migrations (creating `schema` first when given); ERR_CONFIG if the database
+ * was migrated by a newer rekey. Connection failures surface as driver errors for the caller to map.
+ */
+export async function migratePostgres(pool: Pool, schema: string | undefined, now: number = Date.now()): Promise<void> {
+  const client = await pool.connect()
+  let broken = false
+  const onError = (): void => { broken = true }
+  client.on('error', onError)
+  try {
+    await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY])
+    try {
+      if (schema !== undefined) await client.query(`CREATE SCHEMA IF NOT EXISTS ${pg.escapeIdentifier(schema)}`)
+      await client.query('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)')
+      const { rows } = await client.query<{ version: number }>('SELECT version FROM schema_migrations')
+      const applied = new Set(rows.map((row) => Number(row.version)))
+      const newest = Math.max(0, ...applied)
+      if (newest > POSTGRES_SCHEMA_VERSION) {
+        throw new RekeyError('ERR_CONFIG', `the store's schema (version ${newest}) is newer than this rekey understands (${POSTGRES_SCHEMA_VERSION}); upgrade rekey`)
+      }
+      for (const m of POSTGRES_MIGRATIONS) {
+        if (applied.has(m.version)) continue
+        await client.query('BEGIN')
+        try {
+          await client.query(m.sql)
+          await client.query('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [m.version, m.name, now])
+          await client.query('COMMIT')
+        } catch (err) {
+          await client.query('ROLLBACK').catch(() => { broken = true })
+          throw err
+        }
+      }
+    } finally {
+      // A dropped session releases the lock by itself.
+      await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]).catch(() => { broken = true })
+    }
+  } finally {
+    client.off('error', onError)
+    client.release(broken)
+  }
+}

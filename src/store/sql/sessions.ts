@@ -1,0 +1,166 @@
+/**
+ * Sessions as refresh-token families, with rotation and reuse detection.
+ *
+ * `rotateToken` reads the token and its family with the rows locked (`FOR UPDATE` on
+ * PostgreSQL; the write transaction's database lock on SQLite), so concurrent calls on one
+ * token are serialized and the later ones see it used: exactly one gets `rotated`.
+ */
+import type { NewSession, RefreshTokenRecord, SessionFamily } from '../types.ts'
+import type { MutationOptions, RotateResult, RotateTokenInput } from '../store.ts'
+import { appendOptional } from './audit.ts'
+import { bumpChange } from './changes.ts'
+import { int, intOrNull, text, textOrNull } from './executor.ts'
+import type { SqlExecutor, SqlRow } from './executor.ts'
+import { conflict } from '../errors.ts'
+
+const TOKEN_COLUMNS = 'token_hash, family_id, kid, issued_at, expires_at, used_at, successor_hash, parent_hash, successor_blob'
+const FAMILY_COLUMNS = 'id, user_id, created_at, expires_at, revoked_at, revoke_reason'
+
+function toFamily(row: SqlRow): SessionFamily {
+  return {
+    id: text(row, 'id'),
+    userId: text(row, 'user_id'),
+    createdAt: int(row, 'created_at'),
+    expiresAt: int(row, 'expires_at'),
+    revokedAt: intOrNull(row, 'revoked_at'),
+    revokeReason: textOrNull(row, 'revoke_reason'),
+  }
+}
+
+function toToken(row: SqlRow): RefreshTokenRecord {
+  return {
+    tokenHash: text(row, 'token_hash'),
+    familyId: text(row, 'family_id'),
+    kid: text(row, 'kid'),
+    issuedAt: int(row, 'issued_at'),
+    expiresAt: int(row, 'expires_at'),
+    usedAt: intOrNull(row, 'used_at'),
+    successorHash: textOrNull(row, 'successor_hash'),
+    parentHash: textOrNull(row, 'parent_hash'),
+    successorBlob: textOrNull(row, 'successor_blob'),
+  }
+}
+
+export async function createFamily(q: SqlExecutor, s: NewSession): Promise<void> {
+  await q.run(
+    'INSERT INTO session_families (id, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)',
+    [s.familyId, s.userId, s.createdAt, s.expiresAt],
+  )
+  await q.run(
+    'INSERT INTO refresh_tokens (token_hash, family_id, kid, issued_at, expires_at) VALUES ($1, $2, $3, $4, $5)',
+    [s.token.tokenHash, s.familyId, s.token.kid, s.token.issuedAt, s.token.expiresAt],
+  )
+}
+
+export async function getRefreshToken(q: SqlExecutor, tokenHash: string): Promise<RefreshTokenRecord | null> {
+  const rows = await q.all(`SELECT ${TOKEN_COLUMNS} FROM refresh_tokens WHERE token_hash = $1`, [tokenHash])
+  return rows[0] === undefined ? null : toToken(rows[0])
+}
+
+export async function getFamilyByTokenHash(q: SqlExecutor, tokenHash: string): Promise<SessionFamily | null> {
+  const rows = await q.all(
+    `SELECT ${FAMILY_COLUMNS} FROM session_families WHERE id = (SELECT family_id FROM refresh_tokens WHERE token_hash = $1)`,
+    [tokenHash],
+  )
+  return rows[0] === undefined ? null : toFamily(rows[0])
+}
+
+export async function rotateToken(q: SqlExecutor, input: RotateTokenInput): Promise<RotateResult> {
+  const { oldHash, next, now } = input
+  const row = (await q.all(
+    `SELECT t.family_id, t.expires_at AS token_expires_at, t.used_at, t.successor_hash, t.successor_blob,
+            f.user_id, f.expires_at AS family_expires_at, f.revoked_at
+     FROM refresh_tokens t JOIN session_families f ON f.id = t.family_id
+     WHERE t.token_hash = $1${q.forUpdate}`,
+    [oldHash],
+  ))[0]
+  if (row === undefined) return { outcome: 'invalid', reason: 'unknown' }
+  if (intOrNull(row, 'revoked_at') !== null) return { outcome: 'invalid', reason: 'revoked' }
+  if (int(row, 'family_expires_at') <= now || int(row, 'token_expires_at') <= now) return { outcome: 'invalid', reason: 'expired' }
+  const familyId = text(row, 'family_id')
+  const userId = text(row, 'user_id')
+  const usedAt = intOrNull(row, 'used_at')
+
+  if (usedAt === null) {
+    const marked = await q.run(
+      'UPDATE refresh_tokens SET used_at = $2, successor_hash = $3, successor_blob = $4 WHERE token_hash = $1 AND used_at IS NULL',
+      [oldHash, now, next.tokenHash, input.successorBlob ?? null],
+    )
+    // Cannot happen while the row is locked; guards against a dialect that lost the lock.
+    if (marked !== 1) throw conflict('the refresh token was rotated concurrently')
+    await q.run(
+      'INSERT INTO refresh_tokens (token_hash, family_id, kid, issued_at, expires_at, parent_hash) VALUES ($1, $2, $3, $4, $5, $6)',
+      [next.tokenHash, familyId, next.kid, next.issuedAt, next.expiresAt, oldHash],
+    )
+    return { outcome: 'rotated', familyId, userId }
+  }
+  if (now - usedAt <= input.overlapMs) {
+    return { outcome: 'overlap', familyId, userId, successorHash: text(row, 'successor_hash'), successorBlob: textOrNull(row, 'successor_blob') }
+  }
+  await revokeFamily(q, familyId, 'reuse', now, { audit: input.reuseAudit?.({ familyId, userId }) })
+  return { outcome: 'reuse', familyId, userId }
+}
+
+export async function revokeFamily(q: SqlExecutor, familyId: string, reason: string, now: number, opts: MutationOptions = {}): Promise<boolean> {
+  const changed = await q.run(
+    'UPDATE session_families SET revoked_at = $2, revoke_reason = $3 WHERE id = $1 AND revoked_at IS NULL',
+    [familyId, now, reason],
+  )
+  if (changed > 0) {
+    await bumpChange(q, 'revocations')
+    await appendOptional(q, opts.audit)
+  }
+  return changed > 0
+}
+
+export async function revokeFamilyByTokenHash(q: SqlExecutor, tokenHash: string, reason: string, now: number, opts: MutationOptions = {}):
+Promise<{ familyId: string, userId: string, revoked: boolean } | null> {
+  const family = await getFamilyByTokenHash(q, tokenHash)
+  if (family === null) return null
+  const revoked = await revokeFamily(q, family.id, reason, now, opts)
+  return { familyId: family.id, userId: family.userId, revoked }
+}
+
+export async function revokeAllForUser(q: SqlExecutor, userId: string, reason: string, now: number, opts: MutationOptions = {}): Promise<number> {
+  const changed = await q.run(
+    'UPDATE session_families SET revoked_at = $2, revoke_reason = $3 WHERE user_id = $1 AND revoked_at IS NULL',
+    [userId, now, reason],
+  )
+  if (changed > 0) {
+    await bumpChange(q, 'revocations')
+    await appendOptional(q, opts.audit)
+  }
+  return changed
+}
+
+export async function revokeAllSessions(q: SqlExecutor, reason: string, now: number, opts: MutationOptions = {}): Promise<number> {
+  const changed = await q.run(
+    'UPDATE session_families SET revoked_at = $1, revoke_reason = $2 WHERE revoked_at IS NULL',
+    [now, reason],
+  )
+  if (changed > 0) {
+    await bumpChange(q, 'revocations')
+    await appendOptional(q, opts.audit)
+  }
+  return changed
+}
+
+export async function countLiveSessionsByKid(q: SqlExecutor, now: number): Promise<Map<string, number>> {
+  const rows = await q.all(
+    `SELECT t.kid, COUNT(*) AS n
+     FROM refresh_tokens t JOIN session_families f ON f.id = t.family_id
+     WHERE t.used_at IS NULL AND t.expires_at > $1 AND f.revoked_at IS NULL AND f.expires_at > $1
+     GROUP BY t.kid`,
+    [now],
+  )
+  return new Map(rows.map((row) => [text(row, 'kid'), int(row, 'n')]))
+}
+
+export async function pruneSessions(q: SqlExecutor, before: number): Promise<number> {
+  await q.run(
+    `DELETE FROM refresh_tokens WHERE family_id IN
+       (SELECT id FROM session_families WHERE expires_at < $1 OR revoked_at < $1)`,
+    [before],
+  )
+  return q.run('DELETE FROM session_families WHERE expires_at < $1 OR revoked_at < $1', [before])
+}

@@ -1,0 +1,61 @@
+/** Users: accounts, roles and the token version that logout-all bumps. */
+import type { NewUser, Role, UserRecord } from '../types.ts'
+import { bumpChange } from './changes.ts'
+import { int, text } from './executor.ts'
+import type { SqlExecutor, SqlRow } from './executor.ts'
+
+const COLUMNS = 'id, email, password_hash, role, token_version, created_at'
+
+function toUser(row: SqlRow): UserRecord {
+  return {
+    id: text(row, 'id'),
+    email: text(row, 'email'),
+    passwordHash: text(row, 'password_hash'),
+    role: text(row, 'role') as Role,
+    tokenVersion: int(row, 'token_version'),
+    createdAt: int(row, 'created_at'),
+  }
+}
+
+/** Emails are unique case-insensitively: stored and looked up lowercased. */
+function normalizeEmail(email: string): string {
+  return email.toLowerCase()
+}
+
+export async function createUser(q: SqlExecutor, user: NewUser): Promise<UserRecord> {
+  const rows = await q.all(
+    `INSERT INTO users (id, email, password_hash, role, token_version, created_at)
+     VALUES ($1, $2, $3, $4, 0, $5) RETURNING ${COLUMNS}`,
+    [user.id, normalizeEmail(user.email), user.passwordHash, user.role ?? 'user', user.createdAt],
+  )
+  return toUser(rows[0]!)
+}
+
+export async function getUserByEmail(q: SqlExecutor, email: string): Promise<UserRecord | null> {
+  const rows = await q.all(`SELECT ${COLUMNS} FROM users WHERE email = $1`, [normalizeEmail(email)])
+  return rows[0] === undefined ? null : toUser(rows[0])
+}
+
+export async function getUserById(q: SqlExecutor, id: string): Promise<UserRecord | null> {
+  const rows = await q.all(`SELECT ${COLUMNS} FROM users WHERE id = $1`, [id])
+  return rows[0] === undefined ? null : toUser(rows[0])
+}
+
+export async function bumpTokenVersion(q: SqlExecutor, userId: string): Promise<number | null> {
+  const rows = await q.all('UPDATE users SET token_version = token_version + 1 WHERE id = $1 RETURNING token_version', [userId])
+  if (rows[0] === undefined) return null
+  await bumpChange(q, 'revocations')
+  return int(rows[0], 'token_version')
+}
+
+export async function setRole(q: SqlExecutor, userId: string, role: Role): Promise<boolean> {
+  const changed = await q.run('UPDATE users SET role = $2 WHERE id = $1', [userId, role])
+  if (changed === 0) return false
+  await bumpChange(q, 'users')
+  return true
+}
+
+export async function countUsers(q: SqlExecutor): Promise<number> {
+  const rows = await q.all('SELECT COUNT(*) AS n FROM users')
+  return rows[0] === undefined ? 0 : int(rows[0], 'n')
+}

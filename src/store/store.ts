@@ -1,0 +1,215 @@
+/**
+ * The Store contract: everything rekey keeps between requests and across instances.
+ *
+ * Two implementations sit behind it (SQLite through `node:sqlite`, PostgreSQL through `pg`),
+ * and one contract test suite runs against both. Rules shared by every method:
+ * - Times are inputs (`now`, `at`), epoch milliseconds: the store never reads the clock where
+ *   a rule depends on time, so tests freeze it by passing values.
+ * - Every mutating method is one transaction. Methods taking `opts.audit` append that audit row
+ *   in the same transaction when they change something (fail closed: no audit row, no change).
+ * - Failures that a caller can act on are `RekeyError`s: `ERR_CONFLICT` (nothing was written)
+ *   and `ERR_STORE_UNAVAILABLE` (the database did not answer).
+ * - Mutations of keys, revocations, users and settings bump the matching change channel,
+ *   delivered to {@link Store.subscribe} on every instance after commit.
+ */
+import type {
+  AuditEventInput, AuditRecord, AuditWrite, ComputeAuditHash, InstanceHeartbeat, KeyRecord,
+  KeyUpdate, Keyset, NewKey, NewRefreshToken, NewSession, NewUser, RefreshTokenRecord, Role,
+  RotationRecord, SecretInput, SecretRecord, SessionFamily, UsageIncrement, UsageTotal, UserRecord,
+} from './types.ts'
+
+/** The change channels, one per kind of state instances cache. */
+export const CHANGE_CHANNELS = Object.freeze(['keys', 'revocations', 'users', 'settings'] as const)
+
+/** `keys`: key set; `revocations`: sessions ended, token versions bumped; `users`: roles; `settings`. */
+export type ChangeChannel = (typeof CHANGE_CHANNELS)[number]
+
+/** Options of mutations that can be audited. */
+export interface MutationOptions {
+  /**
+   * An audit row appended in the same transaction, when the call changes something (not for an
+   * unknown id or an already revoked session). If it cannot be appended, nothing changes.
+   */
+  readonly audit?: AuditWrite
+}
+
+/** Input of {@link Store.rotateToken}. */
+export interface RotateTokenInput {
+  /** SHA-256 hex of the refresh token presented. */
+  readonly oldHash: string
+  /** Its successor, inserted only when the outcome is `rotated`. */
+  readonly next: NewRefreshToken
+  /** Sealed copy of the successor pair, returned by later calls on `oldHash` within the overlap window. */
+  readonly successorBlob?: string | null
+  readonly now: number
+  /** How long after its first use a second use still gets the same successor, in ms (e.g. 10000). */
+  readonly overlapMs: number
+  /** The audit row to append, in the same transaction, when reuse ends the family. */
+  readonly reuseAudit?: (session: { familyId: string, userId: string }) => AuditWrite
+}
+
+/** What {@link Store.rotateToken} did. */
+export type RotateResult =
+  | { readonly outcome: 'rotated', readonly familyId: string, readonly userId: string }
+  | { readonly outcome: 'overlap', readonly familyId: string, readonly userId: string, readonly successorHash: string, readonly successorBlob: string | null }
+  | { readonly outcome: 'reuse', readonly familyId: string, readonly userId: string }
+  | { readonly outcome: 'invalid', readonly reason: 'unknown' | 'revoked' | 'expired' }
+
+/** Input of {@link Store.transitionKeys}. */
+export interface KeyMutation extends MutationOptions {
+  /** The key-set version the caller read; the mutation fails with `ERR_CONFLICT` if it moved. */
+  readonly expectedVersion: number
+  readonly insert?: readonly NewKey[]
+  /** Applied demotions first, then inserts, then promotions to `current` (one `current` per purpose). */
+  readonly update?: readonly KeyUpdate[]
+}
+
+/** Options of {@link Store.listAudit}. */
+export interface AuditQuery {
+  /** Only rows with `at >= since` (epoch ms). */
+  readonly since?: number
+  /** Only rows with `seq > afterSeq`, to page through the log. */
+  readonly afterSeq?: number
+  /** At most this many rows (default: all). */
+  readonly limit?: number
+}
+
+/** The data operations, also available inside {@link Store.transaction}. */
+export interface StoreOperations {
+  // Users
+  /** Creates a user (email lowercased). `ERR_CONFLICT` if the id or email is taken. */
+  createUser(user: NewUser): Promise<UserRecord>
+  /** The user with that email, compared case-insensitively; `null` if none. */
+  getUserByEmail(email: string): Promise<UserRecord | null>
+  getUserById(id: string): Promise<UserRecord | null>
+  /** Increments the user's token version (logout-all); the new version, or `null` for an unknown user. Channel `revocations`. */
+  bumpTokenVersion(userId: string, opts?: MutationOptions): Promise<number | null>
+  /** Sets the role; `false` for an unknown user. Channel `users`. */
+  setRole(userId: string, role: Role, opts?: MutationOptions): Promise<boolean>
+  countUsers(): Promise<number>
+
+  // Sessions (refresh-token families)
+  /** Creates a family and its first token. `ERR_CONFLICT` if the family id or token hash exists. */
+  createFamily(session: NewSession): Promise<void>
+  getRefreshToken(tokenHash: string): Promise<RefreshTokenRecord | null>
+  /** The family a token belongs to, whatever its state; `null` for an unknown hash. */
+  getFamilyByTokenHash(tokenHash: string): Promise<SessionFamily | null>
+  /**
+   * Exchanges a refresh token for its successor, atomically and race-safe across instances:
+   * unknown hash, revoked or expired family, or expired token: `invalid` (nothing written);
+   * unused: marks it used (`usedAt = now`), stores successor and blob, inserts `next`: `rotated`;
+   * used at most `overlapMs` ago: `overlap` with the stored successor and blob (nothing written);
+   * used longer ago: revokes the family (reason `reuse`, channel `revocations`, `reuseAudit`): `reuse`.
+   * Of N concurrent calls on one unused token, exactly one gets `rotated`.
+   */
+  rotateToken(input: RotateTokenInput): Promise<RotateResult>
+  /** Ends a family; `true` if it was live. Channel `revocations` when it changed. */
+  revokeFamily(familyId: string, reason: string, now: number, opts?: MutationOptions): Promise<boolean>
+  /** Ends the family of a token (logout); `null` for an unknown hash, else whether it was live. */
+  revokeFamilyByTokenHash(tokenHash: string, reason: string, now: number, opts?: MutationOptions):
+    Promise<{ familyId: string, userId: string, revoked: boolean } | null>
+  /** Ends every live family of a user; how many. */
+  revokeAllForUser(userId: string, reason: string, now: number, opts?: MutationOptions): Promise<number>
+  /** Ends every live family of every user (emergency); how many. */
+  revokeAllSessions(reason: string, now: number, opts?: MutationOptions): Promise<number>
+  /** Live sessions per kid of their live (unused, unexpired) token, at `now`. Exact. */
+  countLiveSessionsByKid(now: number): Promise<Map<string, number>>
+  /** Deletes families (and their tokens) that expired or were revoked before `before`; how many. */
+  pruneSessions(before: number): Promise<number>
+
+  // Keys (managed mode)
+  /** Keys ordered by creation, optionally of one purpose. */
+  listKeys(purpose?: string): Promise<KeyRecord[]>
+  /** The keys and the key-set version they belong to, read consistently. */
+  getKeyset(purpose?: string): Promise<Keyset>
+  /** The key-set version: 0 on a new store, +1 on every key mutation. */
+  getKeysetVersion(): Promise<number>
+  /** Inserts one key; the new key-set version. `ERR_CONFLICT` if the version moved or the kid exists. */
+  insertKey(key: NewKey, opts: MutationOptions & { readonly expectedVersion: number }): Promise<number>
+  /**
+   * Inserts and updates keys in one transaction guarded by the key-set version; the new version.
+   * `ERR_CONFLICT` (nothing written) if the version moved, a kid is unknown or taken, an
+   * `expectState` does not hold, or a purpose would get two `current` keys. Channel `keys`.
+   */
+  transitionKeys(mutation: KeyMutation): Promise<number>
+
+  // Audit
+  /**
+   * Appends one row: under a lock that serializes appenders across instances, reads the last
+   * row, calls `computeHash(prevHash, row)` synchronously and inserts with `seq = last + 1`.
+   */
+  appendAudit(event: AuditEventInput, computeHash: ComputeAuditHash): Promise<AuditRecord>
+  /** Rows ordered by `seq`. */
+  listAudit(query?: AuditQuery): Promise<AuditRecord[]>
+
+  // Secret inventory
+  /** Adds a secret or updates its kind, cadence and (when given) notes; rotation history is kept. */
+  upsertSecret(secret: SecretInput): Promise<SecretRecord>
+  getSecret(name: string): Promise<SecretRecord | null>
+  /** Ordered by name. */
+  listSecrets(): Promise<SecretRecord[]>
+  /** Records a rotation and clears the reminders sent; `null` for an unknown secret. */
+  markRotated(rotation: RotationRecord, opts?: MutationOptions): Promise<SecretRecord | null>
+  /**
+   * Records that reminder `stage` (e.g. `T-7d`) was sent for due date `dueAt`; `true` only for
+   * the one caller that recorded it first, so each reminder goes out once across instances.
+   * A different `dueAt` starts a new set. `false` for an unknown secret.
+   */
+  markReminderSent(name: string, dueAt: number, stage: string): Promise<boolean>
+
+  // Usage counters
+  /** Adds verification counts, summed per (kid, instance, minute, result), in one transaction. */
+  addUsage(rows: readonly UsageIncrement[]): Promise<void>
+  /** Counts of the minute containing `sinceMs` and every later minute, summed per kid, instance and result. */
+  usageSince(sinceMs: number): Promise<UsageTotal[]>
+  /** Deletes buckets starting before `before`; how many. */
+  pruneUsage(before: number): Promise<number>
+
+  // Instances
+  /** Inserts or refreshes an instance's row. */
+  heartbeat(instance: InstanceHeartbeat): Promise<void>
+  /** Instances seen at or after `liveSinceMs`, ordered by id. */
+  listInstances(liveSinceMs: number): Promise<InstanceHeartbeat[]>
+  removeInstance(instanceId: string): Promise<void>
+
+  // Leases
+  /** Takes or renews the lease `name` for `ttlMs` from `now`; `true` if `holder` has it now. */
+  tryAcquireLease(name: string, holder: string, ttlMs: number, now: number): Promise<boolean>
+  /** Gives the lease up; `false` if `holder` did not hold it. */
+  releaseLease(name: string, holder: string): Promise<boolean>
+
+  // Settings
+  getSetting(name: string): Promise<string | null>
+  /** Sets (or with `null` deletes) a setting. Channel `settings`. */
+  setSetting(name: string, value: string | null, opts?: MutationOptions): Promise<void>
+}
+
+/** The operations bound to one open transaction. */
+export type StoreTx = StoreOperations
+
+/** A store: the data operations plus transactions, change notification and lifecycle. */
+export interface Store extends StoreOperations {
+  readonly dialect: 'sqlite' | 'postgres'
+  /** Where the store lives, safe to log (passwords masked). */
+  readonly location: string
+  /**
+   * Runs `fn` in one transaction: every call on `tx` commits together or not at all.
+   * Do not call the store itself inside `fn` (a TypeError says so): use `tx`. On SQLite the
+   * transaction holds the database's write lock until `fn` settles: keep `fn` short.
+   */
+  transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T>
+  /**
+   * Calls `onChange(channel)` after any instance commits a change on that channel, within about
+   * a second: PostgreSQL `LISTEN/NOTIFY` (a dedicated connection that reconnects; every channel
+   * is signalled after a reconnect, since notifications may have been missed), SQLite polling of
+   * change counters (`pollIntervalMs`, default 250). Resolves once listening; rejects with
+   * `ERR_STORE_UNAVAILABLE` if that fails. The returned function unsubscribes.
+   */
+  subscribe(onChange: (channel: ChangeChannel) => void): Promise<() => Promise<void>>
+  /** Each channel's change counter; a counter that moved means the channel changed. */
+  changeCounters(): Promise<Readonly<Record<ChangeChannel, number>>>
+  /** Resolves if the database answers. */
+  ping(): Promise<void>
+  /** Stops notifications and closes connections. Idempotent. */
+  close(): Promise<void>
+}
