@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander'
 import { registerFinalize } from './commands/finalize.ts'
 import { registerGen } from './commands/gen.ts'
+import { registerServe } from './commands/serve.ts'
 import { registerRollback } from './commands/rollback.ts'
 import { registerRotate } from './commands/rotate.ts'
 import { registerStatus } from './commands/status.ts'
@@ -24,6 +25,7 @@ export function buildProgram(io: CliIo = defaultIo): Command {
     .exitOverride()
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
   registerGen(program, io)
+  registerServe(program, io)
   registerRotate(program, io)
   registerFinalize(program, io)
   registerRollback(program, io)
@@ -46,3 +48,6 @@ export async function main(argv: readonly string[], io: CliIo = defaultIo): Prom
     return exitCodeOf(err)
   }
 }
+
+// `node src/cli/main.ts ...` (npm start) runs the CLI; importing this module does not.
+if (import.meta.main) process.exitCode = await main(process.argv.slice(2))

@@ -1,0 +1,197 @@
+/**
+ * Loading the service configuration: the environment, an optional `rekey.config.json`
+ * and CLI flags, checked against {@link SETTINGS} once, every problem reported together
+ * in one `ERR_CONFIG`, then frozen.
+ */
+import { readFileSync } from 'node:fs'
+import path from 'node:path'
+import { RekeyError } from '../core/errors.ts'
+import { Keyring } from '../core/keyring.ts'
+import type { Env } from '../core/env.ts'
+import { SecretValue } from './secret-value.ts'
+import { SETTINGS, SettingProblem, type RawValue, type SettingSpec } from './schema.ts'
+
+/** Where keys come from: the JWT_* environment conventions, or the store (managed mode). */
+export type KeySource = 'env' | 'managed'
+
+/** The validated, frozen settings of `rekey serve`. Durations are seconds. */
+export interface RekeyConfig {
+  readonly store: string
+  readonly port: number
+  readonly host: string
+  readonly masterKey: SecretValue | undefined
+  readonly registration: 'open' | 'closed'
+  readonly accessTokenTtl: number
+  readonly refreshTokenTtl: number
+  readonly refreshOverlap: number
+  readonly metricsToken: SecretValue | undefined
+  readonly trustProxy: boolean | number | string
+  readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
+  readonly issuer: string | undefined
+  readonly audience: string | undefined
+  readonly rateLimit: Readonly<{ window: number, max: number, loginPerIp: number, loginPerAccount: number }>
+  readonly argon2: Readonly<{ memoryCost: number, timeCost: number, parallelism: number }>
+  readonly keySource: KeySource
+  /** The config file read, or `null`. */
+  readonly configFile: string | null
+}
+
+/** What {@link loadConfig} reads. */
+export interface LoadConfigOptions {
+  /** Default `process.env`. */
+  env?: Env
+  /** Where `rekey.config.json` is looked for. Default `process.cwd()`. */
+  cwd?: string
+  /** An explicit config file (`--config`); it must exist. */
+  configFile?: string
+  /** CLI flags, by the schema's flag names (`port`, `host`, `store`). */
+  flags?: Readonly<Record<string, string | number | undefined>>
+  /** Settings to force, by path (`argon2.memoryCost`), after everything else: for tests. */
+  overrides?: Readonly<Record<string, unknown>>
+}
+
+/** The variables whose presence selects env mode for keys. */
+export const ENV_KEY_VARIABLES: readonly string[] = Object.freeze([
+  'JWT_SECRET', 'JWT_SECRET_PREV', 'JWT_SECRET_CURRENT', 'JWT_SECRET_NEW', 'JWT_SECRET_ROTATION_DATE',
+  'JWT_ACCESS_SECRET', 'JWT_ACCESS_SECRET_PREV', 'JWT_REFRESH_SECRET', 'JWT_REFRESH_SECRET_PREV', 'JWT_KEYS',
+])
+
+/** True when the environment holds JWT keys (env mode); else keys are managed in the store. */
+export function keySourceOf(env: Env): KeySource {
+  return ENV_KEY_VARIABLES.some((name) => (env[name] ?? '') !== '') ? 'env' : 'managed'
+}
+
+/** True for a PostgreSQL store location. */
+export function isPostgresLocation(location: string): boolean {
+  return /^postgres(ql)?:\/\//i.test(location)
+}
+
+function readFileSettings(file: string, explicit: boolean, problems: string[]): Record<string, RawValue> | null {
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' && !explicit) return null
+    problems.push(`${file}: cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`)
+    return null
+  }
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(text)
+  } catch {
+    problems.push(`${file}: not valid JSON`)
+    return null
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    problems.push(`${file}: must hold a JSON object`)
+    return null
+  }
+  // Flatten one level of nesting into dotted keys, as the schema names them.
+  const flat: Record<string, RawValue> = {}
+  for (const [key, value] of Object.entries(parsed as Record<string, unknown>)) {
+    if (key === '$schema') continue
+    if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+      for (const [inner, v] of Object.entries(value as Record<string, unknown>)) flat[`${key}.${inner}`] = v as RawValue
+    } else {
+      flat[key] = value as RawValue
+    }
+  }
+  const known = new Set(SETTINGS.map((s) => s.file).filter((f) => f !== undefined))
+  for (const key of Object.keys(flat)) {
+    if (known.has(key)) continue
+    const secret = SETTINGS.find((s) => s.secret === true && s.path === key)
+    problems.push(secret === undefined
+      ? `${file}: unknown setting "${key}"`
+      : `${file}: "${key}" is a secret and is read from ${secret.env} only, never from a file`)
+  }
+  return flat
+}
+
+function setPath(target: Record<string, unknown>, dotted: string, value: unknown): void {
+  const parts = dotted.split('.')
+  let node = target
+  for (const part of parts.slice(0, -1)) {
+    node[part] ??= {}
+    node = node[part] as Record<string, unknown>
+  }
+  node[parts[parts.length - 1] as string] = value
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !(value instanceof SecretValue)) {
+    for (const inner of Object.values(value)) deepFreeze(inner)
+    Object.freeze(value)
+  }
+  return value
+}
+
+function resolve(spec: SettingSpec, sources: { flags: LoadConfigOptions['flags'], env: Env, file: Record<string, RawValue> | null, fileName: string }):
+{ raw: RawValue, from: string } | undefined {
+  const flag = spec.flag === undefined ? undefined : sources.flags?.[spec.flag]
+  if (flag !== undefined) return { raw: flag, from: `--${spec.flag}` }
+  const envValue = spec.env === undefined ? undefined : sources.env[spec.env]
+  if (envValue !== undefined && envValue !== '') return { raw: envValue, from: spec.env as string }
+  const fileValue = spec.file === undefined || sources.file === null ? undefined : sources.file[spec.file]
+  if (fileValue !== undefined) return { raw: fileValue, from: `${sources.fileName} "${spec.file}"` }
+  return undefined
+}
+
+/**
+ * Reads and checks every setting. Throws one `RekeyError` `ERR_CONFIG` whose `problems` list
+ * every problem found (no value is ever echoed); returns a deeply frozen config.
+ */
+export function loadConfig(options: LoadConfigOptions = {}): RekeyConfig {
+  const env = options.env ?? process.env
+  const problems: string[] = []
+  const explicit = options.configFile !== undefined
+  const fileName = path.resolve(options.cwd ?? process.cwd(), options.configFile ?? 'rekey.config.json')
+  const file = readFileSettings(fileName, explicit, problems)
+  const out: Record<string, unknown> = {}
+
+  for (const spec of SETTINGS) {
+    const found = resolve(spec, { flags: options.flags, env, file, fileName })
+    let value: unknown = spec.default
+    if (found !== undefined) {
+      try {
+        value = spec.parse(found.raw)
+      } catch (err) {
+        if (!(err instanceof SettingProblem)) throw err
+        problems.push(`${found.from} ${err.message}`)
+      }
+    }
+    if (spec.secret === true && value !== undefined) value = new SecretValue(value as Buffer | string)
+    setPath(out, spec.path, value)
+  }
+  if (options.overrides !== undefined) {
+    for (const [dotted, value] of Object.entries(options.overrides)) setPath(out, dotted, value)
+  }
+
+  const config = out as unknown as Omit<RekeyConfig, 'keySource' | 'configFile'>
+  if (config.refreshOverlap >= config.refreshTokenTtl) problems.push('REKEY_REFRESH_OVERLAP must be shorter than JWT_REFRESH_EXPIRATION')
+  if (config.accessTokenTtl > config.refreshTokenTtl) problems.push('JWT_EXPIRATION must not be longer than JWT_REFRESH_EXPIRATION')
+  if (isPostgresLocation(config.store) && config.masterKey === undefined) {
+    problems.push('REKEY_MASTER_KEY is required with a PostgreSQL store: every instance must share it (generate one with `rekey gen --encoding base64`)')
+  }
+
+  const keySource = keySourceOf(env)
+  if (keySource === 'env') {
+    // Env-mode keys are part of the configuration: their problems join the same report.
+    for (const purpose of ['access', 'refresh'] as const) {
+      try {
+        Keyring.fromEnv(env, { purpose })
+      } catch (err) {
+        if (!(err instanceof RekeyError)) throw err
+        for (const p of err.problems.length > 0 ? err.problems : [err.message]) {
+          // Lifetimes are checked by the schema above; the keyring would report them again.
+          if (/^JWT_(REFRESH_)?EXPIRATION /.test(p)) continue
+          if (!problems.includes(p)) problems.push(p)
+        }
+      }
+    }
+  }
+
+  if (problems.length > 0) {
+    throw new RekeyError('ERR_CONFIG', `Invalid configuration:\n  - ${problems.join('\n  - ')}`, { problems })
+  }
+  return deepFreeze({ ...config, keySource, configFile: file === null ? null : fileName })
+}

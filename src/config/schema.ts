@@ -1,0 +1,141 @@
+/**
+ * The one schema of the service's settings: each setting's environment variable, its key in
+ * `rekey.config.json`, its CLI flag, its default and how its text is checked.
+ *
+ * Precedence: CLI flag > environment > config file > default. Secret settings are read from
+ * the environment only, so they never end up in a committed file.
+ */
+import { parseDuration } from '../core/duration.ts'
+
+/** A value as it arrived: text from the environment or a flag, JSON from the file. */
+export type RawValue = string | number | boolean | null | object
+
+/** Thrown by a parser with the problem, in words that never repeat the value. */
+export class SettingProblem extends Error {}
+
+/** One setting of the schema. */
+export interface SettingSpec {
+  /** The path in the config object, e.g. `rateLimit.loginPerIp`. */
+  readonly path: string
+  readonly env?: string
+  /** The key in `rekey.config.json` (dotted for nested objects). Absent for secrets. */
+  readonly file?: string
+  /** The CLI flag that sets it (long name, without dashes). */
+  readonly flag?: string
+  readonly secret?: boolean
+  readonly default?: unknown
+  readonly doc: string
+  readonly parse: (raw: RawValue) => unknown
+}
+
+function asText(raw: RawValue): string {
+  if (typeof raw === 'string') return raw.trim()
+  if (typeof raw === 'number' || typeof raw === 'boolean') return String(raw)
+  throw new SettingProblem('must be a string or a number')
+}
+
+function duration(min: number, max = Number.MAX_SAFE_INTEGER) {
+  return (raw: RawValue): number => {
+    const seconds = parseDuration(typeof raw === 'number' ? raw : asText(raw))
+    if (seconds === undefined) throw new SettingProblem('must be a duration such as 900, "30s", "15m", "1h" or "7d"')
+    if (seconds < min || seconds > max) throw new SettingProblem(`must be between ${min} and ${max} seconds`)
+    return seconds
+  }
+}
+
+function integer(min: number, max: number) {
+  return (raw: RawValue): number => {
+    const text = asText(raw)
+    const n = Number(text)
+    if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < min || n > max) {
+      throw new SettingProblem(`must be an integer from ${min} to ${max}`)
+    }
+    return n
+  }
+}
+
+function oneOf<T extends string>(values: readonly T[]) {
+  return (raw: RawValue): T => {
+    const text = asText(raw).toLowerCase()
+    if (!(values as readonly string[]).includes(text)) throw new SettingProblem(`must be one of ${values.join(', ')}`)
+    return text as T
+  }
+}
+
+function nonEmpty(raw: RawValue): string {
+  const text = asText(raw)
+  if (text === '') throw new SettingProblem('must not be empty')
+  return text
+}
+
+/** `true`/`false`, a hop count, or a comma-separated list of addresses and CIDRs, as Fastify's `trustProxy` takes. */
+function trustProxy(raw: RawValue): boolean | number | string {
+  if (typeof raw === 'boolean') return raw
+  const text = asText(raw)
+  if (/^(true|1|yes)$/i.test(text)) return true
+  if (/^(false|0|no|)$/i.test(text)) return false
+  if (/^\d+$/.test(text)) return Number(text)
+  if (/^[0-9a-f.:/,\s]+$/i.test(text)) return text
+  throw new SettingProblem('must be true, false, a hop count, or a comma-separated list of addresses')
+}
+
+/** The master key: 32 bytes, base64 or base64url. */
+function masterKey(raw: RawValue): Buffer {
+  const text = asText(raw)
+  if (!/^[A-Za-z0-9+/_-]+={0,2}$/.test(text)) throw new SettingProblem('must be 32 bytes encoded as base64 (generate one with `rekey gen --encoding base64`)')
+  const bytes = Buffer.from(text, text.includes('-') || text.includes('_') ? 'base64url' : 'base64')
+  if (bytes.length !== 32) throw new SettingProblem(`must decode to exactly 32 bytes, not ${bytes.length} (generate one with \`rekey gen --encoding base64\`)`)
+  return bytes
+}
+
+function metricsToken(raw: RawValue): string {
+  const text = asText(raw)
+  if (text.length < 16) throw new SettingProblem('must be at least 16 characters (generate one with `rekey gen`)')
+  return text
+}
+
+function audience(raw: RawValue): string {
+  return nonEmpty(raw)
+}
+
+/** Every setting. `docs/configuration.md` mirrors this table. */
+export const SETTINGS: readonly SettingSpec[] = Object.freeze([
+  { path: 'store', env: 'REKEY_STORE', file: 'store', flag: 'store', default: './.rekey/rekey.db', parse: nonEmpty,
+    doc: 'SQLite file path or postgres:// URL.' },
+  { path: 'port', env: 'REKEY_PORT', file: 'port', flag: 'port', default: 3000, parse: integer(0, 65535),
+    doc: 'TCP port to listen on (0 picks a free one).' },
+  { path: 'host', env: 'REKEY_HOST', file: 'host', flag: 'host', default: '127.0.0.1', parse: nonEmpty,
+    doc: 'Address to listen on.' },
+  { path: 'masterKey', env: 'REKEY_MASTER_KEY', secret: true, parse: masterKey,
+    doc: '32 bytes, base64. Seals managed keys and refresh successors; keys the audit chain.' },
+  { path: 'registration', env: 'REKEY_REGISTRATION', file: 'registration', default: 'open', parse: oneOf(['open', 'closed'] as const),
+    doc: '`closed` answers 403 to POST /api/auth/register.' },
+  { path: 'accessTokenTtl', env: 'JWT_EXPIRATION', file: 'accessTokenTtl', default: 900, parse: duration(10, 86_400),
+    doc: 'Access token lifetime.' },
+  { path: 'refreshTokenTtl', env: 'JWT_REFRESH_EXPIRATION', file: 'refreshTokenTtl', default: 604_800, parse: duration(60, 31_557_600),
+    doc: 'Refresh token (session) lifetime, counted from login.' },
+  { path: 'refreshOverlap', env: 'REKEY_REFRESH_OVERLAP', file: 'refreshOverlap', default: 10, parse: duration(0, 300),
+    doc: 'How long a second use of a refresh token gets the same successor pair.' },
+  { path: 'metricsToken', env: 'METRICS_AUTH_TOKEN', secret: true, parse: metricsToken,
+    doc: 'Bearer token for GET /metrics; unset: /metrics answers 404.' },
+  { path: 'trustProxy', env: 'REKEY_TRUST_PROXY', file: 'trustProxy', default: false, parse: trustProxy,
+    doc: 'Trust X-Forwarded-For: true, a hop count, or addresses/CIDRs.' },
+  { path: 'logLevel', env: 'REKEY_LOG_LEVEL', file: 'logLevel', default: 'info',
+    parse: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const), doc: 'pino log level.' },
+  { path: 'issuer', env: 'REKEY_ISSUER', file: 'issuer', parse: nonEmpty, doc: '`iss` of access tokens, checked on verify.' },
+  { path: 'audience', env: 'REKEY_AUDIENCE', file: 'audience', parse: audience, doc: '`aud` of access tokens, checked on verify.' },
+  { path: 'rateLimit.window', env: 'REKEY_RATE_LIMIT_WINDOW', file: 'rateLimit.window', default: 60, parse: duration(1, 86_400),
+    doc: 'The window every rate limit counts in.' },
+  { path: 'rateLimit.max', env: 'REKEY_RATE_LIMIT_MAX', file: 'rateLimit.max', default: 600, parse: integer(1, 1_000_000),
+    doc: 'Requests per client IP per window, all auth routes together.' },
+  { path: 'rateLimit.loginPerIp', env: 'REKEY_RATE_LIMIT_LOGIN_IP', file: 'rateLimit.loginPerIp', default: 30, parse: integer(1, 1_000_000),
+    doc: 'Login attempts per client IP per window.' },
+  { path: 'rateLimit.loginPerAccount', env: 'REKEY_RATE_LIMIT_LOGIN_ACCOUNT', file: 'rateLimit.loginPerAccount', default: 10, parse: integer(1, 1_000_000),
+    doc: 'Login attempts per email per window.' },
+  { path: 'argon2.memoryCost', env: 'REKEY_ARGON2_MEMORY_KIB', file: 'argon2.memoryCost', default: 19_456, parse: integer(64, 4_194_304),
+    doc: 'argon2id memory in KiB (OWASP: 19456). Lower only in tests.' },
+  { path: 'argon2.timeCost', env: 'REKEY_ARGON2_TIME_COST', file: 'argon2.timeCost', default: 2, parse: integer(1, 20),
+    doc: 'argon2id iterations (OWASP: 2).' },
+  { path: 'argon2.parallelism', env: 'REKEY_ARGON2_PARALLELISM', file: 'argon2.parallelism', default: 1, parse: integer(1, 16),
+    doc: 'argon2id lanes (OWASP: 1).' },
+] satisfies SettingSpec[])

@@ -1,0 +1,61 @@
+/**
+ * Mapping every failure to `{ error, message }` with the right status: RekeyError codes from
+ * the catalog, the service's snake-case codes, Fastify's own errors. Never a stack trace.
+ */
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import { isRekeyError } from '../core/errors.ts'
+import { SERVICE_ERRORS, ServiceError, type ServiceErrorCode } from '../service/errors.ts'
+
+/** Seconds a client should wait after a 503 caused by the store. */
+export const STORE_RETRY_AFTER_SECONDS = 5
+
+function body(code: string, message: string): { error: string, message: string } {
+  return { error: code, message }
+}
+
+function fromFastify(err: FastifyError): { status: number, code: ServiceErrorCode, message?: string } | null {
+  if (err.validation !== undefined) return { status: 400, code: 'validation_failed', message: err.message }
+  switch (err.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE': return { status: 413, code: 'payload_too_large' }
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE': return { status: 415, code: 'unsupported_media_type' }
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH': return { status: 400, code: 'invalid_json' }
+  }
+  if (err instanceof SyntaxError || err.statusCode === 400) return { status: 400, code: 'invalid_json' }
+  if (err.statusCode === 429) return { status: 429, code: 'rate_limited', message: err.message }
+  if (err.statusCode === 413) return { status: 413, code: 'payload_too_large' }
+  if (err.statusCode === 415) return { status: 415, code: 'unsupported_media_type' }
+  return null
+}
+
+/** The app's error handler. */
+export function handleError(err: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  if (isRekeyError(err)) {
+    if (err.code === 'ERR_STORE_UNAVAILABLE') {
+      request.log.warn({ err: { code: err.code, message: err.message } }, 'store unavailable')
+      void reply.header('retry-after', String(STORE_RETRY_AFTER_SECONDS)).code(503).send(body(err.code, 'The store is unavailable; retry later'))
+      return
+    }
+    if (err.status === 401) void reply.header('www-authenticate', 'Bearer error="invalid_token"')
+    if (err.status >= 500) request.log.error({ err }, 'request failed')
+    void reply.code(err.status).send(body(err.code, err.message))
+    return
+  }
+  if (err instanceof ServiceError) {
+    void reply.code(err.status).send(body(err.code, err.message))
+    return
+  }
+  const mapped = fromFastify(err)
+  if (mapped !== null) {
+    void reply.code(mapped.status).send(body(mapped.code, mapped.message ?? SERVICE_ERRORS[mapped.code].message))
+    return
+  }
+  request.log.error({ err }, 'unexpected error')
+  void reply.code(500).send(body('internal_error', SERVICE_ERRORS.internal_error.message))
+}
+
+/** The answer to an unknown route. */
+export function handleNotFound(request: FastifyRequest, reply: FastifyReply): void {
+  void reply.code(404).send(body('not_found', `No route ${request.method} ${request.url.split('?')[0]}`))
+}

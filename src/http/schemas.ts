@@ -1,0 +1,47 @@
+/** JSON schemas of the request bodies and answers; unknown fields are refused, never stripped. */
+import { PASSWORD_MAX, PASSWORD_MIN } from '../service/passwords.ts'
+
+const email = { type: 'string', minLength: 3, maxLength: 254 } as const
+const password = { type: 'string', minLength: PASSWORD_MIN, maxLength: PASSWORD_MAX } as const
+/** A compact JWS is far below this; the bound keeps hashing and parsing cheap. */
+const token = { type: 'string', minLength: 1, maxLength: 8192 } as const
+
+export const credentialsBody = {
+  type: 'object',
+  required: ['email', 'password'],
+  additionalProperties: false,
+  properties: { email, password },
+} as const
+
+export const refreshBody = {
+  type: 'object',
+  required: ['refreshToken'],
+  additionalProperties: false,
+  properties: { refreshToken: token },
+} as const
+
+export const errorReply = {
+  type: 'object',
+  required: ['error', 'message'],
+  properties: { error: { type: 'string' }, message: { type: 'string' } },
+} as const
+
+export const tokenPairReply = {
+  type: 'object',
+  required: ['accessToken', 'refreshToken', 'tokenType', 'expiresIn'],
+  properties: {
+    accessToken: { type: 'string' },
+    refreshToken: { type: 'string' },
+    tokenType: { type: 'string' },
+    expiresIn: { type: 'integer' },
+  },
+} as const
+
+export interface Credentials {
+  email: string
+  password: string
+}
+
+export interface RefreshRequest {
+  refreshToken: string
+}

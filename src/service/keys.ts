@@ -1,0 +1,198 @@
+/**
+ * The service's keys: access and refresh keyrings, from the environment (env mode) or from the
+ * store (managed mode), kept current on every instance through the store's `keys` channel.
+ *
+ * Managed keys are sealed under the master key with their kid as AAD. On a store without keys,
+ * the first instance creates one `current` key per purpose, guarded by the key-set version;
+ * an instance that loses that race loads the winner's keys.
+ */
+import { createSecretKey, randomBytes } from 'node:crypto'
+import type { Env } from '../core/env.ts'
+import { hasCode } from '../store/errors.ts'
+import { Keyring } from '../core/keyring.ts'
+import type { KeyInput } from '../core/key.ts'
+import { deriveKid } from '../core/kid.ts'
+import { open, seal } from '../core/seal.ts'
+import type { Store } from '../store/store.ts'
+import type { KeyRecord, NewKey } from '../store/types.ts'
+import { auditWrite } from './audit.ts'
+import type { ComputeAuditHash } from '../store/types.ts'
+import type { Clock } from './clock.ts'
+import type { KeySource } from '../config/load.ts'
+
+/** The purposes of the service's own keys. */
+export const KEY_PURPOSES = Object.freeze(['access', 'refresh'] as const)
+export type ServiceKeyPurpose = (typeof KEY_PURPOSES)[number]
+
+/** What {@link KeyService} needs. */
+export interface KeyServiceOptions {
+  readonly source: KeySource
+  readonly env: Env
+  readonly store: Store
+  readonly masterKey: Buffer
+  readonly computeHash: ComputeAuditHash
+  readonly clock: Clock
+  readonly accessTokenTtl: number
+  readonly refreshTokenTtl: number
+  readonly log: { info(obj: object, msg: string): void, warn(obj: object, msg: string): void, error(obj: object, msg: string): void }
+}
+
+/** Seals key material (a JWK) for the store, bound to its kid. */
+export function sealKeyMaterial(masterKey: Buffer, kid: string, jwk: Record<string, unknown>): string {
+  return seal(masterKey, JSON.stringify(jwk), `rekey/key/${kid}`)
+}
+
+/** A new HS256 key for `purpose`, sealed, in state `current`. */
+export function newManagedKey(masterKey: Buffer, purpose: string, now: number): NewKey {
+  const secret = randomBytes(32)
+  const kid = deriveKid(createSecretKey(secret))
+  const sealedMaterial = sealKeyMaterial(masterKey, kid, { kty: 'oct', k: secret.toString('base64url') })
+  return { kid, purpose, alg: 'HS256', state: 'current', sealedMaterial, createdAt: now, activatedAt: now }
+}
+
+/** Opens a stored key into a keyring input. Throws ERR_CONFIG when the master key does not open it. */
+export function keyInputOf(masterKey: Buffer, record: KeyRecord): KeyInput {
+  const jwk = JSON.parse(open(masterKey, record.sealedMaterial, `rekey/key/${record.kid}`).toString('utf8')) as Record<string, unknown>
+  const dates = {
+    createdAt: new Date(record.createdAt).toISOString(),
+    ...(record.activatedAt === null ? {} : { activatedAt: new Date(record.activatedAt).toISOString() }),
+    ...(record.retireAfter === null ? {} : { retireAfter: new Date(record.retireAfter).toISOString() }),
+  }
+  const base = { kid: record.kid, alg: record.alg as KeyInput['alg'], state: record.state, ...dates }
+  if (jwk.kty === 'oct' && typeof jwk.k === 'string') return { ...base, secret: Buffer.from(jwk.k, 'base64url') }
+  return { ...base, jwk: jwk as KeyInput['jwk'] & object }
+}
+
+/** The access and refresh keyrings of a running service. */
+export class KeyService {
+  readonly #o: KeyServiceOptions
+  #access: Keyring | undefined
+  #refresh: Keyring | undefined
+  #version = 0
+  #reloading: Promise<void> | null = null
+  #again = false
+  #unsubscribe: (() => Promise<void>) | null = null
+
+  constructor(options: KeyServiceOptions) {
+    this.#o = options
+  }
+
+  get source(): KeySource {
+    return this.#o.source
+  }
+
+  /** The key-set version loaded (0 in env mode). */
+  get version(): number {
+    return this.#version
+  }
+
+  get loaded(): boolean {
+    return this.#access !== undefined && this.#refresh !== undefined
+  }
+
+  get access(): Keyring {
+    if (this.#access === undefined) throw new Error('keys are not loaded')
+    return this.#access
+  }
+
+  get refresh(): Keyring {
+    if (this.#refresh === undefined) throw new Error('keys are not loaded')
+    return this.#refresh
+  }
+
+  /** Loads the keys (creating them on a new store) and, in managed mode, follows changes. */
+  async start(): Promise<void> {
+    if (this.#o.source === 'env') {
+      this.#access = Keyring.fromEnv(this.#o.env, { purpose: 'access' })
+      this.#refresh = Keyring.fromEnv(this.#o.env, { purpose: 'refresh' })
+      return
+    }
+    await this.#bootstrap()
+    this.#unsubscribe = await this.#o.store.subscribe((channel) => {
+      if (channel === 'keys') void this.reload()
+    })
+  }
+
+  async stop(): Promise<void> {
+    const unsubscribe = this.#unsubscribe
+    this.#unsubscribe = null
+    if (unsubscribe !== null) await unsubscribe().catch(() => {})
+    await this.#reloading?.catch(() => {})
+  }
+
+  /** Re-reads the key set; concurrent calls coalesce into one more read. Never throws. */
+  reload(): Promise<void> {
+    if (this.#reloading !== null) {
+      this.#again = true
+      return this.#reloading
+    }
+    this.#reloading = (async () => {
+      do {
+        this.#again = false
+        try {
+          await this.#load()
+        } catch (err) {
+          // Keep verifying with the keys in memory; the next change or reconnect tries again.
+          this.#o.log.error({ err }, 'reloading keys failed; keeping the keys loaded')
+        }
+      } while (this.#again)
+    })().finally(() => { this.#reloading = null })
+    return this.#reloading
+  }
+
+  async #bootstrap(): Promise<void> {
+    const { store, masterKey, clock } = this.#o
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const keyset = await store.getKeyset()
+      const missing = KEY_PURPOSES.filter((p) => !keyset.keys.some((k) => k.purpose === p && k.state === 'current'))
+      if (missing.length === 0) break
+      const now = clock.now()
+      const insert = missing.map((purpose) => newManagedKey(masterKey, purpose, now))
+      try {
+        await store.transitionKeys({
+          expectedVersion: keyset.version,
+          insert,
+          audit: auditWrite(this.#o.computeHash, {
+            at: now,
+            secret: missing.map((p) => `jwt-${p}`).join(','),
+            operator: 'rekey-serve',
+            method: 'create',
+            notes: `first start: created ${insert.map((k) => `${k.purpose} key ${k.kid}`).join(' and ')}`,
+            requestId: null,
+          }),
+        })
+        this.#o.log.info({ kids: insert.map((k) => k.kid) }, 'created the first managed keys')
+        break
+      } catch (err) {
+        if (!hasCode(err, 'ERR_CONFLICT')) throw err
+        // Another instance created them first: read theirs.
+      }
+    }
+    await this.#load()
+  }
+
+  async #load(): Promise<void> {
+    const keyset = await this.#o.store.getKeyset()
+    const inputs = new Map<ServiceKeyPurpose, KeyInput[]>(KEY_PURPOSES.map((p) => [p, []]))
+    for (const record of keyset.keys) {
+      const list = inputs.get(record.purpose as ServiceKeyPurpose)
+      if (list !== undefined) list.push(keyInputOf(this.#o.masterKey, record))
+    }
+    const access = inputs.get('access') ?? []
+    const refresh = inputs.get('refresh') ?? []
+    // Build both before swapping either, so a bad key set changes nothing.
+    if (this.#access === undefined || this.#refresh === undefined) {
+      const a = Keyring.fromKeys(access, { expiresIn: this.#o.accessTokenTtl })
+      const r = Keyring.fromKeys(refresh, { expiresIn: this.#o.refreshTokenTtl })
+      this.#access = a
+      this.#refresh = r
+    } else {
+      Keyring.fromKeys(access)
+      Keyring.fromKeys(refresh)
+      this.#access.update(access)
+      this.#refresh.update(refresh)
+    }
+    if (keyset.version !== this.#version) this.#o.log.info({ keysetVersion: keyset.version }, 'key set loaded')
+    this.#version = keyset.version
+  }
+}

@@ -1,0 +1,93 @@
+/**
+ * Revocation state in memory: each user's token version (bumped by logout-all), email and
+ * role, and the global not-before (set by an emergency). Every instance drops what it cached
+ * when the store signals `revocations`, `users` or `settings`, so `/api/auth/me` answers from
+ * memory in the common case and a revocation reaches every instance within a notification.
+ */
+import type { Store } from '../store/store.ts'
+import type { Role } from '../store/types.ts'
+
+/** The setting holding the global not-before, epoch seconds: access and refresh tokens issued before it are refused. */
+export const NOT_BEFORE_SETTING = 'auth.not_before'
+
+/** What the service keeps about a user between requests: never the password hash. */
+export interface CachedUser {
+  readonly id: string
+  readonly email: string
+  readonly role: Role
+  readonly tokenVersion: number
+}
+
+const MAX_USERS = 100_000
+
+export class RevocationCache {
+  readonly #store: Store
+  readonly #users = new Map<string, CachedUser>()
+  #generation = 0
+  #notBefore = 0
+  #unsubscribe: (() => Promise<void>) | null = null
+
+  constructor(store: Store) {
+    this.#store = store
+  }
+
+  /** Epoch seconds; tokens with an older `iat` are refused. 0 when unset. */
+  get notBefore(): number {
+    return this.#notBefore
+  }
+
+  async start(): Promise<void> {
+    await this.#loadSettings()
+    this.#unsubscribe = await this.#store.subscribe((channel) => {
+      if (channel === 'revocations' || channel === 'users') this.invalidateUsers()
+      else if (channel === 'settings') void this.#loadSettings().catch(() => {})
+    })
+  }
+
+  async stop(): Promise<void> {
+    const unsubscribe = this.#unsubscribe
+    this.#unsubscribe = null
+    if (unsubscribe !== null) await unsubscribe().catch(() => {})
+  }
+
+  /** Forgets every cached user; reads that started before this call will not be cached. */
+  invalidateUsers(): void {
+    this.#generation++
+    this.#users.clear()
+  }
+
+  /** The cached user, without touching the store. */
+  peek(id: string): CachedUser | undefined {
+    return this.#users.get(id)
+  }
+
+  /** The user from memory, else from the store (then cached); `null` for an unknown id. */
+  async getUser(id: string): Promise<CachedUser | null> {
+    const cached = this.#users.get(id)
+    if (cached !== undefined) return cached
+    const generation = this.#generation
+    const row = await this.#store.getUserById(id)
+    if (row === null) return null
+    const user: CachedUser = Object.freeze({ id: row.id, email: row.email, role: row.role, tokenVersion: row.tokenVersion })
+    this.remember(user, generation)
+    return user
+  }
+
+  /** Caches a user read at `generation`, unless an invalidation happened since. */
+  remember(user: CachedUser, generation = this.#generation): void {
+    if (generation !== this.#generation) return
+    if (this.#users.size >= MAX_USERS) this.#users.clear()
+    this.#users.set(user.id, user)
+  }
+
+  /** The current generation, to pass to {@link remember} for a read that starts now. */
+  get generation(): number {
+    return this.#generation
+  }
+
+  async #loadSettings(): Promise<void> {
+    const raw = await this.#store.getSetting(NOT_BEFORE_SETTING)
+    const value = raw === null ? 0 : Number(raw)
+    this.#notBefore = Number.isFinite(value) && value > 0 ? value : 0
+  }
+}

@@ -1,0 +1,137 @@
+/**
+ * The running service: store, master key, keys, revocation cache, metrics, heartbeat and the
+ * auth operations, started in order and stopped in reverse.
+ */
+import { randomUUID } from 'node:crypto'
+import type { Logger } from 'pino'
+import type { RekeyConfig } from '../config/load.ts'
+import type { Env } from '../core/env.ts'
+import { openStore, type OpenStoreOptions } from '../store/open.ts'
+import type { Store } from '../store/store.ts'
+import { auditHasher } from './audit.ts'
+import { AuthService } from './auth.ts'
+import { systemClock, type Clock } from './clock.ts'
+import { Heartbeat } from './heartbeat.ts'
+import { KeyService } from './keys.ts'
+import { resolveMasterKey } from './master-key.ts'
+import { ServiceMetrics } from './metrics.ts'
+import { PasswordHasher } from './passwords.ts'
+import { RevocationCache } from './revocations.ts'
+
+/** What {@link startService} needs. */
+export interface ServiceOptions {
+  readonly config: RekeyConfig
+  /** The environment env-mode keys are read from. Default `process.env`. */
+  readonly env?: Env
+  readonly log: Logger
+  /** Default: the real clock. Tests freeze it. */
+  readonly clock?: Clock
+  /** An open store to use (not closed by the service); default: opened from `config.store`. */
+  readonly store?: Store
+  readonly storeOptions?: OpenStoreOptions
+  readonly instanceId?: string
+  readonly heartbeatIntervalMs?: number
+}
+
+/** A started service. */
+export interface Service {
+  readonly config: RekeyConfig
+  readonly store: Store
+  readonly keys: KeyService
+  readonly revocations: RevocationCache
+  readonly metrics: ServiceMetrics
+  readonly auth: AuthService
+  readonly instanceId: string
+  /** True when keys are loaded and the store answers within `timeoutMs`. */
+  ready(timeoutMs?: number): Promise<boolean>
+  /** Stops timers and subscriptions, then closes the store if the service opened it. */
+  stop(): Promise<void>
+}
+
+/** Starts the service. Throws `ERR_CONFIG` or `ERR_STORE_UNAVAILABLE` when it cannot. */
+export async function startService(options: ServiceOptions): Promise<Service> {
+  const { config, log } = options
+  const clock = options.clock ?? systemClock
+  const instanceId = options.instanceId ?? randomUUID()
+  const { key: masterKey, generated } = await resolveMasterKey(config)
+  if (generated !== null) {
+    log.warn({ file: generated }, 'REKEY_MASTER_KEY is not set: generated a master key file for the embedded store; production must set REKEY_MASTER_KEY')
+  } else if (config.masterKey === undefined) {
+    log.warn('REKEY_MASTER_KEY is not set: using the generated master key file of the embedded store; production must set REKEY_MASTER_KEY')
+  }
+  const ownsStore = options.store === undefined
+  const store = options.store ?? await openStore(config.store, {
+    ...options.storeOptions,
+    onError: (err) => log.warn({ err: { message: (err as Error)?.message, code: (err as { code?: unknown })?.code } }, 'store background error'),
+  })
+  const stops: Array<() => Promise<void>> = []
+  const stopAll = async (): Promise<void> => {
+    for (const stop of stops.reverse()) await stop().catch((err: unknown) => log.error({ err }, 'stopping a service part failed'))
+    stops.length = 0
+    if (ownsStore) await store.close()
+  }
+  try {
+    const computeHash = auditHasher(masterKey)
+    const keys = new KeyService({
+      source: config.keySource,
+      env: options.env ?? process.env,
+      store,
+      masterKey,
+      computeHash,
+      clock,
+      accessTokenTtl: config.accessTokenTtl,
+      refreshTokenTtl: config.refreshTokenTtl,
+      log,
+    })
+    await keys.start()
+    stops.push(() => keys.stop())
+    const revocations = new RevocationCache(store)
+    await revocations.start()
+    stops.push(() => revocations.stop())
+    const passwords = new PasswordHasher(config.argon2)
+    await passwords.warm()
+    const metrics = new ServiceMetrics(() => store.countLiveSessionsByKid(clock.now()))
+    const auth = new AuthService({
+      store, keys, revocations, passwords, metrics, clock, masterKey, computeHash, log,
+      settings: {
+        registration: config.registration,
+        accessTokenTtl: config.accessTokenTtl,
+        refreshOverlap: config.refreshOverlap,
+        issuer: config.issuer,
+        audience: config.audience,
+      },
+    })
+    let lastHeartbeatError = ''
+    const heartbeat = new Heartbeat({
+      instanceId,
+      store,
+      clock,
+      keysetVersion: () => keys.version,
+      ...(options.heartbeatIntervalMs === undefined ? {} : { intervalMs: options.heartbeatIntervalMs }),
+      onError: (err) => {
+        const message = (err as Error)?.message ?? String(err)
+        if (message !== lastHeartbeatError) log.warn({ err: { message } }, 'heartbeat failed')
+        lastHeartbeatError = message
+      },
+    })
+    heartbeat.start()
+    stops.push(() => heartbeat.stop())
+    return {
+      config, store, keys, revocations, metrics, auth, instanceId,
+      async ready(timeoutMs = 1000) {
+        if (!keys.loaded) return false
+        let timer: NodeJS.Timeout | undefined
+        const timeout = new Promise<boolean>((resolve) => { timer = setTimeout(() => resolve(false), timeoutMs) })
+        try {
+          return await Promise.race([store.ping().then(() => true, () => false), timeout])
+        } finally {
+          clearTimeout(timer)
+        }
+      },
+      stop: stopAll,
+    }
+  } catch (err) {
+    await stopAll().catch(() => {})
+    throw err
+  }
+}
