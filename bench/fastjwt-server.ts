@@ -18,6 +18,6 @@ app.get('/api/auth/me', async (request, reply) => {
     return reply.code(401).send({ error: 'invalid_token' })
   }
 })
-const url = await app.listen({ port: 0, host: '127.0.0.1' })
+const url = await app.listen({ port: Number(process.env.PORT ?? 0), host: '127.0.0.1' })
 process.stdout.write(`listening ${url}\n`)
 process.on('SIGTERM', () => { void app.close().then(() => process.exit(0)) })

@@ -8,6 +8,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import autocannon from 'autocannon'
@@ -23,26 +24,33 @@ const PG_URL = process.env.REKEY_BENCH_POSTGRES_URL ?? process.env.REKEY_TEST_PO
 
 interface Running { url: string, child: ChildProcess }
 
-function start(args: string[], env: Record<string, string>): Promise<Running> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
-    let out = ''
-    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`server did not start: ${out.slice(-500)}`)) }, 30_000)
-    const onData = (chunk: Buffer): void => {
-      out += chunk.toString()
-      const match = /http:\/\/127\.0\.0\.1:\d+/.exec(out)
-      if (match !== null) {
-        clearTimeout(timer)
-        child.stdout?.off('data', onData)
-        child.stdout?.resume()
-        child.stderr?.resume()
-        resolve({ url: match[0], child })
-      }
+async function freePort(): Promise<number> {
+  const server = net.createServer()
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as net.AddressInfo
+  await new Promise((resolve) => server.close(resolve))
+  return port
+}
+
+/** Starts a server process and resolves once it answers on its port (logs may be quiet). */
+async function start(args: string[], env: Record<string, string>): Promise<Running> {
+  const port = await freePort()
+  const child = spawn(process.execPath, [...args, '--port', String(port)], { cwd: ROOT, env: { ...process.env, ...env, PORT: String(port) }, stdio: ['ignore', 'ignore', 'pipe'] })
+  let err = ''
+  child.stderr?.on('data', (c: Buffer) => { err += c.toString() })
+  const url = `http://127.0.0.1:${port}`
+  const deadline = Date.now() + 30_000
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}: ${err.slice(-500)}`)
+    try {
+      await fetch(`${url}/api/health/ping`)
+      return { url, child }
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, 100))
     }
-    child.stdout?.on('data', onData)
-    child.stderr?.on('data', onData)
-    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`server exited with ${code}: ${out.slice(-500)}`)) })
-  })
+  }
+  child.kill('SIGKILL')
+  throw new Error(`server did not start: ${err.slice(-500)}`)
 }
 
 async function stop(running: Running): Promise<void> {
@@ -102,7 +110,7 @@ const baseEnv = { JWT_SECRET: secret, JWT_REFRESH_SECRET: refreshSecret, REKEY_L
 
 try {
   // (a) /api/auth/me: rekey against fast-jwt on bare Fastify.
-  const rekey = await start(['src/cli/main.ts', 'serve', '--port', '0'], baseEnv)
+  const rekey = await start(['src/cli/main.ts', 'serve'], baseEnv)
   const idleRss = rssOf(rekey.child.pid as number)
   const { accessToken } = await userTokens(rekey.url, 'me@example.com')
   const me = await load({ url: `${rekey.url}/api/auth/me`, headers: { authorization: `Bearer ${accessToken}` } })
@@ -151,7 +159,7 @@ try {
     try {
       const url = new URL(PG_URL)
       url.searchParams.set('options', `-c search_path=${schema}`)
-      const onPg = await start(['src/cli/main.ts', 'serve', '--port', '0'], { ...baseEnv, REKEY_STORE: url.toString() })
+      const onPg = await start(['src/cli/main.ts', 'serve'], { ...baseEnv, REKEY_STORE: url.toString() })
       rows.push(await refreshRun(onPg.url, 'PostgreSQL'))
       await stop(onPg)
     } finally {
