@@ -89,6 +89,16 @@ function algOfJwk(jwk: JsonWebKey, given: Algorithm | undefined, label: string):
   return alg
 }
 
+// An EC JWK whose "d" does not belong to its "x"/"y" imports fine, then signs tokens that no
+// one verifies (or throws at the first sign when "d" is out of range): test the pair once.
+function pairMatches(alg: Algorithm, signKey: KeyObject, verifyKey: KeyObject): boolean {
+  try {
+    return verifierFor(alg, verifyKey)('rekey/pair-check', signerFor(alg, signKey)('rekey/pair-check'))
+  } catch {
+    return false
+  }
+}
+
 /** Builds a key from its input. Throws {@link KeyProblem} with a message that names no secret. */
 export function createKeyEntry(input: KeyInput, label: string): KeyEntry {
   let alg: Algorithm
@@ -133,6 +143,7 @@ export function createKeyEntry(input: KeyInput, label: string): KeyEntry {
         throw new KeyProblem(`${label}: the JWK could not be imported`)
       }
       if (!expected.check(verifyKey)) throw new KeyProblem(`${label}: the key does not fit ${alg} (curve or size)`)
+      if (signKey !== undefined && !pairMatches(alg, signKey, verifyKey)) throw new KeyProblem(`${label}: the private and public parts of the JWK do not match`)
       const { kty, crv, x, y, n, e } = verifyKey.export({ format: 'jwk' })
       publicJwk = Object.freeze(Object.fromEntries(Object.entries({ kty, crv, x, y, n, e, kid, alg, use: 'sig' }).filter(([, v]) => v !== undefined)))
     }

@@ -184,10 +184,10 @@ export class Keyring {
     const payload: Record<string, unknown> = { ...claims }
     const now = Math.floor(Date.now() / 1000)
     if (payload.iat === undefined) payload.iat = now
-    else if (typeof payload.iat !== 'number') throw new TypeError('the iat claim must be a number')
+    else if (!Number.isFinite(payload.iat)) throw new TypeError('the iat claim must be a number') // NaN would be signed as null
     if (payload.exp !== undefined) {
       if (options.expiresIn !== undefined) throw new TypeError('give either an exp claim or expiresIn, not both')
-      if (typeof payload.exp !== 'number') throw new TypeError('the exp claim must be a number')
+      if (!Number.isFinite(payload.exp)) throw new TypeError('the exp claim must be a number')
     } else {
       payload.exp = now + (options.expiresIn === undefined ? this.#expiresIn : durationOption('expiresIn', options.expiresIn))
     }
