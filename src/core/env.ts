@@ -21,6 +21,8 @@ export type KeyPurpose = 'access' | 'refresh'
 /** What the environment says: the keys, the token lifetime, and every problem found. */
 export interface EnvKeys {
   keys: KeyInput[]
+  /** Keys of conventions set beside the chosen one: checked for problems, never used. */
+  extra: KeyInput[]
   /** Token lifetime in seconds (`JWT_EXPIRATION` or `JWT_REFRESH_EXPIRATION`). */
   expiresIn: number
   /** Which variables the keys came from, for messages and status. */
@@ -70,7 +72,10 @@ function rotationKeys(env: Env, alg: Algorithm, problems: string[]): KeyInput[] 
   let activatedAt: string | undefined
   if (date !== undefined) {
     const ms = Date.parse(date)
-    if (!/^\d{4}-\d{2}-\d{2}/.test(date) || Number.isNaN(ms)) problems.push('JWT_SECRET_ROTATION_DATE must be an ISO-8601 date')
+    const ymd = /^(\d{4})-(\d{2})-(\d{2})/.exec(date)
+    // Date.parse rolls 2025-02-30 over to March 2: the calendar date must survive the round trip.
+    const real = ymd !== null && !Number.isNaN(ms) && new Date(Date.UTC(Number(ymd[1]), Number(ymd[2]) - 1, Number(ymd[3]))).toISOString().startsWith(ymd[0])
+    if (!real) problems.push('JWT_SECRET_ROTATION_DATE must be an ISO-8601 date')
     else activatedAt = new Date(ms).toISOString()
     if (next === undefined) problems.push('JWT_SECRET_ROTATION_DATE is set but JWT_SECRET_NEW is not')
   }
@@ -134,6 +139,7 @@ export function readEnvKeys(env: Env, purpose: KeyPurpose = 'access'): EnvKeys {
   const alg = algorithmOf(env, problems)
   const allowWeakSecrets = value(env, 'REKEY_ALLOW_WEAK_SECRETS') === '1'
   let keys: KeyInput[] = []
+  const extra: KeyInput[] = []
   let source = ''
   let expiresIn: number
 
@@ -156,15 +162,18 @@ export function readEnvKeys(env: Env, purpose: KeyPurpose = 'access'): EnvKeys {
         { name: 'JWT_SECRET', vars: ['JWT_SECRET', 'JWT_SECRET_PREV'] },
       ].filter((c) => anySet(env, c.vars).length > 0)
       if (conventions.length > 1) {
-        problems.push(`${conventions.map((c) => c.name).join(' and ')} are both set: keep one convention`)
+        problems.push(`${conventions.map((c) => c.name).join(' and ')} are set together: keep one convention`)
       }
-      const chosen = conventions[0]?.name
+      const read = (name: string): KeyInput[] => name === 'JWT_KEYS'
+        ? jwkKeys(value(env, 'JWT_KEYS') as string, problems)
+        : name === 'JWT_SECRET' ? pairKeys(env, 'JWT_SECRET', 'JWT_SECRET_PREV', alg, problems) : rotationKeys(env, alg, problems)
+      const [chosen, ...others] = conventions.map((c) => c.name)
       source = chosen ?? ''
-      if (chosen === 'JWT_KEYS') keys = jwkKeys(value(env, 'JWT_KEYS') as string, problems)
-      else if (chosen === 'JWT_SECRET') keys = pairKeys(env, 'JWT_SECRET', 'JWT_SECRET_PREV', alg, problems)
-      else if (chosen !== undefined) keys = rotationKeys(env, alg, problems)
-      else problems.push('no signing key: set JWT_SECRET (generate one with `rekey gen`), JWT_ACCESS_SECRET or JWT_KEYS')
+      if (chosen === undefined) problems.push('no signing key: set JWT_SECRET (generate one with `rekey gen`), JWT_ACCESS_SECRET or JWT_KEYS')
+      else keys = read(chosen)
+      // The others are read too, so their own problems are reported in the same error.
+      for (const other of others) extra.push(...read(other))
     }
   }
-  return { keys, expiresIn, source, problems, allowWeakSecrets }
+  return { keys, extra, expiresIn, source, problems, allowWeakSecrets }
 }

@@ -17,7 +17,7 @@ export const ERRORS = Object.freeze({
   ERR_TOKEN_MALFORMED: { status: 401, meaning: 'The token is not a well-formed compact JWS (segments, characters, JSON, size).' },
   ERR_TOKEN_SIGNATURE: { status: 401, meaning: 'The signature does not verify with any key allowed to verify it.' },
   ERR_TOKEN_EXPIRED: { status: 401, meaning: 'The token is past its `exp` (or older than `maxTokenAge`), beyond the clock tolerance.' },
-  ERR_TOKEN_NOT_YET_VALID: { status: 401, meaning: 'The token is before its `nbf` (or `iat` lies in the future), beyond the clock tolerance.' },
+  ERR_TOKEN_NOT_YET_VALID: { status: 401, meaning: 'The token is before its `nbf` (or, when `maxTokenAge` is set, its `iat` lies in the future), beyond the clock tolerance.' },
   ERR_TOKEN_CLAIM: { status: 401, meaning: 'A claim is missing, has the wrong type, or does not match (`aud`, `iss`, `sub`, required claims).' },
   ERR_TOKEN_ALG: { status: 401, meaning: 'The header `alg` is not the algorithm bound to the key, or no key uses it (`none` included).' },
   ERR_TOKEN_REVOKED: { status: 401, meaning: 'The token, its session or its user was revoked (logout, logout-all, emergency).' },

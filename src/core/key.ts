@@ -51,6 +51,12 @@ export interface KeyEntry {
   readonly secretBytes: number
 }
 
+/** The problem of a shared secret under {@link MIN_SECRET_BYTES}, or undefined when it is long enough. */
+export function weakSecretProblem(label: string, entry: KeyEntry): string | undefined {
+  if (entry.secretBytes === 0 || entry.secretBytes >= MIN_SECRET_BYTES) return undefined
+  return `${label}: the secret is ${entry.secretBytes} bytes; at least ${MIN_SECRET_BYTES} are required (generate one with \`rekey gen\`)`
+}
+
 /** A problem found while building a key; the caller gathers them into one error. */
 export class KeyProblem extends Error {
   readonly weak: boolean

@@ -2,7 +2,7 @@ import { inspect } from 'node:util'
 import { checkClaims, compileClaimRules, type ClaimRules, type Claims, type VerifyOptions } from './claims.ts'
 import { durationOption, type Duration } from './duration.ts'
 import { RekeyError } from './errors.ts'
-import { createKeyEntry, KeyProblem, MIN_SECRET_BYTES, type KeyEntry, type KeyInfo, type KeyInput } from './key.ts'
+import { createKeyEntry, KeyProblem, weakSecretProblem, type KeyEntry, type KeyInfo, type KeyInput } from './key.ts'
 import { readEnvKeys, type Env, type KeyPurpose } from './env.ts'
 import { verifies, type KeyState } from './states.ts'
 import { isBase64url, parseHeader, parsePayload, splitToken, type HeaderInfo, type TokenParts } from './token.ts'
@@ -57,10 +57,9 @@ function buildKeySet(inputs: readonly KeyInput[], options: KeyringOptions): KeyS
     const label = input?.label ?? `key ${input?.kid ?? `#${i + 1}`}`
     try {
       const entry = createKeyEntry(input, label)
-      if (entry.secretBytes > 0 && entry.secretBytes < MIN_SECRET_BYTES && options.allowWeakSecrets !== true) {
-        throw new KeyProblem(`${label}: the secret is ${entry.secretBytes} bytes; at least ${MIN_SECRET_BYTES} are required (generate one with \`rekey gen\`)`, true)
-      }
-      if (entry.secretBytes > 0 && entry.secretBytes < MIN_SECRET_BYTES) {
+      const weak = weakSecretProblem(label, entry)
+      if (weak !== undefined && options.allowWeakSecrets !== true) throw new KeyProblem(weak, true)
+      if (weak !== undefined) {
         process.emitWarning(`${label}: a weak secret (${entry.secretBytes} bytes) is accepted because REKEY_ALLOW_WEAK_SECRETS is set; replace it with \`rekey gen\``, { code: 'REKEY_WEAK_SECRET' })
       }
       entries.push(entry)
@@ -142,6 +141,15 @@ export class Keyring {
     const problems = [...read.problems]
     let weakOnly = problems.length === 0
     let keyring: Keyring | undefined
+    for (const input of read.extra) {
+      try {
+        const weak = weakSecretProblem(input.label ?? 'key', createKeyEntry(input, input.label ?? 'key'))
+        if (weak !== undefined && !read.allowWeakSecrets) problems.push(weak)
+      } catch (err) {
+        if (!(err instanceof KeyProblem)) throw err
+        problems.push(err.message)
+      }
+    }
     if (read.keys.length > 0) {
       try {
         keyring = new Keyring(read.keys, { expiresIn: read.expiresIn, allowWeakSecrets: read.allowWeakSecrets })

@@ -236,13 +236,15 @@ describe('precedence and contradictions', () => {
 
   it('two generic conventions at once are a contradiction, not a guess', () => {
     assert.deepEqual(configError({ JWT_SECRET: S1, JWT_SECRET_NEW: S2, JWT_SECRET_CURRENT: S3 }).problems, [
-      'JWT_SECRET_CURRENT/JWT_SECRET_NEW and JWT_SECRET are both set: keep one convention',
+      'JWT_SECRET_CURRENT/JWT_SECRET_NEW and JWT_SECRET are set together: keep one convention',
     ])
+    // The convention not chosen is still read, so its own problems come in the same report.
     assert.deepEqual(configError({ JWT_SECRET_PREV: S1, JWT_SECRET_ROTATION_DATE: '2025-01-01', JWT_SECRET_CURRENT: S2, JWT_SECRET_NEW: S3 }).problems, [
-      'JWT_SECRET_CURRENT/JWT_SECRET_NEW and JWT_SECRET are both set: keep one convention',
+      'JWT_SECRET_CURRENT/JWT_SECRET_NEW and JWT_SECRET are set together: keep one convention',
+      'JWT_SECRET_PREV is set but JWT_SECRET is not',
     ])
     const three = configError({ JWT_SECRET: S1, JWT_SECRET_CURRENT: S2, JWT_KEYS: JSON.stringify([privateJwk('EdDSA', 'e').jwk]) })
-    assert.deepEqual(three.problems, ['JWT_KEYS and JWT_SECRET_CURRENT/JWT_SECRET_NEW and JWT_SECRET are both set: keep one convention'])
+    assert.deepEqual(three.problems, ['JWT_KEYS and JWT_SECRET_CURRENT/JWT_SECRET_NEW and JWT_SECRET are set together: keep one convention'])
   })
 
   it('every problem is in one ERR_CONFIG', () => {
@@ -250,10 +252,23 @@ describe('precedence and contradictions', () => {
     assert.deepEqual(err.problems, [
       'JWT_ALGORITHM must be HS256, HS384 or HS512 for secrets from the environment',
       'JWT_EXPIRATION must be a positive duration such as 900, "15m" or "1h"',
-      'JWT_KEYS and JWT_SECRET are both set: keep one convention',
+      'JWT_KEYS and JWT_SECRET are set together: keep one convention',
       'JWT_KEYS is not valid JSON',
     ])
     assert.ok(Object.isFrozen(err.problems))
+  })
+
+  it('a weak secret beside the chosen convention is reported with the contradiction', () => {
+    const err = configError({ JWT_SECRET_CURRENT: S1, JWT_SECRET: 'short' })
+    assert.deepEqual(err.problems, [
+      'JWT_SECRET_CURRENT/JWT_SECRET_NEW and JWT_SECRET are set together: keep one convention',
+      'JWT_SECRET: the secret is 5 bytes; at least 32 are required (generate one with `rekey gen`)',
+    ])
+  })
+
+  it('a calendar date that does not exist is refused, not rolled over', () => {
+    const err = configError({ JWT_SECRET_CURRENT: S1, JWT_SECRET_NEW: S2, JWT_SECRET_ROTATION_DATE: '2025-02-30' })
+    assert.deepEqual(err.problems, ['JWT_SECRET_ROTATION_DATE must be an ISO-8601 date'])
   })
 })
 
