@@ -1,6 +1,6 @@
 /**
  * The Fastify app of `rekey serve`: limits, schemas, error mapping and the routes of contract
- * section 4 (the admin API comes with the rotation lifecycle).
+ * section 4, the admin API included.
  */
 import { randomUUID } from 'node:crypto'
 import rateLimit, { type RateLimitOptions } from '@fastify/rate-limit'
@@ -8,6 +8,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type preHandlerH
 import type { Logger } from 'pino'
 import type { Service } from '../service/service.ts'
 import { handleError, handleNotFound } from './errors.ts'
+import { adminRoutes } from './routes/admin.ts'
 import { accountKey, authRoutes } from './routes/auth.ts'
 import { healthRoutes } from './routes/health.ts'
 import { publicRoutes } from './routes/public.ts'
@@ -79,6 +80,7 @@ export async function buildApp(service: Service, log: Logger, options: { drainin
   healthRoutes(app, service)
   authRoutes(app, service, limits)
   publicRoutes(app, service)
+  adminRoutes(app, service)
   await app.ready()
   return app
 }

@@ -55,6 +55,8 @@ export interface AuthDeps {
   readonly computeHash: ComputeAuditHash
   readonly settings: AuthSettings
   readonly log: { warn(obj: object, msg: string): void }
+  /** Per-kid verification counters flushed to the store (status shares, emergency reports). */
+  readonly usage?: { record(kid: string, result: string): void }
 }
 
 /** Emails: trimmed, lowercased, one @, no spaces, at most 254 characters. */
@@ -277,7 +279,9 @@ export class AuthService {
       result = isRekeyError(err) ? err.code : 'error'
       throw err
     } finally {
-      this.#d.metrics.verifications.inc({ purpose: 'access', kid: kid ?? this.#knownKid(token, 'access'), result })
+      const label = kid ?? this.#knownKid(token, 'access')
+      this.#d.metrics.verifications.inc({ purpose: 'access', kid: label, result })
+      this.#d.usage?.record(label, result)
     }
   }
 
@@ -290,6 +294,7 @@ export class AuthService {
 
   #record(purpose: 'access' | 'refresh', kid: string, result: string, started: number): void {
     this.#d.metrics.verifications.inc({ purpose, kid, result })
+    this.#d.usage?.record(kid, result)
     this.#d.metrics.verifyDuration.observe({ purpose }, (performance.now() - started) / 1000)
   }
 }

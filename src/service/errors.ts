@@ -16,6 +16,7 @@ export const SERVICE_ERRORS = Object.freeze({
   method_not_allowed: { status: 405, message: 'Method not allowed' },
   rate_limited: { status: 429, message: 'Too many requests; retry later' },
   unauthorized: { status: 401, message: 'A Bearer token is required' },
+  forbidden: { status: 403, message: 'This route needs the admin role' },
   not_ready: { status: 503, message: 'The service is not ready' },
   internal_error: { status: 500, message: 'Internal error' },
 } as const)

@@ -19,6 +19,8 @@ export class Heartbeat {
   readonly #onError: (err: unknown) => void
   #timer: NodeJS.Timeout | null = null
   #beating: Promise<void> | null = null
+  #again: Promise<void> | null = null
+  #stopped = false
 
   constructor(options: { instanceId: string, store: Store, clock: Clock, keysetVersion: () => number, intervalMs?: number, onError: (err: unknown) => void }) {
     this.instanceId = options.instanceId
@@ -30,9 +32,21 @@ export class Heartbeat {
     this.#onError = options.onError
   }
 
-  /** Sends one heartbeat now; failures go to `onError` (the store may be down for a while). */
+  /**
+   * Sends one heartbeat now; failures go to `onError` (the store may be down for a while).
+   * A call during a beat in flight sends one more after it, so a key set loaded meanwhile is
+   * acknowledged at once rather than at the next interval (rotations wait for that).
+   */
   beat(): Promise<void> {
-    this.#beating ??= this.#store.heartbeat({
+    if (this.#beating !== null) {
+      this.#again ??= this.#beating.then(() => {
+        this.#again = null
+        return this.beat()
+      })
+      return this.#again
+    }
+    if (this.#stopped) return Promise.resolve()
+    this.#beating = this.#store.heartbeat({
       instanceId: this.instanceId,
       hostname: os.hostname(),
       pid: process.pid,
@@ -54,6 +68,8 @@ export class Heartbeat {
   async stop(): Promise<void> {
     if (this.#timer !== null) clearInterval(this.#timer)
     this.#timer = null
+    this.#stopped = true
+    await this.#again
     await this.#beating
     await this.#store.removeInstance(this.instanceId).catch(() => {})
   }

@@ -35,6 +35,8 @@ export interface KeyServiceOptions {
   readonly accessTokenTtl: number
   readonly refreshTokenTtl: number
   readonly log: { info(obj: object, msg: string): void, warn(obj: object, msg: string): void, error(obj: object, msg: string): void }
+  /** Called after a new key-set version is loaded (the service sends a heartbeat, which acknowledges it). */
+  readonly onLoad?: (version: number) => void
 }
 
 /** Seals key material (a JWK) for the store, bound to its kid. */
@@ -192,7 +194,11 @@ export class KeyService {
       this.#access.update(access)
       this.#refresh.update(refresh)
     }
-    if (keyset.version !== this.#version) this.#o.log.info({ keysetVersion: keyset.version }, 'key set loaded')
+    const changed = keyset.version !== this.#version
     this.#version = keyset.version
+    if (changed) {
+      this.#o.log.info({ keysetVersion: keyset.version }, 'key set loaded')
+      this.#o.onLoad?.(keyset.version)
+    }
   }
 }

@@ -13,10 +13,12 @@ import { AuthService } from './auth.ts'
 import { systemClock, type Clock } from './clock.ts'
 import { Heartbeat } from './heartbeat.ts'
 import { KeyService } from './keys.ts'
+import { Lifecycle } from './lifecycle.ts'
 import { resolveMasterKey } from './master-key.ts'
 import { ServiceMetrics } from './metrics.ts'
 import { PasswordHasher } from './passwords.ts'
 import { RevocationCache } from './revocations.ts'
+import { UsageRecorder } from './usage.ts'
 
 /** What {@link startService} needs. */
 export interface ServiceOptions {
@@ -31,6 +33,8 @@ export interface ServiceOptions {
   readonly storeOptions?: OpenStoreOptions
   readonly instanceId?: string
   readonly heartbeatIntervalMs?: number
+  /** How often per-kid verification counts are written to the store, ms. Default 5000. */
+  readonly usageFlushIntervalMs?: number
 }
 
 /** A started service. */
@@ -41,6 +45,10 @@ export interface Service {
   readonly revocations: RevocationCache
   readonly metrics: ServiceMetrics
   readonly auth: AuthService
+  /** Managed rotation, finalize, rollback, revoke, emergency and status (the admin API). */
+  readonly lifecycle: Lifecycle
+  /** Per-kid verification counters, flushed to the store every few seconds. */
+  readonly usage: UsageRecorder
   readonly instanceId: string
   /** True when keys are loaded and the store answers within `timeoutMs`. */
   ready(timeoutMs?: number): Promise<boolean>
@@ -72,6 +80,8 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   }
   try {
     const computeHash = auditHasher(masterKey)
+    // Set once the heartbeat exists: each newly loaded key set is acknowledged at once.
+    let acknowledge: () => void = () => {}
     const keys = new KeyService({
       source: config.keySource,
       env: options.env ?? process.env,
@@ -82,6 +92,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       accessTokenTtl: config.accessTokenTtl,
       refreshTokenTtl: config.refreshTokenTtl,
       log,
+      onLoad: () => acknowledge(),
     })
     await keys.start()
     stops.push(() => keys.stop())
@@ -91,8 +102,15 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     const passwords = new PasswordHasher(config.argon2)
     await passwords.warm()
     const metrics = new ServiceMetrics(() => store.countLiveSessionsByKid(clock.now()))
+    const usage = new UsageRecorder({
+      store, clock, instanceId,
+      ...(options.usageFlushIntervalMs === undefined ? {} : { intervalMs: options.usageFlushIntervalMs }),
+      onError: (err) => log.warn({ err: { message: (err as Error)?.message } }, 'flushing usage counters failed; kept for the next flush'),
+    })
+    usage.start()
+    stops.push(() => usage.stop())
     const auth = new AuthService({
-      store, keys, revocations, passwords, metrics, clock, masterKey, computeHash, log,
+      store, keys, revocations, passwords, metrics, clock, masterKey, computeHash, log, usage,
       settings: {
         registration: config.registration,
         accessTokenTtl: config.accessTokenTtl,
@@ -115,9 +133,15 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       },
     })
     heartbeat.start()
+    acknowledge = () => { void heartbeat.beat() }
     stops.push(() => heartbeat.stop())
+    const lifecycle = new Lifecycle({
+      store, masterKey, computeHash, clock,
+      accessTokenTtl: config.accessTokenTtl,
+      refreshTokenTtl: config.refreshTokenTtl,
+    })
     return {
-      config, store, keys, revocations, metrics, auth, instanceId,
+      config, store, keys, revocations, metrics, auth, lifecycle, usage, instanceId,
       async ready(timeoutMs = 1000) {
         if (!keys.loaded) return false
         let timer: NodeJS.Timeout | undefined

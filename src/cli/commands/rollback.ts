@@ -1,18 +1,27 @@
 import type { Command } from 'commander'
 import { planRollback } from '../../core/env-rotation.ts'
-import { applyEnvPlan, requireEnvFile } from '../env-mode.ts'
+import { applyEnvPlan } from '../env-mode.ts'
 import type { CliIo, GlobalOptions } from '../context.ts'
+import { managedSecretOf, printReport, withManaged } from '../managed.ts'
 
 /** `rekey rollback`: the previous key signs again while it still exists. */
 export function registerRollback(program: Command, io: CliIo): void {
   program
     .command('rollback')
     .description('the previous key signs again (while it still exists); the newer one verifies until finalize')
-    .option('--secret <name>', 'access, refresh, or (default) the JWT_SECRET family')
-    .addHelpText('after', '\nExample:\n  rekey --env-file .env rollback')
+    .option('--secret <name>', 'env-file: access, refresh, or (default) the JWT_SECRET family; managed: access, refresh or all (default)')
+    .addHelpText('after', '\nExamples:\n  rekey --env-file .env rollback\n  rekey rollback --secret access      # managed')
     .action(async (options: { secret?: string }, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>()
-      requireEnvFile(globals, 'rollback')
-      await applyEnvPlan(io, globals, options.secret, (vars, layout) => planRollback(vars, layout, new Date()))
+      if (globals.envFile !== undefined) {
+        await applyEnvPlan(io, globals, options.secret, (vars, layout) => planRollback(vars, layout, new Date()))
+        return
+      }
+      const secret = managedSecretOf(options.secret)
+      const report = await withManaged(io, globals, (ctx) => ctx.lifecycle.rollback({ actor: ctx.actor, ...(secret === undefined ? {} : { secret }) }))
+      printReport(io, globals, report, () => [
+        ...report.changes.map((c) => `${c.purpose} key ${c.kid}: ${c.from} → ${c.to}`),
+        `key-set version ${report.keysetVersion}`,
+      ])
     })
 }
