@@ -1,7 +1,7 @@
 import { InvalidArgumentError, type Command } from 'commander'
 import { generateSecret } from '../../core/secret.ts'
-import { updateEnvFile } from '../../service/env-file.ts'
 import { CliExit, EXIT, type CliIo, type GlobalOptions } from '../context.ts'
+import { applyEnvGen } from '../env-mode.ts'
 
 interface GenOptions {
   bytes: number
@@ -38,8 +38,8 @@ export function registerGen(program: Command, io: CliIo): void {
         throw new CliExit(EXIT.USAGE, 'give both --env-file and --var to write the secret into a file')
       }
       if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(options.var)) throw new CliExit(EXIT.USAGE, '--var must be a variable name')
-      await updateEnvFile(globals.envFile, { set: { [options.var]: secret } })
-      const report = { file: globals.envFile, variable: options.var, bytes: options.bytes, encoding: options.encoding }
+      const audit = await applyEnvGen(io, globals, options.var, secret, `new ${options.bytes}-byte ${options.encoding} secret`)
+      const report = { file: globals.envFile, variable: options.var, bytes: options.bytes, encoding: options.encoding, audit }
       io.stdout(globals.json === true ? `${JSON.stringify(report)}\n` : `wrote a new ${options.bytes}-byte secret to ${options.var} in ${globals.envFile}\n`)
     })
 }

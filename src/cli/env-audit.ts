@@ -1,0 +1,89 @@
+/**
+ * The audit row (and inventory entry) of an env-file change, written so that the file and
+ * the log never disagree: no audit, no change.
+ *
+ * The row is appended inside a store transaction and the file is rewritten inside that same
+ * transaction, as its last step. If the rewrite fails, the transaction rolls back: no row.
+ * If the commit fails after the rewrite, the old file content is put back and the command
+ * fails. Only if that restore fails too do they disagree, and the error says so and names
+ * the `.bak` copy to restore from.
+ */
+import { rm } from 'node:fs/promises'
+import { writeSecretFileAtomic } from '../service/env-file.ts'
+import { recordAudit } from '../service/audit-log.ts'
+import { recordRotationIn } from '../service/inventory.ts'
+import { describeError, operatorOf, type CliIo, type GlobalOptions } from './context.ts'
+import { auditStoreOf, cadencePolicyOf, liveSecretsOf, openForWrite, withStore, writerMasterKey } from './audit-store.ts'
+
+/** The audit entry of one env-file change. */
+export interface EnvAuditEntry {
+  /** The variable (family) changed: `JWT_SECRET`, `JWT_ACCESS_SECRET`, a `--var` name. */
+  readonly secret: string
+  readonly method: string
+  readonly notes: string
+  /** When the secret now signing took effect, to record in the inventory; `null`: not a rotation. */
+  readonly rotatedAt: number | null
+  /** Record `rotatedAt` only for a secret the inventory has no rotation of yet (finalize). */
+  readonly onlyIfUnknown?: boolean
+  /** The inventory kind; default: the stored kind, else a guess from the name. */
+  readonly kind?: string
+}
+
+/** Where the row went. */
+export interface EnvAuditResult {
+  readonly seq: number
+  readonly store: string
+}
+
+/**
+ * Appends the audit row of a change to `file` and runs `write` (which rewrites the file)
+ * in the same transaction; `oldText` is what the file held before, to put back if the
+ * commit fails after the rewrite.
+ */
+export async function auditedEnvChange(
+  io: CliIo,
+  globals: GlobalOptions,
+  fileVars: Readonly<Record<string, string>>,
+  entry: EnvAuditEntry,
+  file: { readonly path: string, readonly oldText: string | null },
+  write: () => Promise<void>,
+): Promise<EnvAuditResult> {
+  const location = auditStoreOf(globals, io.env, fileVars)
+  const policy = cadencePolicyOf()
+  const masterKey = await writerMasterKey(io, location, fileVars)
+  const store = await openForWrite(location)
+  const fields = {
+    secret: entry.secret,
+    operator: operatorOf(globals),
+    method: entry.method,
+    notes: entry.notes,
+    requestId: null,
+    at: Date.now(),
+    liveSecrets: liveSecretsOf(io.env, fileVars),
+  }
+  return withStore(store, async () => {
+    let written = false
+    try {
+      const seq = await store.transaction(async (tx) => {
+        const known = entry.onlyIfUnknown === true && ((await tx.getSecret(entry.secret))?.lastRotatedAt ?? null) !== null
+        const row = entry.rotatedAt === null || known
+          ? await recordAudit(tx, masterKey, fields)
+          : await recordRotationIn(tx, masterKey, policy, { ...fields, ...(entry.kind === undefined ? {} : { kind: entry.kind }), rotatedAt: entry.rotatedAt })
+        await write()
+        written = true
+        return row.seq
+      })
+      return { seq, store: store.location }
+    } catch (err) {
+      if (!written) throw err
+      // The file changed but its audit row did not commit: put the old content back.
+      try {
+        if (file.oldText === null) await rm(file.path, { force: true })
+        else await writeSecretFileAtomic(file.path, file.oldText)
+      } catch (restoreErr) {
+        throw new Error(`the audit row could not be written (${describeError(err)}) and ${file.path} could not be restored (${describeError(restoreErr)}): restore it from ${file.path}.bak`)
+      }
+      throw new Error(`the audit row could not be written (${describeError(err)}), so ${file.path} was put back as it was`)
+    }
+  })
+}
