@@ -1,12 +1,16 @@
 /**
  * The Fastify app of `rekey serve`: limits, schemas, error mapping and the routes of contract
- * section 4, the admin API included.
+ * section 4, the admin API and its dashboard included.
  */
 import { randomUUID } from 'node:crypto'
 import rateLimit, { type RateLimitOptions } from '@fastify/rate-limit'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type preHandlerHookHandler } from 'fastify'
 import type { Logger } from 'pino'
+import { resolveMasterKey } from '../service/master-key.ts'
+import { PasswordHasher } from '../service/passwords.ts'
 import type { Service } from '../service/service.ts'
+import { dashboardRoutes } from './dashboard/routes.ts'
+import { DashboardSessions } from './dashboard/session.ts'
 import { handleError, handleNotFound } from './errors.ts'
 import { adminRoutes } from './routes/admin.ts'
 import { accountKey, authRoutes } from './routes/auth.ts'
@@ -77,10 +81,15 @@ export async function buildApp(service: Service, log: Logger, options: { drainin
     }
   })
 
+  // The service resolved (or generated) it already; this reads the same key.
+  const { key: masterKey } = await resolveMasterKey(config)
+  const sessions = new DashboardSessions({ masterKey, revocations: service.revocations })
+
   healthRoutes(app, service)
   authRoutes(app, service, limits)
   publicRoutes(app, service)
-  adminRoutes(app, service)
+  adminRoutes(app, service, { masterKey, sessions })
+  await dashboardRoutes(app, service, { sessions, passwords: new PasswordHasher(config.argon2), limits })
   await app.ready()
   return app
 }

@@ -1,13 +1,19 @@
 /**
  * The admin API, `/api/admin/*`: the managed key operations of the CLI for a user with role
- * `admin` (Bearer access token; 401 without a valid one, 403 for other roles). Each change is
- * audited with the admin's email as operator and the request id.
+ * `admin` (Bearer access token, or the dashboard's session cookie with its CSRF token; 401
+ * without a valid one, 403 for other roles). Each change is audited with the admin's email as
+ * operator and the request id.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { verifyAuditChain } from '../../core/audit-chain.ts'
+import { DEFAULT_POLICY } from '../../core/cadence.ts'
+import { auditHasher } from '../../service/audit.ts'
 import { ServiceError } from '../../service/errors.ts'
+import { recordRotation } from '../../service/inventory.ts'
 import { SECRET_TARGETS, type Actor, type SecretTarget } from '../../service/lifecycle.ts'
 import type { Service } from '../../service/service.ts'
 import { bearerToken } from '../bearer.ts'
+import type { DashboardSessions } from '../dashboard/session.ts'
 
 const secret = { type: 'string', enum: [...SECRET_TARGETS] } as const
 const kid = { type: 'string', minLength: 1, maxLength: 128, pattern: '^[\\x21-\\x7e]+$' } as const
@@ -25,6 +31,24 @@ const auditQuery = {
   type: 'object', additionalProperties: false,
   properties: { since: { type: 'string', minLength: 1, maxLength: 40 }, limit: { type: 'string', pattern: '^[0-9]{1,6}$' } },
 } as const
+// As `rekey record NAME [--method M] [--notes T] [--kind K]`.
+const recordBody = {
+  type: 'object', required: ['name'], additionalProperties: false,
+  properties: {
+    name: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_.:-]{0,127}$' },
+    method: { type: 'string', minLength: 1, maxLength: 200, pattern: '\\S' },
+    notes: { type: 'string', maxLength: 2000 },
+    kind: { type: 'string', pattern: '^[a-z][a-z0-9-]{0,31}$' },
+  },
+} as const
+
+/** What the admin API needs besides the service. */
+export interface AdminRouteOptions {
+  /** The master key: the audit chain's hash (verify, record). */
+  readonly masterKey: Uint8Array
+  /** The dashboard's sessions: a request without `Authorization` may authenticate with its cookie. */
+  readonly sessions?: DashboardSessions
+}
 
 /** `since` as an ISO date or epoch milliseconds. */
 function parseSince(value: string | undefined): number | undefined {
@@ -35,8 +59,10 @@ function parseSince(value: string | undefined): number | undefined {
 }
 
 /** The `/api/admin/*` routes. */
-export function adminRoutes(app: FastifyInstance, service: Service): void {
+export function adminRoutes(app: FastifyInstance, service: Service, options: AdminRouteOptions): void {
   const { lifecycle } = service
+  const { sessions } = options
+  const computeHash = auditHasher(options.masterKey)
   const actors = new WeakMap<FastifyRequest, Actor>()
   const actor = (request: FastifyRequest): Actor => {
     const found = actors.get(request)
@@ -50,8 +76,14 @@ export function adminRoutes(app: FastifyInstance, service: Service): void {
       // POST routes whose fields are all optional accept an absent body as {}.
       if (request.method === 'POST' && (request.body === undefined || request.body === null)) request.body = {}
     })
+    scope.addHook('onRequest', async (_request, reply) => {
+      void reply.header('cache-control', 'no-store')
+    })
     scope.addHook('preHandler', async (request, reply) => {
-      const { user } = await service.auth.authenticate(bearerToken(request, reply))
+      // Bearer first, exactly as without a dashboard; the cookie only when no Authorization is sent.
+      const user = sessions !== undefined && request.headers.authorization === undefined && sessions.present(request)
+        ? (await sessions.authenticate(request, { mutating: request.method !== 'GET' && request.method !== 'HEAD' })).user
+        : (await service.auth.authenticate(bearerToken(request, reply))).user
       if (user.role !== 'admin') throw new ServiceError('forbidden')
       actors.set(request, { operator: user.email, requestId: request.id })
     })
@@ -95,6 +127,27 @@ export function adminRoutes(app: FastifyInstance, service: Service): void {
       const limit = request.query.limit === undefined ? 1000 : Math.min(Number(request.query.limit), 10_000)
       const events = await service.store.listAudit({ ...(since === undefined ? {} : { since }), limit })
       return { events }
+    })
+
+    // As `rekey audit --verify`: the whole chain, checked under this master key.
+    scope.get('/api/admin/audit/verify', async () => {
+      const rows = await service.store.listAudit()
+      return verifyAuditChain(rows, computeHash)
+    })
+
+    scope.post<{ Body: { name: string, method?: string, notes?: string, kind?: string } }>('/api/admin/record', { schema: { body: recordBody } }, async (request) => {
+      const { name, method, notes, kind } = request.body
+      const at = Date.now()
+      const { secret: record, seq } = await recordRotation(service.store, options.masterKey, DEFAULT_POLICY, {
+        secret: name, operator: actor(request).operator, requestId: request.id, method: method ?? 'manual', notes: notes ?? '', at,
+        ...(kind === undefined ? {} : { kind }),
+        ...(notes === undefined ? {} : { secretNotes: notes }),
+      })
+      const rotatedAt = record.lastRotatedAt ?? at
+      return {
+        secret: record.name, kind: record.kind, cadenceDays: record.cadenceDays, method: record.lastMethod,
+        rotatedAt: new Date(rotatedAt).toISOString(), dueAt: new Date(rotatedAt + record.cadenceDays * 86_400_000).toISOString(), audit: { seq },
+      }
     })
   })
 }

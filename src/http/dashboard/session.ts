@@ -1,0 +1,155 @@
+/**
+ * The dashboard's sign-in session: a cookie holding `{ uid, ver, iat, exp, csrf }` sealed with
+ * AES-256-GCM under a key derived from the master key, so any instance opens it without
+ * server-side state. Each request re-reads the user through the revocation cache: a role
+ * change, a logout-all (token version) or an emergency (global not-before) ends the session.
+ *
+ * State-changing requests need, besides the cookie, the session's CSRF token in the
+ * `x-csrf-token` header and an `Origin` naming this host (SameSite=Strict is the third layer).
+ */
+import { createHash, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { isRekeyError } from '../../core/errors.ts'
+import { open, seal } from '../../core/seal.ts'
+import { ServiceError } from '../../service/errors.ts'
+import type { CachedUser, RevocationCache } from '../../service/revocations.ts'
+
+/** The cookie's name. */
+export const SESSION_COOKIE = 'rekey_admin'
+/** The header carrying the CSRF token on every state-changing request. */
+export const CSRF_HEADER = 'x-csrf-token'
+/** Default session lifetime, seconds: 8 hours. */
+export const SESSION_TTL_SECONDS = 8 * 3600
+
+const KEY_LABEL = 'rekey/dashboard-session/v1'
+// Binds the sealed value to this use: a value sealed elsewhere under the master key does not open here.
+const AAD = 'rekey/dashboard-session'
+/** A sealed session is far below this; longer cookies are not even decrypted. */
+const MAX_COOKIE_CHARS = 1024
+
+/** What the cookie holds. Times in epoch seconds. */
+interface SessionClaims {
+  readonly uid: string
+  readonly ver: number
+  readonly iat: number
+  readonly exp: number
+  readonly csrf: string
+}
+
+/** A signed-in dashboard user. */
+export interface DashboardSession {
+  readonly user: CachedUser
+  readonly csrf: string
+  /** Epoch seconds. */
+  readonly expiresAt: number
+}
+
+/** The value of one cookie in a `Cookie` header, or undefined. */
+export function cookieValue(header: string | undefined, name: string): string | undefined {
+  if (header === undefined) return undefined
+  for (const part of header.split(';')) {
+    const eq = part.indexOf('=')
+    if (eq !== -1 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim()
+  }
+  return undefined
+}
+
+/** Constant-time comparison of two strings (digests first, so lengths do not leak either). */
+function sameSecret(a: string, b: string): boolean {
+  const da = createHash('sha256').update(a, 'utf8').digest()
+  const db = createHash('sha256').update(b, 'utf8').digest()
+  return timingSafeEqual(da, db)
+}
+
+const signIn = (message: string): ServiceError => new ServiceError('unauthorized', message)
+
+export class DashboardSessions {
+  readonly #key: Buffer
+  readonly #revocations: RevocationCache
+  readonly #ttl: number
+  readonly #now: () => number
+
+  constructor(options: { masterKey: Uint8Array, revocations: RevocationCache, ttlSeconds?: number, now?: () => number }) {
+    this.#key = Buffer.from(hkdfSync('sha256', options.masterKey, Buffer.alloc(0), KEY_LABEL, 32))
+    this.#revocations = options.revocations
+    this.#ttl = options.ttlSeconds ?? SESSION_TTL_SECONDS
+    this.#now = options.now ?? Date.now
+  }
+
+  /** True when the request carries a session cookie (valid or not). */
+  present(request: FastifyRequest): boolean {
+    return cookieValue(request.headers.cookie, SESSION_COOKIE) !== undefined
+  }
+
+  /** Starts a session for `user` (an admin whose password was checked): sets the cookie. */
+  start(user: CachedUser, request: FastifyRequest, reply: FastifyReply): DashboardSession {
+    const iat = Math.floor(this.#now() / 1000)
+    const claims: SessionClaims = { uid: user.id, ver: user.tokenVersion, iat, exp: iat + this.#ttl, csrf: randomBytes(32).toString('base64url') }
+    const value = seal(this.#key, JSON.stringify(claims), AAD)
+    void reply.header('set-cookie', this.#cookie(request, value, this.#ttl))
+    return { user, csrf: claims.csrf, expiresAt: claims.exp }
+  }
+
+  /** Clears the cookie. */
+  end(request: FastifyRequest, reply: FastifyReply): void {
+    void reply.header('set-cookie', this.#cookie(request, '', 0))
+  }
+
+  #cookie(request: FastifyRequest, value: string, maxAge: number): string {
+    // Secure whenever the request came over TLS (directly, or per X-Forwarded-Proto from a trusted proxy).
+    const secure = request.protocol === 'https' ? '; Secure' : ''
+    return `${SESSION_COOKIE}=${value}; Path=/; Max-Age=${maxAge}; HttpOnly; SameSite=Strict${secure}`
+  }
+
+  /**
+   * The session of the request's cookie, its user re-read through the revocation cache.
+   * 401 (`unauthorized`) without a valid, unexpired, unrevoked session; 403 (`forbidden`)
+   * when the user is no longer an admin, or, with `mutating`, when the CSRF checks fail.
+   */
+  async authenticate(request: FastifyRequest, options: { mutating: boolean }): Promise<DashboardSession> {
+    const raw = cookieValue(request.headers.cookie, SESSION_COOKIE)
+    if (raw === undefined || raw === '') throw signIn('Sign in to the dashboard')
+    const claims = this.#open(raw)
+    if (claims === null) throw signIn('The dashboard session is invalid; sign in again')
+    if (claims.exp <= Math.floor(this.#now() / 1000)) throw signIn('The dashboard session has expired; sign in again')
+    if (claims.iat < this.#revocations.notBefore) throw signIn('Every session was ended (emergency); sign in again')
+    // Before the user lookup: a forged cross-site request learns nothing, not even whether the session is live.
+    if (options.mutating) this.checkCsrf(request, claims.csrf)
+    const user = this.#revocations.peek(claims.uid) ?? await this.#revocations.getUser(claims.uid)
+    if (user === null || user.tokenVersion !== claims.ver) throw signIn('The dashboard session was revoked; sign in again')
+    if (user.role !== 'admin') throw new ServiceError('forbidden')
+    return { user, csrf: claims.csrf, expiresAt: claims.exp }
+  }
+
+  /** 403 unless the request names this origin and carries the session's CSRF token. */
+  checkCsrf(request: FastifyRequest, expected: string): void {
+    this.checkOrigin(request)
+    const given = request.headers[CSRF_HEADER]
+    if (typeof given !== 'string' || given === '' || !sameSecret(given, expected)) {
+      throw new ServiceError('forbidden', 'The CSRF token is missing or wrong; reload the dashboard')
+    }
+  }
+
+  /** 403 unless the `Origin` header is this service's own origin (browsers send it on every POST). */
+  checkOrigin(request: FastifyRequest): void {
+    const origin = request.headers.origin
+    if (typeof origin !== 'string' || origin !== `${request.protocol}://${request.host}`) {
+      throw new ServiceError('forbidden', 'Cross-origin request refused')
+    }
+  }
+
+  #open(raw: string): SessionClaims | null {
+    if (raw.length > MAX_COOKIE_CHARS) return null
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(open(this.#key, raw, AAD).toString('utf8'))
+    } catch (err) {
+      if (isRekeyError(err) || err instanceof SyntaxError) return null
+      throw err
+    }
+    const c = parsed as Partial<SessionClaims> | null
+    if (c === null || typeof c !== 'object' || typeof c.uid !== 'string' || typeof c.csrf !== 'string'
+      || !Number.isSafeInteger(c.ver) || !Number.isSafeInteger(c.iat) || !Number.isSafeInteger(c.exp)) return null
+    return c as SessionClaims
+  }
+}
