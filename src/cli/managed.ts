@@ -10,6 +10,7 @@ import { auditHasher } from '../service/audit.ts'
 import { keyInputOf } from '../service/keys.ts'
 import { Lifecycle, SECRET_TARGETS, type Actor, type SecretTarget } from '../service/lifecycle.ts'
 import { masterKeyFileOf, resolveMasterKey } from '../service/master-key.ts'
+import { Webhooks } from '../service/webhooks.ts'
 import { openStore } from '../store/open.ts'
 import type { Store } from '../store/store.ts'
 import type { ComputeAuditHash } from '../store/types.ts'
@@ -30,7 +31,7 @@ export interface ManagedContext {
 export function managedSecretOf(name: string | undefined): SecretTarget | undefined {
   if (name === undefined) return undefined
   if ((SECRET_TARGETS as readonly string[]).includes(name)) return name as SecretTarget
-  if (name === 'master-key') throw new CliExit(EXIT.USAGE, '--secret master-key: master-key rotation is not available in this version')
+  if (name === 'master-key') throw new CliExit(EXIT.USAGE, '--secret master-key: the master key is only rotated (rekey rotate --secret master-key); its rotation has no grace window to finalize or roll back')
   throw new CliExit(EXIT.USAGE, `--secret must be ${SECRET_TARGETS.join(', ')} in managed mode`)
 }
 
@@ -59,6 +60,7 @@ export async function withManaged<T>(io: CliIo, globals: GlobalOptions, fn: (ctx
   }
   const { key: masterKey } = await resolveMasterKey(config)
   const store = await openStore(config.store)
+  let webhooks: Webhooks | null = null
   try {
     const keyset = await store.getKeyset()
     const sample = keyset.keys[0]
@@ -71,12 +73,17 @@ export async function withManaged<T>(io: CliIo, globals: GlobalOptions, fn: (ctx
       }
     }
     const computeHash = auditHasher(masterKey)
+    // REKEY_WEBHOOK_URL: rotations run from the CLI post their notices too (sent before exit).
+    webhooks = config.webhookUrl === undefined ? null : new Webhooks({ url: config.webhookUrl.reveal().toString('utf8'), log: { warn: (_obj, msg) => io.stderr(`rekey: warning: ${msg}\n`) } })
+    const notify = webhooks
     const lifecycle = new Lifecycle({
       store, masterKey, computeHash, accessTokenTtl: config.accessTokenTtl, refreshTokenTtl: config.refreshTokenTtl,
       cadencePolicy: cadencePolicyOf(),
+      ...(notify === null ? {} : { onEvent: (event) => notify.notice(event) }),
     })
     return await fn({ config, store, masterKey, computeHash, lifecycle, actor: { operator: operatorOf(globals), requestId: null } })
   } finally {
+    await webhooks?.flush()
     await store.close()
   }
 }

@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
+import { DEFAULT_POLICY, type CadencePolicy } from '../core/cadence.ts'
 import { RekeyError } from '../core/errors.ts'
 import { Keyring } from '../core/keyring.ts'
 import type { Env } from '../core/env.ts'
@@ -20,6 +21,8 @@ export interface RekeyConfig {
   readonly port: number
   readonly host: string
   readonly masterKey: SecretValue | undefined
+  /** REKEY_MASTER_KEY_PREV: set only while a master-key rotation is rolled out. */
+  readonly masterKeyPrev: SecretValue | undefined
   readonly registration: 'open' | 'closed'
   readonly accessTokenTtl: number
   readonly refreshTokenTtl: number
@@ -31,6 +34,11 @@ export interface RekeyConfig {
   readonly audience: string | undefined
   readonly rateLimit: Readonly<{ window: number, max: number, loginPerIp: number, loginPerAccount: number }>
   readonly argon2: Readonly<{ memoryCost: number, timeCost: number, parallelism: number }>
+  readonly scheduler: Readonly<{ enabled: 'on' | 'off', interval: number }>
+  /** REKEY_WEBHOOK_URL (it usually embeds a token, so it is a secret). */
+  readonly webhookUrl: SecretValue | undefined
+  /** The `cadence` object of `rekey.config.json`, parsed as `rekey due` parses it. */
+  readonly cadence: CadencePolicy
   readonly keySource: KeySource
   /** The config file read, or `null`. */
   readonly configFile: string | null
@@ -90,6 +98,11 @@ function readFileSettings(file: string, explicit: boolean, problems: string[]): 
   const flat: Record<string, RawValue> = {}
   for (const [key, value] of Object.entries(parsed as Record<string, unknown>)) {
     if (key === '$schema') continue
+    // Keys of "cadence" are secret names, not settings: it is parsed as one value.
+    if (key === 'cadence') {
+      flat[key] = value as RawValue
+      continue
+    }
     if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
       for (const [inner, v] of Object.entries(value as Record<string, unknown>)) flat[`${key}.${inner}`] = v as RawValue
     } else {
@@ -166,6 +179,7 @@ export function loadConfig(options: LoadConfigOptions = {}): RekeyConfig {
     for (const [dotted, value] of Object.entries(options.overrides)) setPath(out, dotted, value)
   }
 
+  out.cadence ??= DEFAULT_POLICY
   const config = out as unknown as Omit<RekeyConfig, 'keySource' | 'configFile'>
   if (config.refreshOverlap >= config.refreshTokenTtl) problems.push('REKEY_REFRESH_OVERLAP must be shorter than JWT_REFRESH_EXPIRATION')
   if (config.accessTokenTtl > config.refreshTokenTtl) problems.push('JWT_EXPIRATION must not be longer than JWT_REFRESH_EXPIRATION')

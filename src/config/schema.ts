@@ -5,7 +5,9 @@
  * Precedence: CLI flag > environment > config file > default. Secret settings are read from
  * the environment only, so they never end up in a committed file.
  */
+import { parseCadencePolicy } from '../core/cadence.ts'
 import { parseDuration } from '../core/duration.ts'
+import { isRekeyError } from '../core/errors.ts'
 
 /** A value as it arrived: text from the environment or a flag, JSON from the file. */
 export type RawValue = string | number | boolean | null | object
@@ -94,6 +96,28 @@ function metricsToken(raw: RawValue): string {
   return text
 }
 
+function webhookUrl(raw: RawValue): string {
+  const text = asText(raw)
+  let url: URL
+  try {
+    url = new URL(text)
+  } catch {
+    throw new SettingProblem('must be an http:// or https:// URL')
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new SettingProblem('must be an http:// or https:// URL')
+  return text
+}
+
+/** The `cadence` object of the config file, checked by the same parser `rekey due` uses. */
+function cadence(raw: RawValue): unknown {
+  try {
+    return parseCadencePolicy(raw, 'cadence')
+  } catch (err) {
+    if (!isRekeyError(err)) throw err
+    throw new SettingProblem(err.problems.length > 0 ? err.problems.map((p) => p.replace(/^cadence: /, '')).join('; ') : err.message)
+  }
+}
+
 function audience(raw: RawValue): string {
   return nonEmpty(raw)
 }
@@ -108,6 +132,16 @@ export const SETTINGS: readonly SettingSpec[] = Object.freeze([
     doc: 'Address to listen on.' },
   { path: 'masterKey', env: 'REKEY_MASTER_KEY', secret: true, parse: masterKey,
     doc: '32 bytes, base64. Seals managed keys and refresh successors; keys the audit chain.' },
+  { path: 'masterKeyPrev', env: 'REKEY_MASTER_KEY_PREV', secret: true, parse: masterKey,
+    doc: 'The previous master key, during a master-key rotation only: sealed values open with either key.' },
+  { path: 'scheduler.enabled', env: 'REKEY_SCHEDULER', file: 'scheduler.enabled', default: 'on', parse: oneOf(['on', 'off'] as const),
+    doc: '`off` stops scheduled rotation, finalize and reminders on this instance.' },
+  { path: 'scheduler.interval', env: 'REKEY_SCHEDULER_INTERVAL', file: 'scheduler.interval', default: 60, parse: duration(1, 86_400),
+    doc: 'How often the scheduler checks what is due.' },
+  { path: 'webhookUrl', env: 'REKEY_WEBHOOK_URL', secret: true, parse: webhookUrl,
+    doc: 'Slack-compatible webhook for reminders and rotation notices; unset: none are sent.' },
+  { path: 'cadence', file: 'cadence', default: undefined, parse: cadence,
+    doc: 'Rotation cadence per secret name or `kind:KIND`, e.g. `{ "jwt-access": "30d", "kind:smtp": "365d" }`.' },
   { path: 'registration', env: 'REKEY_REGISTRATION', file: 'registration', default: 'open', parse: oneOf(['open', 'closed'] as const),
     doc: '`closed` answers 403 to POST /api/auth/register.' },
   { path: 'accessTokenTtl', env: 'JWT_EXPIRATION', file: 'accessTokenTtl', default: 900, parse: duration(10, 86_400),

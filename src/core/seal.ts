@@ -50,3 +50,19 @@ export function open(masterKey: Uint8Array, sealed: string, aad: string): Buffer
     throw new RekeyError('ERR_CONFIG', 'A sealed value does not open with this master key (wrong key, another row\'s value, or altered)')
   }
 }
+
+/**
+ * {@link open} with the first of `masterKeys` that opens the value: during a master-key
+ * rotation a value may still be sealed under the previous key. Throws like `open` when none does.
+ */
+export function openWithAny(masterKeys: readonly Uint8Array[], sealed: string, aad: string): Buffer {
+  let failure: unknown = new TypeError('no master key given')
+  for (const key of masterKeys) {
+    try {
+      return open(key, sealed, aad)
+    } catch (err) {
+      failure = err
+    }
+  }
+  throw failure
+}

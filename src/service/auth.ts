@@ -6,7 +6,7 @@ import { createHash, randomUUID } from 'node:crypto'
 import { RekeyError, isRekeyError } from '../core/errors.ts'
 import type { Claims } from '../core/claims.ts'
 import type { VerifyResult } from '../core/keyring.ts'
-import { open, seal } from '../core/seal.ts'
+import { openWithAny, seal } from '../core/seal.ts'
 import { hasCode } from '../store/errors.ts'
 import type { Store } from '../store/store.ts'
 import type { ComputeAuditHash } from '../store/types.ts'
@@ -52,6 +52,8 @@ export interface AuthDeps {
   readonly metrics: ServiceMetrics
   readonly clock: Clock
   readonly masterKey: Buffer
+  /** REKEY_MASTER_KEY_PREV during a master-key rotation: successors sealed under it still open. */
+  readonly previousMasterKey?: Buffer
   readonly computeHash: ComputeAuditHash
   readonly settings: AuthSettings
   readonly log: { warn(obj: object, msg: string): void }
@@ -213,7 +215,8 @@ export class AuthService {
         return pair
       case 'overlap': {
         if (outcome.successorBlob === null) break
-        const stored = JSON.parse(open(masterKey, outcome.successorBlob, aad).toString('utf8')) as { a: string, r: string }
+        const keys = this.#d.previousMasterKey === undefined ? [masterKey] : [masterKey, this.#d.previousMasterKey]
+        const stored = JSON.parse(openWithAny(keys, outcome.successorBlob, aad).toString('utf8')) as { a: string, r: string }
         metrics.refreshes.inc({ result: 'overlap' })
         return this.#pair(stored.a, stored.r)
       }

@@ -12,7 +12,7 @@ import { hasCode } from '../store/errors.ts'
 import { Keyring } from '../core/keyring.ts'
 import type { KeyInput } from '../core/key.ts'
 import { deriveKid } from '../core/kid.ts'
-import { open, seal } from '../core/seal.ts'
+import { openWithAny, seal } from '../core/seal.ts'
 import type { Store } from '../store/store.ts'
 import type { KeyRecord, NewKey } from '../store/types.ts'
 import { auditWrite } from './audit.ts'
@@ -30,6 +30,8 @@ export interface KeyServiceOptions {
   readonly env: Env
   readonly store: Store
   readonly masterKey: Buffer
+  /** REKEY_MASTER_KEY_PREV during a master-key rotation: keys still sealed under it open too. */
+  readonly previousMasterKey?: Buffer
   readonly computeHash: ComputeAuditHash
   readonly clock: Clock
   readonly accessTokenTtl: number
@@ -52,9 +54,13 @@ export function newManagedKey(masterKey: Buffer, purpose: string, now: number): 
   return { kid, purpose, alg: 'HS256', state: 'current', sealedMaterial, createdAt: now, activatedAt: now }
 }
 
-/** Opens a stored key into a keyring input. Throws ERR_CONFIG when the master key does not open it. */
-export function keyInputOf(masterKey: Buffer, record: KeyRecord): KeyInput {
-  const jwk = JSON.parse(open(masterKey, record.sealedMaterial, `rekey/key/${record.kid}`).toString('utf8')) as Record<string, unknown>
+/**
+ * Opens a stored key into a keyring input, with the master key or (during a master-key
+ * rotation) any of several. Throws ERR_CONFIG when none opens it.
+ */
+export function keyInputOf(masterKey: Buffer | readonly Buffer[], record: KeyRecord): KeyInput {
+  const keys = Buffer.isBuffer(masterKey) ? [masterKey] : masterKey
+  const jwk = JSON.parse(openWithAny(keys, record.sealedMaterial, `rekey/key/${record.kid}`).toString('utf8')) as Record<string, unknown>
   const dates = {
     createdAt: new Date(record.createdAt).toISOString(),
     ...(record.activatedAt === null ? {} : { activatedAt: new Date(record.activatedAt).toISOString() }),
@@ -178,7 +184,8 @@ export class KeyService {
     const inputs = new Map<ServiceKeyPurpose, KeyInput[]>(KEY_PURPOSES.map((p) => [p, []]))
     for (const record of keyset.keys) {
       const list = inputs.get(record.purpose as ServiceKeyPurpose)
-      if (list !== undefined) list.push(keyInputOf(this.#o.masterKey, record))
+      const masterKeys = this.#o.previousMasterKey === undefined ? [this.#o.masterKey] : [this.#o.masterKey, this.#o.previousMasterKey]
+      if (list !== undefined) list.push(keyInputOf(masterKeys, record))
     }
     const access = inputs.get('access') ?? []
     const refresh = inputs.get('refresh') ?? []

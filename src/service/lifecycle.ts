@@ -21,6 +21,7 @@ import type { AuditWrite, ComputeAuditHash, InstanceHeartbeat, NewKey } from '..
 import { auditWrite } from './audit.ts'
 import { systemClock, type Clock } from './clock.ts'
 import { ServiceError } from './errors.ts'
+import { failpoint } from './failpoints.ts'
 import { HEARTBEAT_INTERVAL_MS } from './heartbeat.ts'
 import { instanceStatus, keyView, statusReport, type InstanceStatus, type KeyView, type StatusReport } from './key-views.ts'
 import { KEY_PURPOSES, newManagedKey, type ServiceKeyPurpose } from './keys.ts'
@@ -62,6 +63,21 @@ export interface LifecycleOptions {
   readonly pollMs?: number
   /** Rotation cadences (`rekey.config.json` "cadence"), for the inventory and `due` in status. Default: 90 days for JWT keys. */
   readonly cadencePolicy?: CadencePolicy
+  /** Told of each rotation step after its transaction commits (webhook notices). Must not throw; errors are ignored. */
+  readonly onEvent?: (event: LifecycleEvent) => void
+}
+
+/** A committed lifecycle step, for notices. Never carries key material. */
+export interface LifecycleEvent {
+  readonly type: 'rotate-started' | 'rotate-completed' | 'finalized' | 'rolled-back'
+  /** `jwt-access`, `jwt-refresh`. */
+  readonly secrets: readonly string[]
+  /** The kids staged, promoted, retired or restored. */
+  readonly kids: readonly string[]
+  readonly operator: string
+  readonly at: number
+  /** rotate-completed: when finalize becomes safe (ISO), if known. */
+  readonly finalizeSafeAt?: string | null
 }
 
 /** A key staged by rotate. */
@@ -156,6 +172,12 @@ export class Lifecycle {
     return this.#o.liveWindowMs ?? LIVE_WINDOW_MS
   }
 
+  #emit(event: LifecycleEvent): void {
+    try {
+      this.#o.onEvent?.(event)
+    } catch { /* a notice must never undo or fail a committed step */ }
+  }
+
   #audit(actor: Actor, secret: string, method: string, notes: string, at: number): AuditWrite {
     return auditWrite(this.#o.computeHash, { at, secret, operator: actor.operator, method, notes, requestId: actor.requestId })
   }
@@ -193,6 +215,7 @@ export class Lifecycle {
       const waitedMs = Date.now() - started
       if (instances.every((i) => i.keysetVersion >= version)) return { acknowledged: true, waitedMs, instances }
       if (waitedMs >= timeoutMs) return { acknowledged: false, waitedMs, instances }
+      failpoint('lifecycle:wait-for-acks')
       await sleep(Math.min(this.#o.pollMs ?? 25, timeoutMs - waitedMs))
     }
   }
@@ -233,6 +256,8 @@ export class Lifecycle {
       })
     }
 
+    if (insert.length > 0) this.#emit({ type: 'rotate-started', secrets: purposes.map((p) => `jwt-${p}`), kids: insert.map((k) => k.kid), operator: input.actor.operator, at: now })
+    failpoint('rotate:after-stage')
     const wait = await this.waitForInstances(version, input.timeoutMs ?? DEFAULT_ROTATE_TIMEOUT_MS)
     const acked = (i: InstanceHeartbeat): InstanceStatus & { acknowledged: boolean } => ({ ...instanceStatus(i, version), acknowledged: i.keysetVersion >= version })
     const base = { secrets: purposes, staged, hard, waitedMs: wait.waitedMs, instances: wait.instances.map(acked) }
@@ -256,10 +281,16 @@ export class Lifecycle {
         update: changes,
         audit: this.#audit(input.actor, label(purposes), hard ? 'rotate-hard' : 'rotate', `${notes}${hard ? '' : '; the old key verifies until finalize'}`, promotedAt),
       })
+      failpoint('rotate:promote-in-transaction')
       await this.#markRotated(tx, purposes, promotedAt, hard ? 'rotate-hard' : 'rotate')
       return v
     })
+    failpoint('rotate:after-promote')
     const retireAfter = changes.map((c) => c.retireAfter).filter((t): t is number => typeof t === 'number')
+    this.#emit({
+      type: 'rotate-completed', secrets: purposes.map((p) => `jwt-${p}`), kids: staged.map((k) => k.kid), operator: input.actor.operator, at: promotedAt,
+      finalizeSafeAt: retireAfter.length === 0 ? null : new Date(Math.max(...retireAfter)).toISOString(),
+    })
     // The new key signs on an instance once it has loaded the promoted key set: wait for that too.
     const remaining = Math.max(0, (input.timeoutMs ?? DEFAULT_ROTATE_TIMEOUT_MS) - wait.waitedMs)
     const signing = await this.waitForInstances(promotedVersion, remaining)
@@ -288,11 +319,16 @@ export class Lifecycle {
     const unsafe = plan.checks.filter((c) => !c.safe)
     const notes = `retired ${plan.changes.map((c) => `${purposeOf(c.kid)} key ${c.kid}`).join(', ')}`
       + (plan.forced ? `; forced while unsafe: ${unsafe.map((c) => `${c.kid} (${c.reason})`).join('; ')}` : '')
-    const version = await store.transitionKeys({
-      expectedVersion: keyset.version,
-      update: plan.changes,
-      audit: this.#audit(input.actor, label(purposes), plan.forced ? 'finalize-force' : 'finalize', notes, now),
+    const version = await store.transaction(async (tx) => {
+      const v = await tx.transitionKeys({
+        expectedVersion: keyset.version,
+        update: plan.changes,
+        audit: this.#audit(input.actor, label(purposes), plan.forced ? 'finalize-force' : 'finalize', notes, now),
+      })
+      failpoint('finalize:in-transaction')
+      return v
     })
+    this.#emit({ type: 'finalized', secrets: purposes.map((p) => `jwt-${p}`), kids: plan.changes.map((c) => c.kid), operator: input.actor.operator, at: now })
     return {
       changed: true, forced: plan.forced, checks: plan.checks, keysetVersion: version,
       retired: plan.changes.map((c) => ({ kid: c.kid, purpose: purposeOf(c.kid) })),
@@ -317,12 +353,17 @@ export class Lifecycle {
     }
     const changes = candidates.flatMap((p) => planRollback(keyset.keys, p, now, this.policy))
     const purposeOf = (kid: string): string => keyset.keys.find((k) => k.kid === kid)?.purpose ?? '?'
-    const version = await store.transitionKeys({
-      expectedVersion: keyset.version,
-      update: changes,
-      audit: this.#audit(input.actor, label(candidates), 'rollback',
-        changes.map((c) => `${purposeOf(c.kid)} key ${c.kid} ${c.expectState}→${c.state}`).join('; '), now),
+    const version = await store.transaction(async (tx) => {
+      const v = await tx.transitionKeys({
+        expectedVersion: keyset.version,
+        update: changes,
+        audit: this.#audit(input.actor, label(candidates), 'rollback',
+          changes.map((c) => `${purposeOf(c.kid)} key ${c.kid} ${c.expectState}→${c.state}`).join('; '), now),
+      })
+      failpoint('rollback:in-transaction')
+      return v
     })
+    this.#emit({ type: 'rolled-back', secrets: candidates.map((p) => `jwt-${p}`), kids: changes.filter((c) => c.state === 'current').map((c) => c.kid), operator: input.actor.operator, at: now })
     return { changed: true, changes: describe(changes, purposeOf), keysetVersion: version }
   }
 
@@ -377,6 +418,7 @@ export class Lifecycle {
               `revoked ${changes.map((c) => c.kid).join(', ') || 'no key'}; new ${insert.map((k) => `${k.purpose} key ${k.kid}`).join(' and ')}; every session ended; not-before ${new Date(notBefore * 1000).toISOString()}; reason: ${reason}`, now),
           })
           const ended = await tx.revokeAllSessions('emergency', now)
+          failpoint('emergency:in-transaction')
           await tx.setSetting(NOT_BEFORE_SETTING, String(notBefore))
           await this.#markRotated(tx, purposes, now, 'emergency')
           return { version, ended }
@@ -385,6 +427,7 @@ export class Lifecycle {
         if (hasCode(err, 'ERR_CONFLICT') && attempt < 3) continue
         throw err
       }
+      failpoint('emergency:after-commit')
       const wait = await this.waitForInstances(result.version, EMERGENCY_ACK_WAIT_MS)
       const purposeOf = (kid: string): string => keyset.keys.find((k) => k.kid === kid)?.purpose ?? '?'
       return {

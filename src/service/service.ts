@@ -8,13 +8,15 @@ import type { RekeyConfig } from '../config/load.ts'
 import type { Env } from '../core/env.ts'
 import { openStore, type OpenStoreOptions } from '../store/open.ts'
 import type { Store } from '../store/store.ts'
-import { auditHasher } from './audit.ts'
 import { AuthService } from './auth.ts'
 import { systemClock, type Clock } from './clock.ts'
 import { Heartbeat } from './heartbeat.ts'
 import { KeyService } from './keys.ts'
 import { Lifecycle } from './lifecycle.ts'
 import { resolveMasterKey } from './master-key.ts'
+import { serviceAuditChain } from './master-key-rotation.ts'
+import { Scheduler } from './scheduler.ts'
+import { Webhooks } from './webhooks.ts'
 import { ServiceMetrics } from './metrics.ts'
 import { PasswordHasher } from './passwords.ts'
 import { RevocationCache } from './revocations.ts'
@@ -49,6 +51,10 @@ export interface Service {
   readonly lifecycle: Lifecycle
   /** Per-kid verification counters, flushed to the store every few seconds. */
   readonly usage: UsageRecorder
+  /** Scheduled rotation, finalize and reminders; `null` when REKEY_SCHEDULER=off or keys come from the environment. */
+  readonly scheduler: Scheduler | null
+  /** REKEY_WEBHOOK_URL's poster, or `null`. */
+  readonly webhooks: Webhooks | null
   readonly instanceId: string
   /** True when keys are loaded and the store answers within `timeoutMs`. */
   ready(timeoutMs?: number): Promise<boolean>
@@ -79,7 +85,11 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     if (ownsStore) await store.close()
   }
   try {
-    const computeHash = auditHasher(masterKey)
+    const previousMasterKey = config.masterKeyPrev?.reveal()
+    // With REKEY_MASTER_KEY_PREV set, rows are chained under whichever key the chain is at.
+    const chain = await serviceAuditChain(store, masterKey, previousMasterKey)
+    stops.push(chain.stop)
+    const computeHash = chain.computeHash
     // Set once the heartbeat exists: each newly loaded key set is acknowledged at once.
     let acknowledge: () => void = () => {}
     const keys = new KeyService({
@@ -87,6 +97,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       env: options.env ?? process.env,
       store,
       masterKey,
+      ...(previousMasterKey === undefined ? {} : { previousMasterKey }),
       computeHash,
       clock,
       accessTokenTtl: config.accessTokenTtl,
@@ -111,6 +122,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     stops.push(() => usage.stop())
     const auth = new AuthService({
       store, keys, revocations, passwords, metrics, clock, masterKey, computeHash, log, usage,
+      ...(previousMasterKey === undefined ? {} : { previousMasterKey }),
       settings: {
         registration: config.registration,
         accessTokenTtl: config.accessTokenTtl,
@@ -135,13 +147,24 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     heartbeat.start()
     acknowledge = () => { void heartbeat.beat() }
     stops.push(() => heartbeat.stop())
+    const webhooks = config.webhookUrl === undefined ? null : new Webhooks({ url: config.webhookUrl.reveal().toString('utf8'), log })
+    if (webhooks !== null) stops.push(() => webhooks.flush())
     const lifecycle = new Lifecycle({
       store, masterKey, computeHash, clock,
       accessTokenTtl: config.accessTokenTtl,
       refreshTokenTtl: config.refreshTokenTtl,
+      cadencePolicy: config.cadence,
+      ...(webhooks === null ? {} : { onEvent: (event) => webhooks.notice(event) }),
     })
+    const scheduler = config.scheduler.enabled === 'on' && config.keySource === 'managed'
+      ? new Scheduler({ store, lifecycle, clock, instanceId, cadencePolicy: config.cadence, intervalMs: config.scheduler.interval * 1000, webhooks, log })
+      : null
+    if (scheduler !== null) {
+      scheduler.start()
+      stops.push(() => scheduler.stop())
+    }
     return {
-      config, store, keys, revocations, metrics, auth, lifecycle, usage, instanceId,
+      config, store, keys, revocations, metrics, auth, lifecycle, usage, instanceId, scheduler, webhooks,
       async ready(timeoutMs = 1000) {
         if (!keys.loaded) return false
         let timer: NodeJS.Timeout | undefined

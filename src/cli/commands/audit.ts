@@ -1,7 +1,8 @@
 import { InvalidArgumentError, type Command } from 'commander'
 import { parseAuditHead, verifyAuditChain, type AuditHead } from '../../core/audit-chain.ts'
 import { maskSecrets } from '../../core/mask.ts'
-import { auditHasher } from '../../service/audit.ts'
+import { verifyAuditLog } from '../../service/audit-segments.ts'
+import { previousMasterKeyOf } from '../../service/master-key-rotation.ts'
 import type { AuditRecord } from '../../store/types.ts'
 import { auditStoreOf, envFileVars, openForRead, readerMasterKey, withStore } from '../audit-store.ts'
 import { CliExit, EXIT, type CliIo, type GlobalOptions } from '../context.ts'
@@ -51,8 +52,11 @@ export function registerAudit(program: Command, io: CliIo): void {
       if (options.verify === true) {
         const rows = store === null ? [] : await withStore(store, (s) => s.listAudit())
         // Only a log with rows needs the key: nothing is hashed in an empty one.
-        const hash = rows.length === 0 ? () => '' : auditHasher(await readerMasterKey(io, location, fileVars))
-        const report = verifyAuditChain(rows, hash, options.head === undefined ? {} : { expectHead: options.head })
+        const verifyOptions = options.head === undefined ? {} : { expectHead: options.head }
+        // Across master-key rotations the chain has segments; REKEY_MASTER_KEY_PREV checks the older one row by row.
+        const report = rows.length === 0
+          ? verifyAuditChain(rows, () => '', verifyOptions)
+          : verifyAuditLog(rows, [await readerMasterKey(io, location, fileVars), ...await previousMasterKeyOf(io.env, location)], verifyOptions)
         if (globals.json === true) io.stdout(`${JSON.stringify(report)}\n`)
         if (report.firstBad !== undefined) throw new CliExit(EXIT.REFUSED, `audit chain broken at row ${report.firstBad.seq}: ${report.firstBad.reason}`)
         if (globals.json !== true) {

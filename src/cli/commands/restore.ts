@@ -1,0 +1,30 @@
+import type { Command } from 'commander'
+import { restoreBackup } from '../../ops/backup/backup.ts'
+import { maskLocation } from '../../store/errors.ts'
+import { storeOf, type CliIo, type GlobalOptions } from '../context.ts'
+import { readIdentities } from './backup.ts'
+
+/** `rekey restore ARCHIVE`: the drill, then the store is replaced; a store with data only with --force. */
+export function registerRestore(program: Command, io: CliIo): void {
+  program
+    .command('restore')
+    .description('restore the store from a backup after a full drill; a store holding data is only replaced with --force (stop every instance first)')
+    .argument('<archive>', 'a rekey-backup-*.tgz.age file')
+    .option('--identity <file>', 'age identity file, for archives made with --recipient')
+    .option('--force', 'replace a store that holds data')
+    .addHelpText('after', '\nExamples:\n  REKEY_BACKUP_PASSPHRASE=... rekey restore backups/rekey-backup-20261123T021700Z.tgz.age\n  rekey --store ./.rekey/rekey.db restore backup.tgz.age --identity ops.agekey --force')
+    .action(async (archive: string, options: { identity?: string, force?: boolean }, command: Command) => {
+      const globals = command.optsWithGlobals<GlobalOptions>()
+      const identities = options.identity === undefined ? [] : await readIdentities(options.identity)
+      const location = storeOf(globals, io.env)
+      const report = await restoreBackup(archive, { passphrase: io.env.REKEY_BACKUP_PASSPHRASE, identities }, location, options.force === true)
+      const m = report.manifest
+      if (globals.json === true) {
+        io.stdout(`${JSON.stringify({ archive, store: maskLocation(location), restored: true, dialect: m.dialect, createdAt: m.createdAt, rows: report.rows, tables: report.tables, kept: report.kept })}\n`)
+        return
+      }
+      io.stdout(`restored ${maskLocation(location)} from ${archive} (made ${m.createdAt}): ${report.rows} rows in ${report.tables} tables\n`)
+      if (report.kept !== null) io.stdout(`  the replaced store is kept as ${report.kept} (0600); delete it once the restore is confirmed\n`)
+      io.stdout('  the managed keys open only with the master key of the backed-up store (REKEY_MASTER_KEY or master.key)\n')
+    })
+}

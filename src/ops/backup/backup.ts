@@ -1,0 +1,181 @@
+/**
+ * Backups of the store, their restore drill, and restore.
+ *
+ * - {@link createBackup}: a consistent snapshot (SQLite online backup, or pg_dump in an exported
+ *   snapshot), a manifest, packed and encrypted into `rekey-backup-<UTC stamp>.tgz.age` (0600).
+ * - {@link verifyBackup}: decrypt, check every hash, restore into a temporary store, check
+ *   integrity, schema version and row counts. Any failure is a BackupError.
+ * - {@link restoreBackup}: the same checks, then the store is replaced; a store holding data is
+ *   only replaced with `force`.
+ *
+ * The master key is never in an archive: without it, a restored store's managed keys cannot
+ * be opened. Keep it apart (a password manager, a KMS).
+ */
+import { createHash } from 'node:crypto'
+import { createReadStream, mkdtempSync, promises as fs } from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { isPostgresLocation } from '../../config/load.ts'
+import { RekeyError } from '../../core/errors.ts'
+import { maskLocation } from '../../store/errors.ts'
+import { openStore } from '../../store/open.ts'
+import { readArchive, writeArchive, type SealOptions, type UnsealOptions } from './archive.ts'
+import { BackupError } from './backup-error.ts'
+import { ARCHIVE_FORMAT, MANIFEST_NAME, PART_NAME, parseManifest, type Dialect, type Manifest } from './manifest.ts'
+import { checkPostgresDump, postgresDataRows, restorePostgres, snapshotPostgres } from './postgres-snapshot.ts'
+import { checkSqliteCopy, replaceSqliteStore, snapshotSqlite, sqliteDataRows } from './sqlite-snapshot.ts'
+import { rekeyVersion } from './version.ts'
+
+/** `20261123T021700Z` for a date. */
+export function stampOf(date: Date): string {
+  return date.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '')
+}
+
+async function sha256File(file: string): Promise<{ sha256: string, bytes: number }> {
+  const hash = createHash('sha256')
+  let bytes = 0
+  for await (const chunk of createReadStream(file)) {
+    hash.update(chunk as Buffer)
+    bytes += (chunk as Buffer).length
+  }
+  return { sha256: hash.digest('hex'), bytes }
+}
+
+/** A fresh 0700 directory, removed when `fn` settles. */
+async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'rekey-backup-'))
+  try {
+    return await fn(dir)
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true })
+  }
+}
+
+/** What {@link createBackup} made. */
+export interface BackupResult {
+  readonly file: string
+  readonly bytes: number
+  readonly manifest: Manifest
+}
+
+/** Backs up the store at `location` into `outDir` (created 0700 if missing). */
+export async function createBackup(location: string, outDir: string, seal: SealOptions, now: Date = new Date()): Promise<BackupResult> {
+  const dialect: Dialect = isPostgresLocation(location) ? 'postgres' : 'sqlite'
+  // Checked before the snapshot, so a missing passphrase costs nothing.
+  if ((seal.recipients ?? []).length === 0 && (seal.passphrase ?? '') === '') {
+    throw new RekeyError('ERR_CONFIG', 'set REKEY_BACKUP_PASSPHRASE or give --recipient age1...: a backup is always encrypted')
+  }
+  await fs.mkdir(outDir, { recursive: true, mode: 0o700 })
+  return withTempDir(async (dir) => {
+    const part = PART_NAME[dialect]
+    const snapshotFile = path.join(dir, part)
+    const facts = dialect === 'sqlite' ? await snapshotSqlite(location, snapshotFile) : await snapshotPostgres(location, snapshotFile)
+    const manifest: Manifest = {
+      format: ARCHIVE_FORMAT,
+      rekeyVersion: rekeyVersion(),
+      dialect,
+      schemaVersion: facts.schemaVersion,
+      ...('schema' in facts ? { pgSchema: (facts as { schema: string }).schema } : {}),
+      createdAt: now.toISOString(),
+      source: maskLocation(location),
+      parts: [{ name: part, ...(await sha256File(snapshotFile)) }],
+      rowCounts: facts.rowCounts,
+    }
+    await fs.writeFile(path.join(dir, MANIFEST_NAME), `${JSON.stringify(manifest, null, 2)}\n`, { mode: 0o600 })
+    const file = path.join(outDir, `rekey-backup-${stampOf(now)}.tgz.age`)
+    const bytes = await writeArchive(dir, [MANIFEST_NAME, part], file, seal)
+    return { file, bytes, manifest }
+  })
+}
+
+/** Decrypts and extracts into `dir`, then checks the manifest and every hash. */
+async function openArchive(file: string, unseal: UnsealOptions, dir: string): Promise<Manifest> {
+  const extracted = await readArchive(file, unseal, new Set([MANIFEST_NAME, ...Object.values(PART_NAME)]), dir)
+  if (!extracted.has(MANIFEST_NAME)) throw new BackupError('the archive has no manifest.json')
+  const manifest = parseManifest(await fs.readFile(path.join(dir, MANIFEST_NAME), 'utf8'))
+  const expected = new Set([MANIFEST_NAME, ...manifest.parts.map((p) => p.name)])
+  for (const name of extracted.keys()) if (!expected.has(name)) throw new BackupError(`the archive holds ${name}, which its manifest does not list`)
+  for (const p of manifest.parts) {
+    const got = extracted.get(p.name)
+    if (got === undefined) throw new BackupError(`${p.name} is listed in the manifest but missing from the archive`)
+    if (got.sha256 !== p.sha256 || got.bytes !== p.bytes) throw new BackupError(`${p.name} does not match its SHA-256 in the manifest: the archive was changed or damaged`)
+  }
+  return manifest
+}
+
+/** What a drill or a restore checked. */
+export interface VerifyReport {
+  readonly manifest: Manifest
+  readonly tables: number
+  readonly rows: number
+}
+
+function summary(manifest: Manifest): VerifyReport {
+  const counts = Object.values(manifest.rowCounts)
+  return { manifest, tables: counts.length, rows: counts.reduce((a, b) => a + b, 0) }
+}
+
+/** Runs the drill on an extracted archive: a temporary store, integrity, schema version, counts. */
+async function drill(dir: string, manifest: Manifest, pgUrl: string | undefined): Promise<void> {
+  const part = path.join(dir, PART_NAME[manifest.dialect])
+  let problems: string[]
+  if (manifest.dialect === 'sqlite') {
+    problems = checkSqliteCopy(part, manifest)
+    if (problems.length === 0) {
+      // The copy must also open as a store with this rekey (a newer schema is refused here).
+      const copy = path.join(dir, 'drill.sqlite')
+      await fs.copyFile(part, copy)
+      try {
+        const store = await openStore(copy)
+        await store.close()
+      } catch (err) {
+        problems.push(`the copy does not open as a store: ${(err as Error).message}`)
+      }
+    }
+  } else {
+    if (pgUrl === undefined || !isPostgresLocation(pgUrl)) {
+      throw new RekeyError('ERR_CONFIG', 'this is a PostgreSQL backup: give --store postgres://... (or REKEY_STORE); the drill restores it into a temporary database there')
+    }
+    problems = await checkPostgresDump(pgUrl, part, manifest.pgSchema as string, manifest)
+  }
+  if (problems.length > 0) throw new BackupError(`the restore drill failed: ${problems.join('; ')}`)
+}
+
+/** `backup verify`: the whole restore drill. `pgUrl` is needed for PostgreSQL backups. */
+export async function verifyBackup(file: string, unseal: UnsealOptions, pgUrl?: string): Promise<VerifyReport> {
+  return withTempDir(async (dir) => {
+    const manifest = await openArchive(file, unseal, dir)
+    await drill(dir, manifest, pgUrl)
+    return summary(manifest)
+  })
+}
+
+/** What a restore did. */
+export interface RestoreReport extends VerifyReport {
+  /** SQLite: where the replaced store was kept, if there was one. */
+  readonly kept: string | null
+}
+
+/**
+ * Restores `file` into the store at `location` after the full drill. A store holding data is
+ * refused (ERR_UNSAFE) unless `force`. Stop every instance first.
+ */
+export async function restoreBackup(file: string, unseal: UnsealOptions, location: string, force: boolean, now: Date = new Date()): Promise<RestoreReport> {
+  return withTempDir(async (dir) => {
+    const manifest = await openArchive(file, unseal, dir)
+    const targetIsPostgres = isPostgresLocation(location)
+    if (targetIsPostgres !== (manifest.dialect === 'postgres')) {
+      throw new RekeyError('ERR_CONFIG', `this is a ${manifest.dialect} backup and the store ${maskLocation(location)} is not`)
+    }
+    const rows = targetIsPostgres ? await postgresDataRows(location, manifest.pgSchema as string) : sqliteDataRows(location)
+    if (rows > 0 && !force) {
+      throw new RekeyError('ERR_UNSAFE', `the store ${maskLocation(location)} holds data (${rows} rows): restoring would replace it; stop every instance and add --force`)
+    }
+    await drill(dir, manifest, targetIsPostgres ? location : undefined)
+    const part = path.join(dir, PART_NAME[manifest.dialect])
+    let kept: string | null = null
+    if (targetIsPostgres) await restorePostgres(location, part)
+    else kept = await replaceSqliteStore(part, location, stampOf(now))
+    return { ...summary(manifest), kept }
+  })
+}
