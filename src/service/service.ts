@@ -21,6 +21,7 @@ import { ServiceMetrics } from './metrics.ts'
 import { PasswordHasher } from './passwords.ts'
 import { RevocationCache } from './revocations.ts'
 import { UsageRecorder } from './usage.ts'
+import { trackSecret } from './inventory.ts'
 
 /** What {@link startService} needs. */
 export interface ServiceOptions {
@@ -107,6 +108,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     })
     await keys.start()
     stops.push(() => keys.stop())
+    if (previousMasterKey === undefined) await trackOwnSecrets(store, masterKey, config, clock, log)
     const revocations = new RevocationCache(store)
     await revocations.start()
     stops.push(() => revocations.stop())
@@ -180,5 +182,25 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   } catch (err) {
     await stopAll().catch(() => {})
     throw err
+  }
+}
+
+/**
+ * Puts the secrets the service itself depends on into the inventory, so `rekey due` and the
+ * reminders know them from the first start. Best effort: a failure is logged, not fatal.
+ * (Skipped while REKEY_MASTER_KEY_PREV is set: the audit chain may still be under the old key.)
+ */
+async function trackOwnSecrets(store: Store, masterKey: Buffer, config: RekeyConfig, clock: Clock, log: Logger): Promise<void> {
+  const names = config.keySource === 'managed' ? ['jwt-access', 'jwt-refresh', 'master-key'] : ['master-key']
+  if (config.metricsToken !== undefined) names.push('METRICS_AUTH_TOKEN')
+  for (const name of names) {
+    try {
+      const known = await store.getSecret(name)
+      if (known === null) {
+        await trackSecret(store, masterKey, config.cadence, { secret: name, operator: 'rekey-serve', requestId: null, at: clock.now(), ...(name === 'master-key' ? { kind: 'token' } : {}) })
+      }
+    } catch (err) {
+      log.warn({ err: { message: (err as Error)?.message }, secret: name }, 'could not add a secret to the inventory')
+    }
   }
 }

@@ -90,7 +90,7 @@ describe('managed rotation reaches a running service', () => {
     const user = await signedIn(server)
     const oldKid = headerOf(user.accessToken).kid as string
     const current = await cli('revoke', oldKid)
-    assert.equal(current.code, 1)
+    assert.equal(current.code, 1, current.stderr)
     assert.match(current.stderr, /ERR_UNSAFE: revoke refused: .* is the current access key/)
     assert.equal((await cli('rotate', '--secret', 'access')).code, 0)
     assert.equal((await me(user.accessToken)).status, 200)

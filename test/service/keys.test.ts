@@ -21,15 +21,18 @@ test('first start on SQLite: a 0600 master.key beside the store, one current key
     assert.deepEqual(keys.map((k) => [k.purpose, k.state]).sort(), [['access', 'current'], ['refresh', 'current']])
     assert.ok(keys.every((k) => k.sealedMaterial.startsWith('v1.')))
     const audit = await first.service.store.listAudit()
-    assert.equal(audit.length, 1)
-    assert.equal(audit[0]?.method, 'create')
+    assert.deepEqual(audit.map((row) => [row.method, row.secret]), [
+      ['create', 'jwt-access,jwt-refresh'],
+      ['track', 'jwt-access'], ['track', 'jwt-refresh'], ['track', 'master-key'],
+    ])
+    assert.deepEqual((await first.service.store.listSecrets()).map((s) => s.name).sort(), ['jwt-access', 'jwt-refresh', 'master-key'])
     const user = await signedIn(first)
     await first.stop()
     const again = await testServer({ dir })
     try {
       assert.deepEqual([again.service.keys.access.currentKid, again.service.keys.refresh.currentKid], kids)
       assert.equal((await again.request('GET', '/api/auth/me', { token: user.accessToken })).statusCode, 200, 'tokens survive a restart')
-      assert.equal((await again.service.store.listAudit()).length, 1)
+      assert.equal((await again.service.store.listAudit()).length, 4, 'a restart adds no audit row')
     } finally {
       await again.stop()
     }
