@@ -7,6 +7,7 @@ import type { DestinationStream, Logger } from 'pino'
 import { loadConfig, type LoadConfigOptions, type RekeyConfig } from '../config/load.ts'
 import type { Env } from '../core/env.ts'
 import type { Clock } from '../service/clock.ts'
+import { EnvFileReloader, readServeEnv } from '../service/env-reload.ts'
 import { startService, type Service } from '../service/service.ts'
 import type { OpenStoreOptions } from '../store/open.ts'
 import type { Store } from '../store/store.ts'
@@ -28,6 +29,10 @@ export interface StartServerOptions extends LoadConfigOptions {
   heartbeatIntervalMs?: number
   /** Listen on a socket (default true). False: build the app only, for `inject()`. */
   listen?: boolean
+  /** `--env-file`: the JWT variables come from this file, over `env`; {@link RunningServer.reload} re-reads it. */
+  envFile?: string
+  /** With `envFile`: also reload when the file changes on disk (default true). */
+  watchEnvFile?: boolean
 }
 
 /** A running server. */
@@ -40,11 +45,14 @@ export interface RunningServer {
   readonly log: Logger
   /** Stops accepting, drains in-flight requests, stops the service. Idempotent. */
   close(): Promise<void>
+  /** SIGHUP: env-file keys are re-read from the file, managed keys from the store. Never throws. */
+  reload(): Promise<void>
 }
 
 /** Loads the config (every problem at once: `ERR_CONFIG`), starts the service and the app. */
 export async function startServer(options: StartServerOptions = {}): Promise<RunningServer> {
-  const env: Env = options.env ?? process.env
+  const baseEnv: Env = options.env ?? process.env
+  const env = options.envFile === undefined ? baseEnv : await readServeEnv(options.envFile, baseEnv)
   const config = options.config ?? loadConfig({ ...options, env })
   const log = options.logger ?? createLogger(config.logLevel, options.logDestination)
   const service = await startService({
@@ -83,11 +91,26 @@ export async function startServer(options: StartServerOptions = {}): Promise<Run
       keysetVersion: service.keys.version, instanceId: service.instanceId,
     }, `rekey listening on ${url}`)
   }
+  const reloader = options.envFile === undefined || service.keys.source !== 'env'
+    ? null
+    : new EnvFileReloader({ file: options.envFile, baseEnv, startEnv: env, keys: service.keys, log })
+  if (reloader !== null && options.watchEnvFile !== false) reloader.watch()
   let closing: Promise<void> | null = null
   return {
     url, app, service, config, log,
+    async reload() {
+      if (reloader !== null) {
+        await reloader.reload('SIGHUP')
+      } else if (service.keys.source === 'managed') {
+        log.info('reloading the keys from the store')
+        await service.keys.reload()
+      } else {
+        log.warn('the keys come from the process environment, which a running process cannot re-read: start serve with --env-file PATH to reload them')
+      }
+    },
     close() {
       closing ??= (async () => {
+        reloader?.close()
         log.info('shutting down: draining requests')
         draining = true
         // Connections that turn idle after close() began would otherwise wait for the keep-alive timeout.

@@ -9,6 +9,7 @@ interface ServeOptions {
   port?: number
   host?: string
   config?: string
+  watch?: boolean
 }
 
 function portArg(value: string): number {
@@ -22,7 +23,8 @@ const SHUTDOWN_GRACE_MS = 10_000
 
 /**
  * `rekey serve`: the auth service. Runs until SIGTERM or SIGINT, then stops accepting,
- * drains in-flight requests, closes the store and exits 0.
+ * drains in-flight requests, closes the store and exits 0. SIGHUP reloads the keys: from the
+ * `--env-file` (which is also watched), or from the store in managed mode.
  */
 export function registerServe(program: Command, io: CliIo): void {
   program
@@ -31,13 +33,15 @@ export function registerServe(program: Command, io: CliIo): void {
     .option('--port <port>', 'port to listen on, 0 for any free port (default REKEY_PORT, then 3000)', portArg)
     .option('--host <host>', 'address to listen on (default REKEY_HOST, then 127.0.0.1)')
     .option('--config <file>', 'settings file (default ./rekey.config.json when it exists)')
-    .addHelpText('after', '\nExamples:\n  rekey serve\n  rekey serve --port 8080 --host 0.0.0.0\n  REKEY_STORE=postgres://rekey@db/rekey REKEY_MASTER_KEY=... rekey serve')
+    .option('--no-watch', 'with --env-file: reload the keys on SIGHUP only, not when the file changes')
+    .addHelpText('after', '\nExamples:\n  rekey serve\n  rekey serve --port 8080 --host 0.0.0.0\n  rekey --env-file /etc/rekey/rekey.env serve   # keys from the file, reloaded when it changes or on SIGHUP\n  REKEY_STORE=postgres://rekey@db/rekey REKEY_MASTER_KEY=... rekey serve')
     .action(async (options: ServeOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions & ServeOptions>()
       const server = await startServer({
         env: io.env,
         ...(options.config === undefined ? {} : { configFile: options.config }),
         flags: { port: options.port, host: options.host, store: globals.store },
+        ...(globals.envFile === undefined ? {} : { envFile: globals.envFile, watchEnvFile: options.watch !== false }),
       })
       await untilSignal(server)
     })
@@ -45,6 +49,10 @@ export function registerServe(program: Command, io: CliIo): void {
 
 function untilSignal(server: RunningServer): Promise<void> {
   return new Promise((resolve) => {
+    const reload = (): void => {
+      server.log.info({ signal: 'SIGHUP' }, 'signal received: reloading the keys')
+      void server.reload()
+    }
     const stop = (signal: NodeJS.Signals): void => {
       process.off('SIGTERM', stop)
       process.off('SIGINT', stop)
@@ -59,5 +67,6 @@ function untilSignal(server: RunningServer): Promise<void> {
     }
     process.on('SIGTERM', stop)
     process.on('SIGINT', stop)
+    process.on('SIGHUP', reload)
   })
 }
