@@ -1,7 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import type { Command } from 'commander'
 import { RekeyError } from '../../core/errors.ts'
-import { createBackup, verifyBackup } from '../../ops/backup/backup.ts'
 import { parseS3Url, uploadToS3 } from '../../ops/backup/s3-upload.ts'
 import { maskLocation } from '../../store/errors.ts'
 import { storeOf, type CliIo, type GlobalOptions } from '../context.ts'
@@ -50,6 +49,7 @@ export function registerBackup(program: Command, io: CliIo): void {
       if (options.kmsKeyId !== undefined && target === undefined) throw new RekeyError('ERR_CONFIG', '--kms-key-id needs --s3')
       const location = storeOf(globals, io.env)
       const started = Date.now()
+      const { createBackup } = await import('../../ops/backup/backup.ts')
       const result = await createBackup(location, options.out, {
         ...(options.recipient === undefined ? { passphrase: io.env.REKEY_BACKUP_PASSPHRASE } : { recipients: options.recipient }),
       })
@@ -77,6 +77,7 @@ export function registerBackup(program: Command, io: CliIo): void {
       const identities = options.identity === undefined ? [] : await readIdentities(options.identity)
       const started = Date.now()
       const location = storeOf(globals, io.env)
+      const { verifyBackup } = await import('../../ops/backup/backup.ts')
       const report = await verifyBackup(archive, { passphrase: io.env.REKEY_BACKUP_PASSPHRASE, identities }, location)
       const m = report.manifest
       const result = { archive, ok: true, dialect: m.dialect, schemaVersion: m.schemaVersion, createdAt: m.createdAt, rekeyVersion: m.rekeyVersion, tables: report.tables, rows: report.rows, ms: Date.now() - started }

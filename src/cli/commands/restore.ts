@@ -1,5 +1,4 @@
 import type { Command } from 'commander'
-import { restoreBackup } from '../../ops/backup/backup.ts'
 import { maskLocation } from '../../store/errors.ts'
 import { storeOf, type CliIo, type GlobalOptions } from '../context.ts'
 import { readIdentities } from './backup.ts'
@@ -17,6 +16,7 @@ export function registerRestore(program: Command, io: CliIo): void {
       const globals = command.optsWithGlobals<GlobalOptions>()
       const identities = options.identity === undefined ? [] : await readIdentities(options.identity)
       const location = storeOf(globals, io.env)
+      const { restoreBackup } = await import('../../ops/backup/backup.ts')
       const report = await restoreBackup(archive, { passphrase: io.env.REKEY_BACKUP_PASSPHRASE, identities }, location, options.force === true)
       const m = report.manifest
       if (globals.json === true) {

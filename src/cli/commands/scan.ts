@@ -3,7 +3,6 @@ import { rekeyVersion } from '../../ops/backup/version.ts'
 import { LiveMatcher } from '../../ops/scan/live-secrets.ts'
 import { addEnvFileSecrets, addStoreSecrets } from '../../ops/scan/live-sources.ts'
 import { applyBaseline, formatJson, formatSarif, formatText, FORMATS, loadBaseline, type ScanFormat } from '../../ops/scan/report.ts'
-import { scanHistory, scanRoot, scanWorkingTree } from '../../ops/scan/scan.ts'
 import { readEnvFile } from '../../service/env-file.ts'
 import { CliExit, EXIT, storeOf, type CliIo, type GlobalOptions } from '../context.ts'
 
@@ -37,6 +36,8 @@ export function registerScan(program: Command, io: CliIo): void {
       const globals = command.optsWithGlobals<GlobalOptions & ScanOptions>()
       if (!(FORMATS as readonly string[]).includes(options.format)) throw new CliExit(EXIT.USAGE, '--format must be text, json or sarif')
       const format = options.format as ScanFormat
+      // secretlint loads only for this command.
+      const { scanHistory, scanRoot, scanWorkingTree } = await import('../../ops/scan/scan.ts')
       const root = await scanRoot(target)
       const baseline = options.baseline === undefined ? new Set<string>() : await loadBaseline(options.baseline)
 

@@ -1,8 +1,7 @@
 import { InvalidArgumentError, type Command } from 'commander'
-import { startServer, type RunningServer, type StartServerOptions } from '../../http/server.ts'
+import type { RunningServer, StartServerOptions } from '../../http/server.ts'
 import type { CliIo, GlobalOptions } from '../context.ts'
 
-export { startServer }
 export type { RunningServer, StartServerOptions }
 
 interface ServeOptions {
@@ -37,6 +36,8 @@ export function registerServe(program: Command, io: CliIo): void {
     .addHelpText('after', '\nExamples:\n  rekey serve\n  rekey serve --port 8080 --host 0.0.0.0\n  rekey --env-file /etc/rekey/rekey.env serve   # keys from the file, reloaded when it changes or on SIGHUP\n  REKEY_STORE=postgres://rekey@db/rekey REKEY_MASTER_KEY=... rekey serve')
     .action(async (options: ServeOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions & ServeOptions>()
+      // Loaded here, not at the top: the other commands start faster without Fastify.
+      const { startServer } = await import('../../http/server.ts')
       const server = await startServer({
         env: io.env,
         ...(options.config === undefined ? {} : { configFile: options.config }),
