@@ -3,6 +3,7 @@
  * in one process, as in tests, do not collide).
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
+import type { KeyInfo } from '../core/key.ts'
 
 /** The metrics the service records. */
 export class ServiceMetrics {
@@ -14,8 +15,9 @@ export class ServiceMetrics {
   readonly reuseDetected: Counter
   readonly sessionsCreated: Counter
   readonly liveSessions: Gauge<'kid'>
+  readonly rotationEvents: Counter<'type'>
 
-  constructor(liveSessionsByKid: () => Promise<Map<string, number>>) {
+  constructor(liveSessionsByKid: () => Promise<Map<string, number>>, keys: KeyMetricsSource = { list: () => [], version: () => 0 }) {
     const registers = [this.registry]
     collectDefaultMetrics({ register: this.registry, prefix: 'rekey_' })
     this.verifications = new Counter({
@@ -49,7 +51,39 @@ export class ServiceMetrics {
         }
       },
     })
+    this.rotationEvents = new Counter({
+      name: 'rekey_rotation_events_total',
+      help: 'Rotation steps this instance performed (admin API, dashboard, scheduler) by type.',
+      labelNames: ['type'],
+      registers,
+    })
+    new Gauge({
+      name: 'rekey_key_age_seconds',
+      help: 'Age of each loaded key since it was created (managed keys) or activated, by purpose and state.',
+      labelNames: ['kid', 'purpose', 'state'],
+      registers,
+      collect() {
+        this.reset()
+        const now = Date.now()
+        for (const { purpose, key } of keys.list()) {
+          const since = Date.parse(key.createdAt ?? key.activatedAt ?? '')
+          if (!Number.isNaN(since)) this.set({ kid: key.kid, purpose, state: key.state }, Math.max(0, (now - since) / 1000))
+        }
+      },
+    })
+    new Gauge({
+      name: 'rekey_key_set_version',
+      help: 'The version of the key set this instance has loaded (equal on every instance once a change has propagated).',
+      registers,
+      collect() { this.set(keys.version()) },
+    })
   }
+}
+
+/** What the key metrics read at scrape time. */
+export interface KeyMetricsSource {
+  list(): { purpose: string, key: KeyInfo }[]
+  version(): number
 }
 
 /** The kid named in a token's header, for labels; `none` when absent or unreadable. Bounded in length. */

@@ -114,7 +114,12 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     stops.push(() => revocations.stop())
     const passwords = new PasswordHasher(config.argon2)
     await passwords.warm()
-    const metrics = new ServiceMetrics(() => store.countLiveSessionsByKid(clock.now()))
+    const metrics = new ServiceMetrics(() => store.countLiveSessionsByKid(clock.now()), {
+      list: () => keys.loaded
+        ? [...keys.access.list().map((key) => ({ purpose: 'access', key })), ...keys.refresh.list().map((key) => ({ purpose: 'refresh', key }))]
+        : [],
+      version: () => keys.version,
+    })
     const usage = new UsageRecorder({
       store, clock, instanceId,
       ...(options.usageFlushIntervalMs === undefined ? {} : { intervalMs: options.usageFlushIntervalMs }),
@@ -156,7 +161,10 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       accessTokenTtl: config.accessTokenTtl,
       refreshTokenTtl: config.refreshTokenTtl,
       cadencePolicy: config.cadence,
-      ...(webhooks === null ? {} : { onEvent: (event) => webhooks.notice(event) }),
+      onEvent: (event) => {
+        metrics.rotationEvents.inc({ type: event.type })
+        webhooks?.notice(event)
+      },
     })
     const scheduler = config.scheduler.enabled === 'on' && config.keySource === 'managed'
       ? new Scheduler({ store, lifecycle, clock, instanceId, cadencePolicy: config.cadence, intervalMs: config.scheduler.interval * 1000, webhooks, log })

@@ -56,6 +56,9 @@ describe('admin API', () => {
   test('rotate, refused finalize, status and audit: the same operations as the CLI, audited with the request id', async () => {
     const rotate = await server.request('POST', '/api/admin/rotate', { token: admin, body: { secret: 'access' } })
     assert.equal(rotate.statusCode, 200, rotate.body)
+    const counted = await server.service.metrics.registry.getSingleMetricAsString('rekey_rotation_events_total')
+    assert.match(counted, /rekey_rotation_events_total\{type="rotate-started"\} 1/)
+    assert.match(counted, /rekey_rotation_events_total\{type="rotate-completed"\} 1/)
     const report = rotate.json() as { promoted: boolean, staged: { kid: string }[] }
     assert.equal(report.promoted, true)
     assert.equal(server.service.keys.access.currentKid, report.staged[0]?.kid)

@@ -177,6 +177,8 @@ describe('routes (in-process, SQLite, managed keys)', () => {
     assert.match(res.body, /rekey_logins_total\{result="ok"\} \d+/)
     assert.match(res.body, /rekey_live_sessions\{kid="[^"]+"\} \d+/)
     assert.match(res.body, /rekey_refresh_reuse_detected_total \d+/)
+    assert.match(res.body, new RegExp(`rekey_key_age_seconds\\{kid="${kid}",purpose="access",state="current"\\} [\\d.]+`))
+    assert.match(res.body, /rekey_key_set_version [1-9]\d*/)
   })
 
   test('bad input: malformed JSON, wrong types, unknown fields, missing fields → 400 { error, message }', async () => {
