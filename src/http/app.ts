@@ -50,6 +50,10 @@ export async function buildApp(service: Service, log: Logger, options: { drainin
     // Fastify accepts a hop count too; its types only list the other forms.
     trustProxy: config.trustProxy as boolean | string,
     genReqId: () => randomUUID(),
+    // A child logger per request costs microseconds; below info level nothing per request is
+    // logged, so requests share the app logger and the error handler names the request id.
+    childLoggerFactory: (logger, bindings, options) => log.isLevelEnabled('info') ? logger.child(bindings, options) : logger,
+    disableRequestLogging: !log.isLevelEnabled('info'),
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     // Unknown fields are refused, not silently stripped; types are not coerced.
@@ -61,8 +65,9 @@ export async function buildApp(service: Service, log: Logger, options: { drainin
   const draining = options.draining
   if (draining !== undefined) {
     // While draining, each answer ends its keep-alive connection, so closing does not wait on idle clients.
-    app.addHook('onSend', async (_request, reply) => {
+    app.addHook('onSend', (_request, reply, payload, done) => {
       if (draining()) void reply.header('connection', 'close')
+      done(null, payload)
     })
   }
   app.setNotFoundHandler(handleNotFound)
@@ -73,9 +78,11 @@ export async function buildApp(service: Service, log: Logger, options: { drainin
     perIp: await limiter(app, { max: config.rateLimit.loginPerIp, timeWindow: windowMs }),
     perAccount: await limiter(app, { max: config.rateLimit.loginPerAccount, timeWindow: windowMs, keyGenerator: (request) => accountKey(request.body) }),
   }
-  // Every auth route shares one per-IP budget, on top of the login limits.
+  // Every auth route that takes credentials or tokens to the store shares one per-IP budget,
+  // on top of the login limits. /api/auth/me is left out: it is answered from memory, its
+  // token cannot be guessed, and clients call it on every page.
   app.addHook('onRoute', (route) => {
-    if (route.url.startsWith('/api/auth/')) {
+    if (route.url.startsWith('/api/auth/') && route.url !== '/api/auth/me') {
       const own = route.preHandler === undefined ? [] : Array.isArray(route.preHandler) ? route.preHandler : [route.preHandler]
       route.preHandler = [authLimit, ...own]
     }

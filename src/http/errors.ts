@@ -33,12 +33,12 @@ function fromFastify(err: FastifyError): { status: number, code: ServiceErrorCod
 export function handleError(err: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
   if (isRekeyError(err)) {
     if (err.code === 'ERR_STORE_UNAVAILABLE') {
-      request.log.warn({ err: { code: err.code, message: err.message } }, 'store unavailable')
+      request.log.warn({ reqId: request.id, err: { code: err.code, message: err.message } }, 'store unavailable')
       void reply.header('retry-after', String(STORE_RETRY_AFTER_SECONDS)).code(503).send(body(err.code, 'The store is unavailable; retry later'))
       return
     }
     if (err.status === 401) void reply.header('www-authenticate', 'Bearer error="invalid_token"')
-    if (err.status >= 500) request.log.error({ err }, 'request failed')
+    if (err.status >= 500) request.log.error({ reqId: request.id, err }, 'request failed')
     void reply.code(err.status).send(body(err.code, err.message))
     return
   }
@@ -51,7 +51,7 @@ export function handleError(err: FastifyError, request: FastifyRequest, reply: F
     void reply.code(mapped.status).send(body(mapped.code, mapped.message ?? SERVICE_ERRORS[mapped.code].message))
     return
   }
-  request.log.error({ err }, 'unexpected error')
+  request.log.error({ reqId: request.id, err }, 'unexpected error')
   void reply.code(500).send(body('internal_error', SERVICE_ERRORS.internal_error.message))
 }
 

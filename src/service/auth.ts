@@ -266,7 +266,7 @@ export class AuthService {
       try {
         verified = this.#verifyAccess(token)
       } finally {
-        this.#d.metrics.verifyDuration.observe({ purpose: 'access' }, (performance.now() - started) / 1000)
+        this.#d.metrics.observeVerify('access', (performance.now() - started) / 1000)
       }
       kid = verified.kid
       const claims = verified.payload
@@ -283,7 +283,7 @@ export class AuthService {
       throw err
     } finally {
       const label = kid ?? this.#knownKid(token, 'access')
-      this.#d.metrics.verifications.inc({ purpose: 'access', kid: label, result })
+      this.#d.metrics.countVerification('access', label, result)
       this.#d.usage?.record(label, result)
     }
   }
@@ -296,8 +296,8 @@ export class AuthService {
   }
 
   #record(purpose: 'access' | 'refresh', kid: string, result: string, started: number): void {
-    this.#d.metrics.verifications.inc({ purpose, kid, result })
+    this.#d.metrics.countVerification(purpose, kid, result)
     this.#d.usage?.record(kid, result)
-    this.#d.metrics.verifyDuration.observe({ purpose }, (performance.now() - started) / 1000)
+    this.#d.metrics.observeVerify(purpose, (performance.now() - started) / 1000)
   }
 }

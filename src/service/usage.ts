@@ -17,13 +17,20 @@ const MINUTE_MS = 60_000
 /** Bound on distinct counters held between flushes, so a flood of odd results cannot grow memory. */
 const MAX_COUNTERS = 10_000
 
+interface Count { kid: string, instanceId: string, bucketStart: number, result: string, count: number }
+
 export class UsageRecorder {
   readonly #store: Store
   readonly #clock: Clock
   readonly #instanceId: string
   readonly #intervalMs: number
   readonly #onError: (err: unknown) => void
-  #counts = new Map<string, UsageIncrement>()
+  /** Counts of the current minute: kid → result → count (nested, so counting builds no key string). */
+  #current = new Map<string, Map<string, Count>>()
+  #bucket = -1
+  /** Counts of earlier minutes and of failed flushes, waiting to be written. */
+  #held: UsageIncrement[] = []
+  #size = 0
   #timer: NodeJS.Timeout | null = null
   #flushing: Promise<void> | null = null
   #lastPrune = 0
@@ -39,26 +46,58 @@ export class UsageRecorder {
   /** Counts one verification by `kid` with `result` (`ok` or an error code). */
   record(kid: string, result: string): void {
     const bucketStart = Math.floor(this.#clock.now() / MINUTE_MS) * MINUTE_MS
-    const key = `${bucketStart}\u0000${kid}\u0000${result}`
-    const seen = this.#counts.get(key)
+    if (bucketStart !== this.#bucket) {
+      this.#hold()
+      this.#bucket = bucketStart
+    }
+    let byResult = this.#current.get(kid)
+    if (byResult === undefined) {
+      if (this.#size >= MAX_COUNTERS) return
+      byResult = new Map()
+      this.#current.set(kid, byResult)
+    }
+    const seen = byResult.get(result)
     if (seen !== undefined) {
-      this.#counts.set(key, { ...seen, count: seen.count + 1 })
+      seen.count++
       return
     }
-    if (this.#counts.size >= MAX_COUNTERS) return
-    this.#counts.set(key, { kid, instanceId: this.#instanceId, bucketStart, result, count: 1 })
+    if (this.#size >= MAX_COUNTERS) return
+    this.#size++
+    byResult.set(result, { kid, instanceId: this.#instanceId, bucketStart, result, count: 1 })
+  }
+
+  /** Moves the current minute's counts to the rows waiting to be written. */
+  #hold(): void {
+    for (const byResult of this.#current.values()) {
+      for (const count of byResult.values()) this.#held.push({ ...count })
+    }
+    this.#current = new Map()
+  }
+
+  /** The waiting rows, one per (bucket, kid, result): a batch must not name a row twice. */
+  #take(): UsageIncrement[] {
+    this.#hold()
+    const merged = new Map<string, UsageIncrement>()
+    for (const row of this.#held) {
+      const key = `${row.bucketStart}\u0000${row.kid}\u0000${row.result}`
+      const seen = merged.get(key)
+      merged.set(key, seen === undefined ? row : { ...seen, count: seen.count + row.count })
+    }
+    this.#held = []
+    this.#size = 0
+    return [...merged.values()]
   }
 
   /** Writes the counts gathered so far; on failure they are kept and retried on the next flush. */
   flush(): Promise<void> {
     this.#flushing ??= (async () => {
-      const rows = [...this.#counts.values()]
-      this.#counts = new Map()
+      const rows = this.#take()
       if (rows.length > 0) {
         try {
           await this.#store.addUsage(rows)
         } catch (err) {
-          for (const row of rows) this.#merge(row)
+          this.#held.push(...rows)
+          this.#size += rows.length
           throw err
         }
       }
@@ -69,12 +108,6 @@ export class UsageRecorder {
       }
     })().catch(this.#onError).finally(() => { this.#flushing = null })
     return this.#flushing
-  }
-
-  #merge(row: UsageIncrement): void {
-    const key = `${row.bucketStart}\u0000${row.kid}\u0000${row.result}`
-    const seen = this.#counts.get(key)
-    this.#counts.set(key, seen === undefined ? row : { ...seen, count: seen.count + row.count })
   }
 
   start(): void {
