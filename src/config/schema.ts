@@ -161,7 +161,7 @@ export const SETTINGS: readonly SettingSpec[] = Object.freeze([
   { path: 'rateLimit.window', env: 'REKEY_RATE_LIMIT_WINDOW', file: 'rateLimit.window', default: 60, parse: duration(1, 86_400),
     doc: 'The window every rate limit counts in.' },
   { path: 'rateLimit.max', env: 'REKEY_RATE_LIMIT_MAX', file: 'rateLimit.max', default: 600, parse: integer(1, 1_000_000),
-    doc: 'Requests per client IP per window, all auth routes together.' },
+    doc: 'Requests per client IP per window, all auth routes together except `/api/auth/me` (answered from memory).' },
   { path: 'rateLimit.loginPerIp', env: 'REKEY_RATE_LIMIT_LOGIN_IP', file: 'rateLimit.loginPerIp', default: 30, parse: integer(1, 1_000_000),
     doc: 'Login attempts per client IP per window.' },
   { path: 'rateLimit.loginPerAccount', env: 'REKEY_RATE_LIMIT_LOGIN_ACCOUNT', file: 'rateLimit.loginPerAccount', default: 10, parse: integer(1, 1_000_000),
