@@ -97,6 +97,16 @@ export async function readEnvFile(file: string): Promise<{ text: string, env: Re
   }
 }
 
+/** fsyncs a directory, so a rename or link in it survives a crash. */
+export async function syncDirectory(dir: string): Promise<void> {
+  const handle = await fs.open(dir, 'r')
+  try {
+    await handle.sync()
+  } finally {
+    await handle.close()
+  }
+}
+
 /** Writes a file holding secrets: temp file in the same directory, 0600, fsync, rename, fsync the directory. */
 export async function writeSecretFileAtomic(file: string, text: string): Promise<void> {
   const dir = path.dirname(path.resolve(file))
@@ -115,12 +125,7 @@ export async function writeSecretFileAtomic(file: string, text: string): Promise
     throw err
   }
   await fs.chmod(file, 0o600)
-  const dirHandle = await fs.open(dir, 'r')
-  try {
-    await dirHandle.sync()
-  } finally {
-    await dirHandle.close()
-  }
+  await syncDirectory(dir)
 }
 
 /**

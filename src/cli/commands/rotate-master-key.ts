@@ -3,10 +3,10 @@
  * the one the store is sealed with. Everything sealed is re-wrapped in one transaction and the
  * audit chain continues under the new key (docs/rotation.md, "The master key").
  */
-import { randomBytes } from 'node:crypto'
-import { constants, existsSync, promises as fs, readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { isPostgresLocation, loadConfig } from '../../config/load.ts'
 import { isRekeyError } from '../../core/errors.ts'
+import { writeSecretFileAtomic } from '../../service/env-file.ts'
 import { masterKeyFileOf } from '../../service/master-key.ts'
 import { rotateMasterKey } from '../../service/master-key-rotation.ts'
 import { openStore } from '../../store/open.ts'
@@ -15,15 +15,7 @@ import { printReport } from '../managed.ts'
 
 /** Replaces the generated master.key of an embedded store with the new key (atomically, 0600). */
 async function replaceKeyFile(file: string, newKey: Buffer): Promise<void> {
-  const temp = `${file}.${randomBytes(6).toString('hex')}.tmp`
-  const handle = await fs.open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL, 0o600)
-  try {
-    await handle.writeFile(`${newKey.toString('base64')}\n`, 'utf8')
-    await handle.sync()
-  } finally {
-    await handle.close()
-  }
-  await fs.rename(temp, file)
+  await writeSecretFileAtomic(file, `${newKey.toString('base64')}\n`)
 }
 
 export async function rotateMasterKeyCommand(io: CliIo, globals: GlobalOptions): Promise<void> {

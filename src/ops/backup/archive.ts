@@ -16,6 +16,7 @@ import { Decrypter, Encrypter } from 'age-encryption'
 import { create as tarCreate, Parser, type ReadEntry } from 'tar'
 import { RekeyError } from '../../core/errors.ts'
 import { BackupError } from './backup-error.ts'
+import { syncDirectory } from '../../service/env-file.ts'
 
 /** How an archive is encrypted: a passphrase, or recipients (`age1...`). */
 export interface SealOptions {
@@ -84,12 +85,7 @@ export async function writeArchive(dir: string, names: readonly string[], file: 
       if ((err as NodeJS.ErrnoException).code === 'EEXIST') throw new RekeyError('ERR_CONFIG', `${file} already exists`)
       throw err
     }
-    const dirHandle = await fs.open(path.dirname(file), 'r')
-    try {
-      await dirHandle.sync()
-    } finally {
-      await dirHandle.close()
-    }
+    await syncDirectory(path.dirname(file))
     return (await fs.stat(file)).size
   } finally {
     await fs.rm(temp, { force: true })

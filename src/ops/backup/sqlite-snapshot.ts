@@ -10,6 +10,7 @@ import * as sqlite from 'node:sqlite'
 import { DatabaseSync } from 'node:sqlite'
 import { RekeyError } from '../../core/errors.ts'
 import { BackupError } from './backup-error.ts'
+import { syncDirectory } from '../../service/env-file.ts'
 
 /** Tables whose rows make a store "not empty" for restore (the seeded single rows do not count). */
 export const DATA_TABLES = Object.freeze(['users', 'session_families', 'refresh_tokens', 'keys', 'audit_events', 'secrets', 'settings'])
@@ -138,12 +139,7 @@ export async function replaceSqliteStore(snapshot: string, storePath: string, st
     }
     for (const suffix of ['-wal', '-shm']) await fs.rm(target + suffix, { force: true })
     await fs.rename(temp, target)
-    const dirHandle = await fs.open(dir, 'r')
-    try {
-      await dirHandle.sync()
-    } finally {
-      await dirHandle.close()
-    }
+    await syncDirectory(dir)
     return kept
   } finally {
     await fs.rm(temp, { force: true })
