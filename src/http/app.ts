@@ -6,8 +6,6 @@ import { randomUUID } from 'node:crypto'
 import rateLimit, { type RateLimitOptions } from '@fastify/rate-limit'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type preHandlerHookHandler } from 'fastify'
 import type { Logger } from 'pino'
-import { resolveMasterKey } from '../service/master-key.ts'
-import { PasswordHasher } from '../service/passwords.ts'
 import type { Service } from '../service/service.ts'
 import { dashboardRoutes } from './dashboard/routes.ts'
 import { DashboardSessions } from './dashboard/session.ts'
@@ -88,15 +86,14 @@ export async function buildApp(service: Service, log: Logger, options: { drainin
     }
   })
 
-  // The service resolved (or generated) it already; this reads the same key.
-  const { key: masterKey } = await resolveMasterKey(config)
+  const { masterKey } = service
   const sessions = new DashboardSessions({ masterKey, revocations: service.revocations })
 
   healthRoutes(app, service)
   authRoutes(app, service, limits)
   publicRoutes(app, service)
   adminRoutes(app, service, { masterKey, sessions })
-  await dashboardRoutes(app, service, { sessions, passwords: new PasswordHasher(config.argon2), limits })
+  await dashboardRoutes(app, service, { sessions, passwords: service.passwords, limits })
   await app.ready()
   return app
 }

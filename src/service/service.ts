@@ -52,6 +52,10 @@ export interface Service {
   readonly lifecycle: Lifecycle
   /** Per-kid verification counters, flushed to the store every few seconds. */
   readonly usage: UsageRecorder
+  /** The master key the store's secrets are sealed with (never logged or exported). */
+  readonly masterKey: Buffer
+  /** The argon2id hasher, warmed at start; shared by login and the dashboard's sign-in. */
+  readonly passwords: PasswordHasher
   /** Scheduled rotation, finalize and reminders; `null` when REKEY_SCHEDULER=off or keys come from the environment. */
   readonly scheduler: Scheduler | null
   /** REKEY_WEBHOOK_URL's poster, or `null`. */
@@ -174,7 +178,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       stops.push(() => scheduler.stop())
     }
     return {
-      config, store, keys, revocations, metrics, auth, lifecycle, usage, instanceId, scheduler, webhooks,
+      config, store, keys, revocations, metrics, auth, lifecycle, usage, instanceId, scheduler, webhooks, masterKey, passwords,
       async ready(timeoutMs = 1000) {
         if (!keys.loaded) return false
         let timer: NodeJS.Timeout | undefined
