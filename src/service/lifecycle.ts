@@ -154,6 +154,35 @@ function describe(changes: readonly KeyChange[], purposeOf: (kid: string) => str
   return changes.map((c) => ({ kid: c.kid, purpose: purposeOf(c.kid), from: c.expectState, to: c.state }))
 }
 
+/** The store setting where instances announce their token lifetimes (seconds, JSON). */
+export const TOKEN_LIFETIMES_SETTING = 'auth.token_lifetimes'
+
+function parseLifetimes(text: string | null): { access?: number, refresh?: number } {
+  if (text === null) return {}
+  try {
+    const value = JSON.parse(text) as { access?: unknown, refresh?: unknown }
+    const ok = (n: unknown): number | undefined => (typeof n === 'number' && Number.isFinite(n) && n > 0 ? n : undefined)
+    const access = ok(value.access)
+    const refresh = ok(value.refresh)
+    return { ...(access === undefined ? {} : { access }), ...(refresh === undefined ? {} : { refresh }) }
+  } catch {
+    return {}
+  }
+}
+
+/**
+ * Announces a service's token lifetimes in the store, keeping the longest ever announced,
+ * so every rotation step (from any instance or CLI) waits at least that long.
+ */
+export async function announceTokenLifetimes(store: Store, lifetimes: { access: number, refresh: number }): Promise<void> {
+  const known = parseLifetimes(await store.getSetting(TOKEN_LIFETIMES_SETTING))
+  const access = Math.max(known.access ?? 0, lifetimes.access)
+  const refresh = Math.max(known.refresh ?? 0, lifetimes.refresh)
+  if (access !== known.access || refresh !== known.refresh) {
+    await store.setSetting(TOKEN_LIFETIMES_SETTING, JSON.stringify({ access, refresh }))
+  }
+}
+
 export class Lifecycle {
   readonly #o: LifecycleOptions
   readonly #clock: Clock
@@ -166,6 +195,20 @@ export class Lifecycle {
       lifetimes: Object.freeze({ access: options.accessTokenTtl, refresh: options.refreshTokenTtl }),
       skewSeconds: options.skewSeconds ?? 60,
     })
+  }
+
+  /**
+   * The rotation policy with the longest token lifetimes any instance has announced
+   * ({@link announceTokenLifetimes}): an operator whose CLI has a shorter JWT_EXPIRATION
+   * than the service must not make finalize cut tokens the service issued.
+   */
+  async #effectivePolicy(): Promise<RotationPolicy> {
+    const announced = parseLifetimes(await this.#o.store.getSetting(TOKEN_LIFETIMES_SETTING))
+    const own = this.policy.lifetimes
+    const access = Math.max(own.access ?? 0, announced.access ?? 0)
+    const refresh = Math.max(own.refresh ?? 0, announced.refresh ?? 0)
+    if (access === own.access && refresh === own.refresh) return this.policy
+    return Object.freeze({ ...this.policy, lifetimes: Object.freeze({ access, refresh }) })
   }
 
   get #liveWindowMs(): number {
@@ -189,8 +232,8 @@ export class Lifecycle {
   }
 
   /** Keys with their use, instances with the key set each has loaded, and secrets due within 7 days. */
-  status(): Promise<StatusReport> {
-    return statusReport(this.#o.store, this.policy, this.#clock.now(), this.#liveWindowMs, this.#o.cadencePolicy ?? DEFAULT_POLICY)
+  async status(): Promise<StatusReport> {
+    return statusReport(this.#o.store, await this.#effectivePolicy(), this.#clock.now(), this.#liveWindowMs, this.#o.cadencePolicy ?? DEFAULT_POLICY)
   }
 
   /** Records in the secret inventory, inside the caller's transaction, that the keys of `purposes` rotated at `at`. */
@@ -267,7 +310,7 @@ export class Lifecycle {
     const promotedAt = this.#clock.now()
     const changes: KeyChange[] = []
     for (const s of staged) {
-      const plan = planPromote(fresh.keys, s.purpose, promotedAt, this.policy, { hard })
+      const plan = planPromote(fresh.keys, s.purpose, promotedAt, await this.#effectivePolicy(), { hard })
       if (plan === null || !plan.some((c) => c.kid === s.kid && c.state === 'current')) {
         throw new RekeyError('ERR_CONFLICT', `the staged ${s.purpose} key ${s.kid} is no longer next: another operation promoted or revoked it first`)
       }
@@ -313,7 +356,7 @@ export class Lifecycle {
     const keyset = await store.getKeyset()
     const now = this.#clock.now()
     const live = await store.countLiveSessionsByKid(now)
-    const plan = planFinalize(keyset.keys, purposes, now, this.policy, live, { force: input.force === true })
+    const plan = planFinalize(keyset.keys, purposes, now, await this.#effectivePolicy(), live, { force: input.force === true })
     const purposeOf = (kid: string): string => keyset.keys.find((k) => k.kid === kid)?.purpose ?? '?'
     if (plan.changes.length === 0) return { changed: false, forced: false, retired: [], checks: [], keysetVersion: keyset.version }
     const unsafe = plan.checks.filter((c) => !c.safe)
@@ -351,7 +394,8 @@ export class Lifecycle {
     if (candidates.length === 0) {
       throw new RekeyError('ERR_UNSAFE', 'rollback refused: no key has a previous key to go back to (finalized or revoked); rotate instead')
     }
-    const changes = candidates.flatMap((p) => planRollback(keyset.keys, p, now, this.policy))
+    const policy = await this.#effectivePolicy()
+    const changes = candidates.flatMap((p) => planRollback(keyset.keys, p, now, policy))
     const purposeOf = (kid: string): string => keyset.keys.find((k) => k.kid === kid)?.purpose ?? '?'
     const version = await store.transaction(async (tx) => {
       const v = await tx.transitionKeys({

@@ -12,7 +12,7 @@ import { AuthService } from './auth.ts'
 import { systemClock, type Clock } from './clock.ts'
 import { Heartbeat } from './heartbeat.ts'
 import { KeyService } from './keys.ts'
-import { Lifecycle } from './lifecycle.ts'
+import { announceTokenLifetimes, Lifecycle } from './lifecycle.ts'
 import { resolveMasterKey } from './master-key.ts'
 import { serviceAuditChain } from './master-key-rotation.ts'
 import { Scheduler } from './scheduler.ts'
@@ -113,6 +113,8 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     await keys.start()
     stops.push(() => keys.stop())
     if (previousMasterKey === undefined) await trackOwnSecrets(store, masterKey, config, clock, log)
+    // Rotation steps run elsewhere (the CLI) must wait out the lifetimes this instance issues.
+    if (config.keySource === 'managed') await announceTokenLifetimes(store, { access: config.accessTokenTtl, refresh: config.refreshTokenTtl })
     const revocations = new RevocationCache(store)
     await revocations.start()
     stops.push(() => revocations.stop())
