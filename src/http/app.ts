@@ -74,7 +74,15 @@ export async function buildApp(service: Service, log: Logger, options: { drainin
   const authLimit = await limiter(app, { max: config.rateLimit.max, timeWindow: windowMs })
   const limits = {
     perIp: await limiter(app, { max: config.rateLimit.loginPerIp, timeWindow: windowMs }),
-    perAccount: await limiter(app, { max: config.rateLimit.loginPerAccount, timeWindow: windowMs, keyGenerator: (request) => accountKey(request.body) }),
+    perAccount: await limiter(app, {
+      max: config.rateLimit.loginPerAccount,
+      timeWindow: windowMs,
+      keyGenerator: (request) => accountKey(request.body),
+      // The first refused attempt of a lock writes the audit row (login-lock).
+      onExceeded: (request, key) => {
+        void service.auth.recordLoginLock(key.replace(/^account:/, ''), windowMs, request.id)
+      },
+    }),
   }
   // Every auth route that takes credentials or tokens to the store shares one per-IP budget,
   // on top of the login limits. /api/auth/me is left out: it is answered from memory, its

@@ -77,8 +77,12 @@ function revoked(message: string): RekeyError {
   return new RekeyError('ERR_TOKEN_REVOKED', message)
 }
 
+/** Accounts locked out by the login limiter, remembered so one lock writes one audit row. */
+const MAX_LOCKS_REMEMBERED = 10_000
+
 export class AuthService {
   readonly #d: AuthDeps
+  readonly #locks = new Map<string, number>()
   readonly #verifyAccess: (token: string) => VerifyResult
   readonly #verifyRefresh: (token: string) => VerifyResult
 
@@ -285,6 +289,35 @@ export class AuthService {
       const label = kid ?? this.#knownKid(token, 'access')
       this.#d.metrics.countVerification('access', label, result)
       this.#d.usage?.record(label, result)
+    }
+  }
+
+  /**
+   * Records that the per-account login limit locked `account` for up to `lockMs`: one
+   * audit row per lock and instance, however many attempts hit it. Best effort: a failure to
+   * write is logged and the lock holds anyway.
+   */
+  async recordLoginLock(account: string, lockMs: number, requestId: string | null): Promise<void> {
+    const now = this.#d.clock.now()
+    const until = now + lockMs
+    const lockedUntil = this.#locks.get(account)
+    if (lockedUntil !== undefined && lockedUntil > now) return
+    if (this.#locks.size >= MAX_LOCKS_REMEMBERED) {
+      for (const [key, end] of this.#locks) if (end <= now) this.#locks.delete(key)
+      if (this.#locks.size >= MAX_LOCKS_REMEMBERED) return
+    }
+    this.#locks.set(account, until)
+    try {
+      await this.#d.store.appendAudit({
+        at: now,
+        secret: 'login',
+        operator: 'rekey-serve',
+        method: 'login-lock',
+        notes: `too many login attempts for ${account}: locked until ${new Date(until).toISOString()}`,
+        requestId,
+      }, this.#d.computeHash)
+    } catch (err) {
+      this.#d.log.warn({ err: { message: (err as Error)?.message } }, 'could not write the login-lock audit row')
     }
   }
 

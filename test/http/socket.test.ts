@@ -42,6 +42,18 @@ describe('rate limits on a real socket', () => {
       assert.equal(ipLimited.status, 429)
       assert.equal(((await ipLimited.json()) as { error: string }).error, 'rate_limited')
       assert.ok(Number(ipLimited.headers.get('retry-after')) > 0)
+      // The account lock is audited once (the per-IP limit is not an account lock).
+      const deadline = Date.now() + 2000
+      let locks: { notes: string, requestId: string | null, secret: string }[] = []
+      while (Date.now() < deadline && locks.length === 0) {
+        locks = (await server.service.store.listAudit()).filter((row) => row.method === 'login-lock')
+        if (locks.length === 0) await new Promise((resolve) => setTimeout(resolve, 20))
+      }
+      assert.equal(locks.length, 1)
+      assert.equal(locks[0]?.secret, 'login')
+      assert.ok(locks[0]?.notes.includes(a.email))
+      assert.ok(!locks[0]?.notes.includes(a.password))
+      assert.match(locks[0]?.requestId ?? '', /^[0-9a-f-]{36}$/)
     } finally {
       await server.close()
       rmSync(dir, { recursive: true, force: true })
