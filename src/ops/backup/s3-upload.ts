@@ -1,10 +1,11 @@
 /**
- * Optional upload of an archive to S3 with server-side encryption. `@aws-sdk/client-s3` is not
- * a dependency of rekey: it is loaded only when `--s3` is given, and its absence is a clear
- * usage error. Region and credentials come from the SDK's usual sources (AWS_REGION,
+ * Optional upload of an archive to S3 with server-side encryption. `@aws-sdk/client-s3` is an
+ * optional dependency of rekey: it is loaded only when `--s3` is given, and its absence is a
+ * clear usage error. Region and credentials come from the SDK's usual sources (AWS_REGION,
  * AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN, AWS_PROFILE, instance roles);
  * AWS_ENDPOINT_URL_S3 points it at an S3-compatible server.
  */
+import { createHash } from 'node:crypto'
 import { createReadStream, promises as fs } from 'node:fs'
 import path from 'node:path'
 import { RekeyError } from '../../core/errors.ts'
@@ -22,6 +23,9 @@ export function parseS3Url(url: string): S3Target {
   return { bucket: match[1] as string, prefix: (match[2] ?? '').replace(/\/+$/, '') }
 }
 
+/** Archives up to this size are uploaded from memory, so the SDK can retry them. */
+const IN_MEMORY_MAX = 256 * 1024 * 1024
+
 // The subset of the SDK rekey uses, typed here so the SDK stays optional.
 interface S3Module {
   S3Client: new (config: object) => { send(command: unknown): Promise<unknown>, destroy(): void }
@@ -38,18 +42,48 @@ export async function uploadToS3(file: string, target: S3Target, kmsKeyId?: stri
     throw new RekeyError('ERR_CONFIG', 'install @aws-sdk/client-s3 to upload (npm install @aws-sdk/client-s3)')
   }
   const key = target.prefix === '' ? path.basename(file) : `${target.prefix}/${path.basename(file)}`
+  const url = `s3://${target.bucket}/${key}`
+  const size = (await fs.stat(file)).size
   const client = new sdk.S3Client({})
   try {
     await client.send(new sdk.PutObjectCommand({
       Bucket: target.bucket,
       Key: key,
-      Body: createReadStream(file),
-      ContentLength: (await fs.stat(file)).size,
+      // In memory the SDK can retry a failed attempt (a stream is sent once); past the limit it streams.
+      Body: size <= IN_MEMORY_MAX ? await fs.readFile(file) : createReadStream(file),
+      ContentLength: size,
+      // Given up front, S3 checks the whole object against it, and the SDK sends the body as
+      // is (no aws-chunked encoding with a trailing checksum, which not every S3-compatible
+      // server decodes).
+      ChecksumSHA256: await sha256Base64(file),
       ContentType: 'application/octet-stream',
       ...(kmsKeyId === undefined ? { ServerSideEncryption: 'AES256' } : { ServerSideEncryption: 'aws:kms', SSEKMSKeyId: kmsKeyId }),
     }))
+  } catch (err) {
+    throw uploadError(err, url, file)
   } finally {
     client.destroy()
   }
-  return `s3://${target.bucket}/${key}`
+  return url
+}
+
+async function sha256Base64(file: string): Promise<string> {
+  const hash = createHash('sha256')
+  for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer)
+  return hash.digest('base64')
+}
+
+/**
+ * One line naming the object, the SDK's error name and message, and where the archive stays:
+ * missing credentials or region are configuration (ERR_CONFIG, exit 2), anything the service
+ * or the network answers is a failed upload (exit 1). SDK messages carry no credentials.
+ */
+function uploadError(err: unknown, url: string, file: string): Error {
+  const name = err instanceof Error ? err.name : 'Error'
+  const message = err instanceof Error ? err.message : String(err)
+  const text = `the upload to ${url} failed (${name === 'Error' ? '' : `${name}: `}${message}); the archive is kept at ${file}`
+  if (name === 'CredentialsProviderError' || /region is missing/i.test(message)) {
+    return new RekeyError('ERR_CONFIG', `${text}. Set AWS_REGION and credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or a role)`)
+  }
+  return new Error(text, { cause: err })
 }
