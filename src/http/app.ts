@@ -4,7 +4,7 @@
  */
 import { randomUUID } from 'node:crypto'
 import rateLimit, { type RateLimitOptions } from '@fastify/rate-limit'
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type preHandlerHookHandler } from 'fastify'
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type preHandlerHookHandler } from 'fastify'
 import type { Logger } from 'pino'
 import type { Service } from '../service/service.ts'
 import { dashboardRoutes } from './dashboard/routes.ts'
@@ -51,7 +51,7 @@ export async function buildApp(service: Service, log: Logger, options: { drainin
     // A child logger per request costs microseconds; below info level nothing per request is
     // logged, so requests share the app logger and the error handler names the request id.
     childLoggerFactory: (logger, bindings, options) => log.isLevelEnabled('info') ? logger.child(bindings, options) : logger,
-    disableRequestLogging: !log.isLevelEnabled('info'),
+    logController: new LogController({ disableRequestLogging: !log.isLevelEnabled('info') }),
     return503OnClosing: true,
     forceCloseConnections: 'idle',
     // Unknown fields are refused, not silently stripped; types are not coerced.
