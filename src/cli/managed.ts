@@ -78,6 +78,7 @@ export async function withManaged<T>(io: CliIo, globals: GlobalOptions, fn: (ctx
     const notify = webhooks
     const lifecycle = new Lifecycle({
       store, masterKey, computeHash, accessTokenTtl: config.accessTokenTtl, refreshTokenTtl: config.refreshTokenTtl,
+      ...(config.accessKeyAlg === undefined ? {} : { accessKeyAlg: config.accessKeyAlg }),
       cadencePolicy: cadencePolicyOf(),
       ...(notify === null ? {} : { onEvent: (event) => notify.notice(event) }),
     })

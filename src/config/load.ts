@@ -24,6 +24,8 @@ export interface RekeyConfig {
   /** REKEY_MASTER_KEY_PREV: set only while a master-key rotation is rolled out. */
   readonly masterKeyPrev: SecretValue | undefined
   readonly registration: 'open' | 'closed'
+  /** REKEY_ACCESS_KEY_ALG: the algorithm of new managed access keys, when set. */
+  readonly accessKeyAlg: 'HS256' | 'EdDSA' | 'ES256' | 'RS256' | undefined
   readonly accessTokenTtl: number
   readonly refreshTokenTtl: number
   readonly refreshOverlap: number

@@ -58,9 +58,11 @@ function integer(min: number, max: number) {
 
 function oneOf<T extends string>(values: readonly T[]) {
   return (raw: RawValue): T => {
+    // Case-insensitive, answering the canonical spelling (`eddsa` → `EdDSA`).
     const text = asText(raw).toLowerCase()
-    if (!(values as readonly string[]).includes(text)) throw new SettingProblem(`must be one of ${values.join(', ')}`)
-    return text as T
+    const found = values.find((v) => v.toLowerCase() === text)
+    if (found === undefined) throw new SettingProblem(`must be one of ${values.join(', ')}`)
+    return found
   }
 }
 
@@ -144,6 +146,8 @@ export const SETTINGS: readonly SettingSpec[] = Object.freeze([
     doc: 'Rotation cadence per secret name or `kind:KIND`, e.g. `{ "jwt-access": "30d", "kind:smtp": "365d" }`.' },
   { path: 'registration', env: 'REKEY_REGISTRATION', file: 'registration', default: 'open', parse: oneOf(['open', 'closed'] as const),
     doc: '`closed` answers 403 to POST /api/auth/register.' },
+  { path: 'accessKeyAlg', env: 'REKEY_ACCESS_KEY_ALG', file: 'accessKeyAlg', parse: oneOf(['HS256', 'EdDSA', 'ES256', 'RS256'] as const),
+    doc: 'Algorithm of new managed access keys. `EdDSA`, `ES256` or `RS256` publish their public keys at /.well-known/jwks.json, so other services verify without a shared secret. Unset: a rotation keeps the current key\'s algorithm (HS256 for the first key). Refresh keys are always HS256: only rekey reads them.' },
   { path: 'accessTokenTtl', env: 'JWT_EXPIRATION', file: 'accessTokenTtl', default: 900, parse: duration(10, 86_400),
     doc: 'Access token lifetime.' },
   { path: 'refreshTokenTtl', env: 'JWT_REFRESH_EXPIRATION', file: 'refreshTokenTtl', default: 604_800, parse: duration(60, 31_557_600),

@@ -6,7 +6,7 @@
  * the first instance creates one `current` key per purpose, guarded by the key-set version;
  * an instance that loses that race loads the winner's keys.
  */
-import { createSecretKey, randomBytes } from 'node:crypto'
+import { createHash, createSecretKey, generateKeyPairSync, randomBytes } from 'node:crypto'
 import type { Env } from '../core/env.ts'
 import { hasCode } from '../store/errors.ts'
 import { Keyring } from '../core/keyring.ts'
@@ -37,6 +37,8 @@ export interface KeyServiceOptions {
   readonly accessTokenTtl: number
   readonly refreshTokenTtl: number
   readonly log: { info(obj: object, msg: string): void, warn(obj: object, msg: string): void, error(obj: object, msg: string): void }
+  /** Algorithm of the first managed access key (REKEY_ACCESS_KEY_ALG). Default HS256. */
+  readonly accessKeyAlg?: ManagedAlg
   /** Called after a new key-set version is loaded (the service sends a heartbeat, which acknowledges it). */
   readonly onLoad?: (version: number) => void
 }
@@ -46,12 +48,30 @@ export function sealKeyMaterial(masterKey: Buffer, kid: string, jwk: Record<stri
   return seal(masterKey, JSON.stringify(jwk), `rekey/key/${kid}`)
 }
 
-/** A new HS256 key for `purpose`, sealed, in state `current`. */
-export function newManagedKey(masterKey: Buffer, purpose: string, now: number): NewKey {
-  const secret = randomBytes(32)
-  const kid = deriveKid(createSecretKey(secret))
-  const sealedMaterial = sealKeyMaterial(masterKey, kid, { kty: 'oct', k: secret.toString('base64url') })
-  return { kid, purpose, alg: 'HS256', state: 'current', sealedMaterial, createdAt: now, activatedAt: now }
+/** Algorithms of managed keys. */
+export type ManagedAlg = 'HS256' | 'EdDSA' | 'ES256' | 'RS256'
+
+/** RFC 7638 thumbprint members of a public JWK, in lexicographic order. */
+const THUMBPRINT_MEMBERS: Readonly<Record<string, readonly string[]>> = { OKP: ['crv', 'kty', 'x'], EC: ['crv', 'kty', 'x', 'y'], RSA: ['e', 'kty', 'n'] }
+
+/** A new key for `purpose`, sealed, in state `current`: a 32-byte HMAC secret, or a key pair for EdDSA, ES256, RS256. */
+export function newManagedKey(masterKey: Buffer, purpose: string, now: number, alg: ManagedAlg = 'HS256'): NewKey {
+  if (alg === 'HS256') {
+    const secret = randomBytes(32)
+    const kid = deriveKid(createSecretKey(secret))
+    const sealedMaterial = sealKeyMaterial(masterKey, kid, { kty: 'oct', k: secret.toString('base64url') })
+    return { kid, purpose, alg, state: 'current', sealedMaterial, createdAt: now, activatedAt: now }
+  }
+  const { privateKey } = alg === 'EdDSA'
+    ? generateKeyPairSync('ed25519')
+    : alg === 'ES256' ? generateKeyPairSync('ec', { namedCurve: 'P-256' }) : generateKeyPairSync('rsa', { modulusLength: 2048 })
+  const jwk = privateKey.export({ format: 'jwk' }) as Record<string, unknown>
+  // The kid is the public key's RFC 7638 thumbprint: public, stable, and the same everywhere.
+  const members = THUMBPRINT_MEMBERS[jwk.kty as string] ?? []
+  const canonical = JSON.stringify(Object.fromEntries(members.map((m) => [m, jwk[m]])))
+  const kid = createHash('sha256').update(canonical).digest('base64url').slice(0, 16)
+  const sealedMaterial = sealKeyMaterial(masterKey, kid, { ...jwk, kid, alg })
+  return { kid, purpose, alg, state: 'current', sealedMaterial, createdAt: now, activatedAt: now }
 }
 
 /**
@@ -155,7 +175,7 @@ export class KeyService {
       const missing = KEY_PURPOSES.filter((p) => !keyset.keys.some((k) => k.purpose === p && k.state === 'current'))
       if (missing.length === 0) break
       const now = clock.now()
-      const insert = missing.map((purpose) => newManagedKey(masterKey, purpose, now))
+      const insert = missing.map((purpose) => newManagedKey(masterKey, purpose, now, purpose === 'access' ? this.#o.accessKeyAlg ?? 'HS256' : 'HS256'))
       try {
         await store.transitionKeys({
           expectedVersion: keyset.version,

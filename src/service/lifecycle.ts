@@ -24,7 +24,7 @@ import { ServiceError } from './errors.ts'
 import { failpoint } from './failpoints.ts'
 import { HEARTBEAT_INTERVAL_MS } from './heartbeat.ts'
 import { instanceStatus, keyView, statusReport, type InstanceStatus, type KeyView, type StatusReport } from './key-views.ts'
-import { KEY_PURPOSES, newManagedKey, type ServiceKeyPurpose } from './keys.ts'
+import { KEY_PURPOSES, newManagedKey, type ManagedAlg, type ServiceKeyPurpose } from './keys.ts'
 import { NOT_BEFORE_SETTING } from './revocations.ts'
 
 /** Which of the service's keys an operation acts on. */
@@ -51,6 +51,8 @@ const EMERGENCY_ACK_WAIT_MS = 5000
 export interface LifecycleOptions {
   readonly store: Store
   readonly masterKey: Buffer
+  /** Algorithm of new access keys (REKEY_ACCESS_KEY_ALG); unset: the current access key's. Refresh keys are HS256. */
+  readonly accessKeyAlg?: ManagedAlg
   readonly computeHash: ComputeAuditHash
   readonly accessTokenTtl: number
   readonly refreshTokenTtl: number
@@ -211,6 +213,14 @@ export class Lifecycle {
     return Object.freeze({ ...this.policy, lifetimes: Object.freeze({ access, refresh }) })
   }
 
+  /** The algorithm of a new key: the configured one for access keys, else the current key's. */
+  #algFor(purpose: string, keys: readonly { purpose: string, state: string, alg: string }[]): ManagedAlg {
+    if (purpose !== 'access') return 'HS256'
+    if (this.#o.accessKeyAlg !== undefined) return this.#o.accessKeyAlg
+    const current = keys.find((k) => k.purpose === 'access' && k.state === 'current')?.alg
+    return current === 'EdDSA' || current === 'ES256' || current === 'RS256' ? current : 'HS256'
+  }
+
   get #liveWindowMs(): number {
     return this.#o.liveWindowMs ?? LIVE_WINDOW_MS
   }
@@ -282,7 +292,7 @@ export class Lifecycle {
     for (const purpose of purposes) {
       const plan = planStage(keyset.keys, purpose)
       if (plan.stage) {
-        const key: NewKey = { ...newManagedKey(masterKey, purpose, now), state: 'next', activatedAt: null }
+        const key: NewKey = { ...newManagedKey(masterKey, purpose, now, this.#algFor(purpose, keyset.keys)), state: 'next', activatedAt: null }
         insert.push(key)
         staged.push({ purpose, kid: key.kid, resumed: false })
       } else {
@@ -447,7 +457,7 @@ export class Lifecycle {
       const keyset = await store.getKeyset()
       const now = this.#clock.now()
       const changes = planEmergency(keyset.keys, purposes, now, `emergency: ${reason}`)
-      const insert = purposes.map((p) => newManagedKey(masterKey, p, now))
+      const insert = purposes.map((p) => newManagedKey(masterKey, p, now, this.#algFor(p, keyset.keys)))
       const revokedKids = new Set(changes.map((c) => c.kid))
       const [usage, live] = await Promise.all([store.usageSince(now - DAY_MS), store.countLiveSessionsByKid(now)])
       const notBefore = Math.floor(now / 1000)

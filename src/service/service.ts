@@ -107,6 +107,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       clock,
       accessTokenTtl: config.accessTokenTtl,
       refreshTokenTtl: config.refreshTokenTtl,
+      ...(config.accessKeyAlg === undefined ? {} : { accessKeyAlg: config.accessKeyAlg }),
       log,
       onLoad: () => acknowledge(),
     })
@@ -164,6 +165,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     if (webhooks !== null) stops.push(() => webhooks.flush())
     const lifecycle = new Lifecycle({
       store, masterKey, computeHash, clock,
+      ...(config.accessKeyAlg === undefined ? {} : { accessKeyAlg: config.accessKeyAlg }),
       accessTokenTtl: config.accessTokenTtl,
       refreshTokenTtl: config.refreshTokenTtl,
       cadencePolicy: config.cadence,
