@@ -8,6 +8,7 @@ import { Readable } from 'node:stream'
 import { Encrypter } from 'age-encryption'
 import { create as tarCreate } from 'tar'
 import { main } from '../../src/cli/main.ts'
+import { openStore } from '../../src/store/open.ts'
 import type { Store } from '../../src/store/store.ts'
 
 export const PASSPHRASE = 'correct-horse-battery-staple-42'
@@ -37,6 +38,16 @@ export async function fill(store: Store, users: number, now = Date.now()): Promi
 }
 
 /** Encrypts a gzipped tar of `names` from `dir` (paths kept as given) with the test passphrase. */
+/** A temp directory with a SQLite store of `users` users at `store` inside it (closed again). */
+export async function filledStore(t: { after: (fn: () => void) => void }, users: number, store = 'rekey.db'): Promise<{ dir: string, storePath: string }> {
+  const dir = tempDir(t)
+  const storePath = path.join(dir, store)
+  const opened = await openStore(storePath)
+  await fill(opened, users)
+  await opened.close()
+  return { dir, storePath }
+}
+
 export async function sealTgz(dir: string, names: string[], file: string): Promise<void> {
   const tgz = Readable.from(tarCreate({ gzip: true, cwd: dir, portable: true, preservePaths: true, noDirRecurse: true }, names))
   const chunks: Buffer[] = []

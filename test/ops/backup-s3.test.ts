@@ -14,8 +14,7 @@ import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { CreateBucketCommand, GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3'
 import { generateX25519Identity, identityToRecipient } from 'age-encryption'
-import { openStore } from '../../src/store/open.ts'
-import { fill, PASSPHRASE, run, tempDir } from './backup-fixtures.ts'
+import { filledStore, PASSPHRASE, run } from './backup-fixtures.ts'
 
 // s3rver ships no types: the part used here.
 interface S3rverServer {
@@ -86,11 +85,7 @@ describe('rekey backup --s3 (s3rver on 127.0.0.1)', () => {
   }
 
   test('uploads the archive under the prefix, byte for byte, asking for SSE AES256; nothing secret printed', async (t) => {
-    const dir = tempDir(t)
-    const storePath = path.join(dir, 'rekey.db')
-    const store = await openStore(storePath)
-    await fill(store, 3)
-    await store.close()
+    const { dir, storePath } = await filledStore(t, 3)
     puts.length = 0
     const made = await run(['--store', storePath, '--json', 'backup', '--out', path.join(dir, 'out'), '--s3', `s3://${BUCKET}/nightly/db1/`], { REKEY_BACKUP_PASSPHRASE: PASSPHRASE })
     assert.equal(made.code, 0, made.stderr)
@@ -116,11 +111,7 @@ describe('rekey backup --s3 (s3rver on 127.0.0.1)', () => {
   })
 
   test('--kms-key-id asks for aws:kms with that key (text output); no prefix puts it at the bucket root', async (t) => {
-    const dir = tempDir(t)
-    const storePath = path.join(dir, 'rekey.db')
-    const store = await openStore(storePath)
-    await fill(store, 1)
-    await store.close()
+    const { dir, storePath } = await filledStore(t, 1)
     puts.length = 0
     const recipient = await identityToRecipient(await generateX25519Identity())
     const kmsKeyId = 'arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab'
@@ -137,11 +128,7 @@ describe('rekey backup --s3 (s3rver on 127.0.0.1)', () => {
   })
 
   test('a bucket that does not exist: the upload fails with a non-zero exit, the local archive is kept', async (t) => {
-    const dir = tempDir(t)
-    const storePath = path.join(dir, 'rekey.db')
-    const store = await openStore(storePath)
-    await fill(store, 1)
-    await store.close()
+    const { dir, storePath } = await filledStore(t, 1)
     const recipient = await identityToRecipient(await generateX25519Identity())
     const made = await run(['--store', storePath, 'backup', '--out', path.join(dir, 'out'), '--recipient', recipient, '--s3', 's3://no-such-bucket/x'])
     assert.equal(made.code, 1)
@@ -151,11 +138,7 @@ describe('rekey backup --s3 (s3rver on 127.0.0.1)', () => {
   })
 
   test('no credentials: ERR_CONFIG, exit 2, naming what to set', async (t) => {
-    const dir = tempDir(t)
-    const storePath = path.join(dir, 'rekey.db')
-    const store = await openStore(storePath)
-    await fill(store, 1)
-    await store.close()
+    const { dir, storePath } = await filledStore(t, 1)
     const names = ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_CONFIG_FILE', 'AWS_SHARED_CREDENTIALS_FILE']
     const kept = names.map((n) => process.env[n])
     delete process.env.AWS_ACCESS_KEY_ID

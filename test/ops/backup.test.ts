@@ -7,17 +7,13 @@ import { Decrypter, generateX25519Identity, identityToRecipient } from 'age-encr
 import { createBackup, verifyBackup } from '../../src/ops/backup/backup.ts'
 import { BackupError } from '../../src/ops/backup/backup-error.ts'
 import { openStore } from '../../src/store/open.ts'
-import { FAST, fill, maliciousDir, PASSPHRASE, run, sealTgz, tempDir } from './backup-fixtures.ts'
+import { FAST, filledStore, fill, maliciousDir, PASSPHRASE, run, sealTgz, tempDir } from './backup-fixtures.ts'
 
 const env = { REKEY_BACKUP_PASSPHRASE: PASSPHRASE }
 
 /** A store with `users` users and a backup of it made through the API (fast scrypt). */
 async function backedUp(t: { after: (fn: () => void) => void }, users = 20): Promise<{ dir: string, storePath: string, archive: string }> {
-  const dir = tempDir(t)
-  const storePath = path.join(dir, 'store', 'rekey.db')
-  const store = await openStore(storePath)
-  await fill(store, users)
-  await store.close()
+  const { dir, storePath } = await filledStore(t, users, 'store/rekey.db')
   const { file } = await createBackup(storePath, path.join(dir, 'backups'), FAST)
   return { dir, storePath, archive: file }
 }
@@ -63,11 +59,7 @@ describe('rekey backup (SQLite)', () => {
   })
 
   test('the CLI: backup with a recipient, verify with the identity file; exit 0 and nothing secret printed', async (t) => {
-    const dir = tempDir(t)
-    const storePath = path.join(dir, 'store', 'rekey.db')
-    const store = await openStore(storePath)
-    await fill(store, 5)
-    await store.close()
+    const { dir, storePath } = await filledStore(t, 5, 'store/rekey.db')
     const identity = await generateX25519Identity()
     const identityFile = path.join(dir, 'ops.agekey')
     writeFileSync(identityFile, `# ops key\n${identity}\n`, { mode: 0o600 })
@@ -90,11 +82,7 @@ describe('rekey backup (SQLite)', () => {
   })
 
   test('a passphrase backup through the CLI (default scrypt work factor) verifies; the passphrase is never printed', async (t) => {
-    const dir = tempDir(t)
-    const storePath = path.join(dir, 'rekey.db')
-    const store = await openStore(storePath)
-    await fill(store, 3)
-    await store.close()
+    const { dir, storePath } = await filledStore(t, 3)
     const made = await run(['--store', storePath, '--json', 'backup', '--out', dir], env)
     assert.equal(made.code, 0, made.stderr)
     const { file, rows } = JSON.parse(made.stdout) as { file: string, rows: number }
