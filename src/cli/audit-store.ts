@@ -1,14 +1,13 @@
 /**
- * Where the CLI keeps its audit log and inventory, and what it needs to write there: the
- * store location, the master key that keys the chain, the cadence policy, and the live
- * secrets to mask in notes.
+ * What the CLI's commands share to reach the store: the configuration (store location,
+ * master key, cadence) resolved by `config/` exactly as `rekey serve` resolves it, the audit
+ * log, and the live secrets to mask in notes.
  */
-import { existsSync, readFileSync } from 'node:fs'
-import path from 'node:path'
-import { isPostgresLocation } from '../config/load.ts'
-import { parseCadencePolicy, type CadencePolicy } from '../core/cadence.ts'
-import { RekeyError } from '../core/errors.ts'
-import { masterKeyAt } from '../service/master-key-at.ts'
+import { existsSync } from 'node:fs'
+import { loadConfig, type RekeyConfig } from '../config/load.ts'
+import { resolveMasterKey } from '../config/master-key.ts'
+import { isPostgresLocation } from '../config/store-location.ts'
+import { AuditLog } from '../service/audit/audit-log.ts'
 import { readEnvFile } from '../service/env-file.ts'
 import { openStore } from '../store/open.ts'
 import type { Store } from '../store/store.ts'
@@ -21,41 +20,43 @@ export async function envFileVars(globals: GlobalOptions): Promise<Record<string
 }
 
 /**
- * The store: `--store`, else `REKEY_STORE`; in env-file mode then the file's own
- * `REKEY_STORE` (relative to the file), else `.rekey/rekey.db` beside the file; otherwise
- * `./.rekey/rekey.db`.
+ * The configuration of a command: `--store`, the environment, `--env-file` (its REKEY_STORE
+ * and REKEY_MASTER_KEY, and the store beside it) and `rekey.config.json`, by the one resolver
+ * `rekey serve` uses. `fileVars`: the env file's variables when the caller already read them.
  */
-export function auditStoreOf(globals: GlobalOptions, env: CliIo['env'], fileVars: Readonly<Record<string, string>> = {}): string {
-  if (globals.store !== undefined && globals.store !== '') return globals.store
-  if (env.REKEY_STORE !== undefined && env.REKEY_STORE !== '') return env.REKEY_STORE
-  if (globals.envFile === undefined) return './.rekey/rekey.db'
-  const dir = path.dirname(path.resolve(globals.envFile))
-  const own = fileVars.REKEY_STORE
-  if (own !== undefined && own !== '') return isPostgresLocation(own) ? own : path.resolve(dir, own)
-  return path.join(dir, '.rekey', 'rekey.db')
+export async function commandConfig(io: CliIo, globals: GlobalOptions, fileVars?: Readonly<Record<string, string>>): Promise<RekeyConfig> {
+  return loadConfig({
+    env: io.env,
+    flags: { store: globals.store },
+    scope: 'command',
+    ...(globals.envFile === undefined ? {} : { envFile: globals.envFile, envFileVars: fileVars ?? await envFileVars(globals) }),
+  })
 }
 
-/** The environment the master key is read from: the process's, then the env file's. */
-function keyEnv(env: CliIo['env'], fileVars: Readonly<Record<string, string>>): CliIo['env'] {
-  const own = env.REKEY_MASTER_KEY
-  return own !== undefined && own !== '' ? env : { REKEY_MASTER_KEY: fileVars.REKEY_MASTER_KEY }
-}
-
-/** The master key for writing: generated beside a new SQLite store, with a warning, if there is none. */
-export async function writerMasterKey(io: CliIo, location: string, fileVars: Readonly<Record<string, string>>): Promise<Buffer> {
-  const { key, generated } = await masterKeyAt(location, keyEnv(io.env, fileVars), { create: true })
+/**
+ * The audit log of `store` for writing. The master key is generated beside a new SQLite store
+ * (with a warning), never for a store that holds data (ERR_CONFIG, nothing written).
+ */
+export async function openAuditLog(io: CliIo, config: RekeyConfig, store: Store, options: { create?: boolean } = {}): Promise<AuditLog> {
+  const { key, generated } = await resolveMasterKey(config, options)
   if (generated !== null) io.stderr(`rekey: REKEY_MASTER_KEY is not set: generated ${generated} to key the audit chain (production must set REKEY_MASTER_KEY)\n`)
-  return key
+  return AuditLog.open(store, { current: key, previous: config.masterKeyPrev?.reveal() })
 }
 
-/** The master key for verifying: never generated (a new key could not verify old rows). */
-export async function readerMasterKey(io: CliIo, location: string, fileVars: Readonly<Record<string, string>>): Promise<Buffer> {
-  return (await masterKeyAt(location, keyEnv(io.env, fileVars))).key
-}
-
-/** Opens the store to write (creating a SQLite file if needed). */
-export function openForWrite(location: string): Promise<Store> {
-  return openStore(location)
+/**
+ * Opens the store to write (creating a SQLite file if needed) with its audit log. The master
+ * key is resolved first, so a refusal leaves no file, directory or row behind.
+ */
+export async function openForWrite(io: CliIo, config: RekeyConfig): Promise<{ store: Store, audit: AuditLog }> {
+  const { key, generated } = await resolveMasterKey(config, { create: true })
+  if (generated !== null) io.stderr(`rekey: REKEY_MASTER_KEY is not set: generated ${generated} to key the audit chain (production must set REKEY_MASTER_KEY)\n`)
+  const store = await openStore(config.store)
+  try {
+    return { store, audit: await AuditLog.open(store, { current: key, previous: config.masterKeyPrev?.reveal() }) }
+  } catch (err) {
+    await store.close()
+    throw err
+  }
 }
 
 /** Opens the store to read; `null` for a SQLite file that does not exist, so reading creates nothing. */
@@ -71,26 +72,6 @@ export async function withStore<T>(store: Store, fn: (store: Store) => Promise<T
   } finally {
     await store.close()
   }
-}
-
-/** The cadence policy: the `cadence` object of `./rekey.config.json` when the file exists, else the defaults. */
-export function cadencePolicyOf(cwd = process.cwd()): CadencePolicy {
-  const file = path.join(cwd, 'rekey.config.json')
-  let text: string
-  try {
-    text = readFileSync(file, 'utf8')
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return parseCadencePolicy(undefined)
-    throw new RekeyError('ERR_CONFIG', `${file}: cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`)
-  }
-  let parsed: unknown
-  try {
-    parsed = JSON.parse(text)
-  } catch {
-    throw new RekeyError('ERR_CONFIG', `${file}: not valid JSON`)
-  }
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new RekeyError('ERR_CONFIG', `${file}: must hold a JSON object`)
-  return parseCadencePolicy((parsed as { cadence?: unknown }).cadence, file)
 }
 
 const SECRET_NAME = /(^|_)(SECRET|TOKEN|PASSWORD|PASSWD|PASS|PWD|KEY|CREDENTIALS?|DSN)(_|$)|DATABASE_URL/i

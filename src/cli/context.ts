@@ -38,11 +38,6 @@ export function operatorOf(options: GlobalOptions): string {
   }
 }
 
-/** The store a command uses: `--store`, else REKEY_STORE, else the embedded default. */
-export function storeOf(options: GlobalOptions, env: CliIo['env']): string {
-  return options.store ?? env.REKEY_STORE ?? './.rekey/rekey.db'
-}
-
 /** Maps an error to its exit code: configuration and usage 2, refusals 1. */
 export function exitCodeOf(err: unknown): number {
   if (err instanceof CliExit) return err.exitCode

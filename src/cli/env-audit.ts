@@ -10,10 +10,9 @@
  */
 import { rm } from 'node:fs/promises'
 import { writeSecretFileAtomic } from '../service/env-file.ts'
-import { recordAudit } from '../service/audit-log.ts'
 import { recordRotationIn } from '../service/inventory.ts'
 import { describeError, operatorOf, type CliIo, type GlobalOptions } from './context.ts'
-import { auditStoreOf, cadencePolicyOf, liveSecretsOf, openForWrite, withStore, writerMasterKey } from './audit-store.ts'
+import { commandConfig, liveSecretsOf, openForWrite, withStore } from './audit-store.ts'
 
 /** The audit entry of one env-file change. */
 export interface EnvAuditEntry {
@@ -48,10 +47,8 @@ export async function auditedEnvChange(
   file: { readonly path: string, readonly oldText: string | null },
   write: () => Promise<void>,
 ): Promise<EnvAuditResult> {
-  const location = auditStoreOf(globals, io.env, fileVars)
-  const policy = cadencePolicyOf()
-  const masterKey = await writerMasterKey(io, location, fileVars)
-  const store = await openForWrite(location)
+  const config = await commandConfig(io, globals, fileVars)
+  const { store, audit } = await openForWrite(io, config)
   const fields = {
     secret: entry.secret,
     operator: operatorOf(globals),
@@ -67,8 +64,8 @@ export async function auditedEnvChange(
       const seq = await store.transaction(async (tx) => {
         const known = entry.onlyIfUnknown === true && ((await tx.getSecret(entry.secret))?.lastRotatedAt ?? null) !== null
         const row = entry.rotatedAt === null || known
-          ? await recordAudit(tx, masterKey, fields)
-          : await recordRotationIn(tx, masterKey, policy, { ...fields, ...(entry.kind === undefined ? {} : { kind: entry.kind }), rotatedAt: entry.rotatedAt })
+          ? await audit.append(fields, tx)
+          : await recordRotationIn(tx, audit, config.cadence, { ...fields, ...(entry.kind === undefined ? {} : { kind: entry.kind }), rotatedAt: entry.rotatedAt })
         await write()
         written = true
         return row.seq

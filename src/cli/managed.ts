@@ -1,28 +1,23 @@
 /**
- * The managed side of the CLI: open the store and the master key the way `rekey serve` does,
- * run one lifecycle operation, close. Refuses (exit 2) to act on a store that does not exist
- * or with a master key that does not open its keys, rather than creating either by accident.
+ * The managed side of the CLI: the same operations wiring `rekey serve` opens
+ * (`service/operations.ts`), one lifecycle operation, close. Refuses (exit 2) to act on a
+ * store that does not exist or with a master key that does not open its keys, rather than
+ * creating either by accident.
  */
-import { existsSync } from 'node:fs'
-import { loadConfig, isPostgresLocation, type RekeyConfig } from '../config/load.ts'
+import type { RekeyConfig } from '../config/load.ts'
 import { parseDuration } from '../core/duration.ts'
-import { auditHasher } from '../service/audit.ts'
-import { keyInputOf } from '../service/keys.ts'
-import { Lifecycle, SECRET_TARGETS, type Actor, type SecretTarget } from '../service/lifecycle.ts'
-import { masterKeyFileOf, resolveMasterKey } from '../service/master-key.ts'
-import { Webhooks } from '../service/webhooks.ts'
-import { openStore } from '../store/open.ts'
+import type { AuditLog } from '../service/audit/audit-log.ts'
+import { SECRET_TARGETS, type Actor, type Lifecycle, type SecretTarget } from '../service/lifecycle.ts'
+import { openOperations } from '../service/operations.ts'
 import type { Store } from '../store/store.ts'
-import type { ComputeAuditHash } from '../store/types.ts'
-import { cadencePolicyOf } from './audit-store.ts'
+import { commandConfig } from './audit-store.ts'
 import { CliExit, EXIT, operatorOf, type CliIo, type GlobalOptions } from './context.ts'
 
 /** What a managed command works with. */
 export interface ManagedContext {
   readonly config: RekeyConfig
   readonly store: Store
-  readonly masterKey: Buffer
-  readonly computeHash: ComputeAuditHash
+  readonly audit: AuditLog
   readonly lifecycle: Lifecycle
   readonly actor: Actor
 }
@@ -44,48 +39,23 @@ export function timeoutOf(value: string | undefined, fallbackMs: number): number
 }
 
 /**
- * Opens the store named by `--store` / REKEY_STORE / rekey.config.json / `./.rekey/rekey.db`,
- * runs `fn`, closes the store. `create` lets a command start a new embedded store.
+ * Opens the managed operations on the store named by `--store` / REKEY_STORE /
+ * rekey.config.json / `./.rekey/rekey.db`, runs `fn`, closes. `create` lets a command start a
+ * new embedded store.
  */
 export async function withManaged<T>(io: CliIo, globals: GlobalOptions, fn: (ctx: ManagedContext) => Promise<T>, options: { create?: boolean } = {}): Promise<T> {
-  const config = loadConfig({ env: io.env, flags: { store: globals.store } })
-  const sqlite = !isPostgresLocation(config.store)
-  if (sqlite && options.create !== true) {
-    if (!existsSync(config.store)) {
-      throw new CliExit(EXIT.USAGE, `no store at ${config.store}: start \`rekey serve\` once there, or name the store with --store or REKEY_STORE`)
-    }
-    if (config.masterKey === undefined && !existsSync(masterKeyFileOf(config.store))) {
-      throw new CliExit(EXIT.USAGE, `REKEY_MASTER_KEY is not set and there is no master.key beside ${config.store}: set the master key rekey serve uses`)
-    }
-  }
-  const { key: masterKey } = await resolveMasterKey(config)
-  const store = await openStore(config.store)
-  let webhooks: Webhooks | null = null
+  const config = await commandConfig(io, globals)
+  // REKEY_WEBHOOK_URL: rotations run from the CLI post their notices too (sent before exit).
+  const ops = await openOperations(config, { warn: (_obj, msg) => io.stderr(`rekey: warning: ${msg}\n`) }, {
+    create: options.create === true,
+    onMasterKey: ({ generated }) => {
+      if (generated !== null) io.stderr(`rekey: REKEY_MASTER_KEY is not set: generated ${generated} (production must set REKEY_MASTER_KEY)\n`)
+    },
+  })
   try {
-    const keyset = await store.getKeyset()
-    const sample = keyset.keys[0]
-    if (sample !== undefined) {
-      try {
-        keyInputOf(masterKey, sample)
-      } catch {
-        // Writing keys or audit rows under another master key would break every instance and the chain.
-        throw new CliExit(EXIT.USAGE, 'the master key does not open the keys of this store: set the REKEY_MASTER_KEY that rekey serve uses')
-      }
-    }
-    const computeHash = auditHasher(masterKey)
-    // REKEY_WEBHOOK_URL: rotations run from the CLI post their notices too (sent before exit).
-    webhooks = config.webhookUrl === undefined ? null : new Webhooks({ url: config.webhookUrl.reveal().toString('utf8'), log: { warn: (_obj, msg) => io.stderr(`rekey: warning: ${msg}\n`) } })
-    const notify = webhooks
-    const lifecycle = new Lifecycle({
-      store, masterKey, computeHash, accessTokenTtl: config.accessTokenTtl, refreshTokenTtl: config.refreshTokenTtl,
-      ...(config.accessKeyAlg === undefined ? {} : { accessKeyAlg: config.accessKeyAlg }),
-      cadencePolicy: cadencePolicyOf(),
-      ...(notify === null ? {} : { onEvent: (event) => notify.notice(event) }),
-    })
-    return await fn({ config, store, masterKey, computeHash, lifecycle, actor: { operator: operatorOf(globals), requestId: null } })
+    return await fn({ config, store: ops.store, audit: ops.audit, lifecycle: ops.lifecycle, actor: { operator: operatorOf(globals), requestId: null } })
   } finally {
-    await webhooks?.flush()
-    await store.close()
+    await ops.close()
   }
 }
 

@@ -11,6 +11,9 @@ import { Keyring } from '../core/keyring.ts'
 import type { Env } from '../core/env.ts'
 import { SecretValue } from './secret-value.ts'
 import { SETTINGS, SettingProblem, type RawValue, type SettingSpec } from './schema.ts'
+import { isPostgresLocation, resolveStoreLocation } from './store-location.ts'
+
+export { isPostgresLocation }
 
 /** Where keys come from: the JWT_* environment conventions, or the store (managed mode). */
 export type KeySource = 'env' | 'managed'
@@ -44,6 +47,8 @@ export interface RekeyConfig {
   readonly keySource: KeySource
   /** The config file read, or `null`. */
   readonly configFile: string | null
+  /** `--env-file`, when the store and the master key were also looked for there. */
+  readonly envFile?: string
 }
 
 /** What {@link loadConfig} reads. */
@@ -58,6 +63,15 @@ export interface LoadConfigOptions {
   flags?: Readonly<Record<string, string | number | undefined>>
   /** Settings to force, by path (`argon2.memoryCost`), after everything else: for tests. */
   overrides?: Readonly<Record<string, unknown>>
+  /** `--env-file`: its REKEY_STORE and REKEY_MASTER_KEY(_PREV) count (under the environment's), and the default store is beside it. */
+  envFile?: string
+  /** The variables of `envFile`, already read. */
+  envFileVars?: Readonly<Record<string, string>>
+  /**
+   * `serve` (default) checks everything the service needs; `command` (the CLI's other commands)
+   * skips the JWT_* keys of the environment and leaves the master key to the commands that need it.
+   */
+  scope?: 'serve' | 'command'
 }
 
 /** The variables whose presence selects env mode for keys. */
@@ -69,11 +83,6 @@ export const ENV_KEY_VARIABLES: readonly string[] = Object.freeze([
 /** True when the environment holds JWT keys (env mode); else keys are managed in the store. */
 export function keySourceOf(env: Env): KeySource {
   return ENV_KEY_VARIABLES.some((name) => (env[name] ?? '') !== '') ? 'env' : 'managed'
-}
-
-/** True for a PostgreSQL store location. */
-export function isPostgresLocation(location: string): boolean {
-  return /^postgres(ql)?:\/\//i.test(location)
 }
 
 function readFileSettings(file: string, explicit: boolean, problems: string[]): Record<string, RawValue> | null {
@@ -141,13 +150,13 @@ function deepFreeze<T>(value: T): T {
 }
 
 function resolve(spec: SettingSpec, sources: { flags: LoadConfigOptions['flags'], env: Env, file: Record<string, RawValue> | null, fileName: string }):
-{ raw: RawValue, from: string } | undefined {
+{ raw: RawValue, from: string, origin: string } | undefined {
   const flag = spec.flag === undefined ? undefined : sources.flags?.[spec.flag]
-  if (flag !== undefined) return { raw: flag, from: `--${spec.flag}` }
+  if (flag !== undefined) return { raw: flag, from: `--${spec.flag}`, origin: `--${spec.flag}` }
   const envValue = spec.env === undefined ? undefined : sources.env[spec.env]
-  if (envValue !== undefined && envValue !== '') return { raw: envValue, from: spec.env as string }
+  if (envValue !== undefined && envValue !== '') return { raw: envValue, from: spec.env as string, origin: spec.env as string }
   const fileValue = spec.file === undefined || sources.file === null ? undefined : sources.file[spec.file]
-  if (fileValue !== undefined) return { raw: fileValue, from: `${sources.fileName} "${spec.file}"` }
+  if (fileValue !== undefined) return { raw: fileValue, from: `${sources.fileName} "${spec.file}"`, origin: sources.fileName }
   return undefined
 }
 
@@ -162,16 +171,31 @@ export function loadConfig(options: LoadConfigOptions = {}): RekeyConfig {
   const fileName = path.resolve(options.cwd ?? process.cwd(), options.configFile ?? 'rekey.config.json')
   const file = readFileSettings(fileName, explicit, problems)
   const out: Record<string, unknown> = {}
+  const fileVars = options.envFile === undefined ? {} : options.envFileVars ?? {}
+  // In env-file mode the master keys may come from the file, under the environment's.
+  const keyEnv: Env = { REKEY_MASTER_KEY: fileVars.REKEY_MASTER_KEY, REKEY_MASTER_KEY_PREV: fileVars.REKEY_MASTER_KEY_PREV }
+  for (const [name, value] of Object.entries(env)) if (value !== undefined && value !== '') keyEnv[name] = value
 
   for (const spec of SETTINGS) {
-    const found = resolve(spec, { flags: options.flags, env, file, fileName })
+    if (spec.path === 'store') {
+      // One resolver for every command: flag, REKEY_STORE, the env file, the config file, the defaults.
+      const store = resolveStoreLocation({
+        flag: options.flags?.store === undefined ? undefined : String(options.flags.store),
+        env, envFile: options.envFile, envFileVars: fileVars,
+        configFile: file === null ? null : { path: fileName, store: file.store },
+      })
+      if (store.problem !== undefined) problems.push(store.problem)
+      out.store = store.location
+      continue
+    }
+    const found = resolve(spec, { flags: options.flags, env: keyEnv, file, fileName })
     let value: unknown = spec.default
     if (found !== undefined) {
       try {
         value = spec.parse(found.raw)
       } catch (err) {
         if (!(err instanceof SettingProblem)) throw err
-        problems.push(`${found.from} ${err.message}`)
+        problems.push(err.namesSetting ? `${found.origin}: ${err.message}` : `${found.from} ${err.message}`)
       }
     }
     if (spec.secret === true && value !== undefined) value = new SecretValue(value as Buffer | string)
@@ -185,12 +209,13 @@ export function loadConfig(options: LoadConfigOptions = {}): RekeyConfig {
   const config = out as unknown as Omit<RekeyConfig, 'keySource' | 'configFile'>
   if (config.refreshOverlap >= config.refreshTokenTtl) problems.push('REKEY_REFRESH_OVERLAP must be shorter than JWT_REFRESH_EXPIRATION')
   if (config.accessTokenTtl > config.refreshTokenTtl) problems.push('JWT_EXPIRATION must not be longer than JWT_REFRESH_EXPIRATION')
-  if (isPostgresLocation(config.store) && config.masterKey === undefined) {
+  const serve = options.scope !== 'command'
+  if (serve && isPostgresLocation(config.store) && config.masterKey === undefined) {
     problems.push('REKEY_MASTER_KEY is required with a PostgreSQL store: every instance must share it (generate one with `rekey gen --encoding base64`)')
   }
 
   const keySource = keySourceOf(env)
-  if (keySource === 'env') {
+  if (serve && keySource === 'env') {
     // Env-mode keys are part of the configuration: their problems join the same report.
     for (const purpose of ['access', 'refresh'] as const) {
       try {
@@ -209,5 +234,5 @@ export function loadConfig(options: LoadConfigOptions = {}): RekeyConfig {
   if (problems.length > 0) {
     throw new RekeyError('ERR_CONFIG', `Invalid configuration:\n  - ${problems.join('\n  - ')}`, { problems })
   }
-  return deepFreeze({ ...config, keySource, configFile: file === null ? null : fileName })
+  return deepFreeze({ ...config, keySource, configFile: file === null ? null : fileName, ...(options.envFile === undefined ? {} : { envFile: options.envFile }) })
 }

@@ -8,12 +8,20 @@
 import { parseCadencePolicy } from '../core/cadence.ts'
 import { parseDuration } from '../core/duration.ts'
 import { isRekeyError } from '../core/errors.ts'
+import { decodeMasterKey } from './master-key.ts'
 
 /** A value as it arrived: text from the environment or a flag, JSON from the file. */
 export type RawValue = string | number | boolean | null | object
 
 /** Thrown by a parser with the problem, in words that never repeat the value. */
-export class SettingProblem extends Error {}
+export class SettingProblem extends Error {
+  /** The message names the setting itself (`cadence "X" must be...`): only its source is put before it. */
+  readonly namesSetting: boolean
+  constructor(message: string, options: { namesSetting?: boolean } = {}) {
+    super(message)
+    this.namesSetting = options.namesSetting === true
+  }
+}
 
 /** One setting of the schema. */
 export interface SettingSpec {
@@ -83,13 +91,14 @@ function trustProxy(raw: RawValue): boolean | number | string {
   throw new SettingProblem('must be true, false, a hop count, or a comma-separated list of addresses')
 }
 
-/** The master key: 32 bytes, base64 or base64url. */
+/** The master key: 32 bytes, base64 or base64url (decoded by the one master-key decoder). */
 function masterKey(raw: RawValue): Buffer {
-  const text = asText(raw)
-  if (!/^[A-Za-z0-9+/_-]+={0,2}$/.test(text)) throw new SettingProblem('must be 32 bytes encoded as base64 (generate one with `rekey gen --encoding base64`)')
-  const bytes = Buffer.from(text, text.includes('-') || text.includes('_') ? 'base64url' : 'base64')
-  if (bytes.length !== 32) throw new SettingProblem(`must decode to exactly 32 bytes, not ${bytes.length} (generate one with \`rekey gen --encoding base64\`)`)
-  return bytes
+  try {
+    return decodeMasterKey(asText(raw))
+  } catch (err) {
+    if (err instanceof RangeError) throw new SettingProblem(err.message)
+    throw err
+  }
 }
 
 function metricsToken(raw: RawValue): string {
@@ -116,7 +125,7 @@ function cadence(raw: RawValue): unknown {
     return parseCadencePolicy(raw, 'cadence')
   } catch (err) {
     if (!isRekeyError(err)) throw err
-    throw new SettingProblem(err.problems.length > 0 ? err.problems.map((p) => p.replace(/^cadence: /, '')).join('; ') : err.message)
+    throw new SettingProblem(err.problems.length > 0 ? err.problems.map((p) => p.replace(/^cadence: /, '')).join('; ') : err.message.replace(/^cadence: /, ''), { namesSetting: true })
   }
 }
 

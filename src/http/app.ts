@@ -94,13 +94,12 @@ export async function buildApp(service: Service, log: Logger, options: { drainin
     }
   })
 
-  const { masterKey } = service
-  const sessions = new DashboardSessions({ masterKey, revocations: service.revocations })
+  const sessions = new DashboardSessions({ key: service.dashboardKey, revocations: service.revocations })
 
   healthRoutes(app, service)
   authRoutes(app, service, limits)
   publicRoutes(app, service)
-  adminRoutes(app, service, { masterKey, sessions })
+  adminRoutes(app, service, { sessions })
   await dashboardRoutes(app, service, { sessions, passwords: service.passwords, limits })
   await app.ready()
   return app

@@ -7,6 +7,7 @@ import type { DestinationStream, Logger } from 'pino'
 import { loadConfig, type LoadConfigOptions, type RekeyConfig } from '../config/load.ts'
 import type { Env } from '../core/env.ts'
 import type { Clock } from '../service/clock.ts'
+import { readEnvFile } from '../service/env-file.ts'
 import { EnvFileReloader, readServeEnv } from '../service/env-reload.ts'
 import { startService, type Service } from '../service/service.ts'
 import type { OpenStoreOptions } from '../store/open.ts'
@@ -53,7 +54,9 @@ export interface RunningServer {
 export async function startServer(options: StartServerOptions = {}): Promise<RunningServer> {
   const baseEnv: Env = options.env ?? process.env
   const env = options.envFile === undefined ? baseEnv : await readServeEnv(options.envFile, baseEnv)
-  const config = options.config ?? loadConfig({ ...options, env })
+  // In env-file mode the store (and the master key) are looked for beside and in the file, as every command does.
+  const envFileVars = options.envFile === undefined ? undefined : (await readEnvFile(options.envFile)).env
+  const config = options.config ?? loadConfig({ ...options, env, ...(envFileVars === undefined ? {} : { envFileVars }) })
   const log = options.logger ?? createLogger(config.logLevel, options.logDestination)
   const service = await startService({
     config,

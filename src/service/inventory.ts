@@ -6,8 +6,7 @@ import { cadenceDaysOf, dueStatus, guessKind, type CadencePolicy, type DueState 
 import { maskSecrets } from '../core/mask.ts'
 import type { Store, StoreOperations } from '../store/store.ts'
 import type { SecretRecord } from '../store/types.ts'
-import { auditHasher } from './audit.ts'
-import { auditEvent, recordAudit, type AuditFields } from './audit-log.ts'
+import { auditEvent, type AuditFields, type AuditLog } from './audit/audit-log.ts'
 
 /** A rotation to record: the audit fields plus what the inventory needs. */
 export interface RotationInput extends AuditFields {
@@ -39,20 +38,20 @@ async function fileSecret(tx: StoreOperations, policy: CadencePolicy, name: stri
  * `policy`), marks it rotated and appends the audit row. If the row cannot be written, the
  * caller's transaction fails and nothing changes.
  */
-export async function recordRotationIn(tx: StoreOperations, masterKey: Uint8Array, policy: CadencePolicy, input: RotationInput): Promise<RecordedRotation> {
+export async function recordRotationIn(tx: StoreOperations, audit: AuditLog, policy: CadencePolicy, input: RotationInput): Promise<RecordedRotation> {
   await fileSecret(tx, policy, input.secret, input.kind)
   const event = auditEvent(input)
   const notes = input.secretNotes === undefined ? {} : { notes: maskSecrets(input.secretNotes, { liveSecrets: input.liveSecrets ?? [] }) }
   const secret = await tx.markRotated({ name: input.secret, at: input.rotatedAt ?? event.at, method: input.method, ...notes })
   if (secret === null) throw new Error(`${input.secret} vanished from the inventory during its own transaction`)
   // Same transaction as the rotation: if the row cannot be appended, the rotation is not recorded either.
-  const row = await tx.appendAudit(event, auditHasher(masterKey))
+  const row = await tx.appendAudit(event, audit.hash)
   return { secret, seq: row.seq }
 }
 
 /** {@link recordRotationIn} in a transaction of its own. */
-export function recordRotation(store: Store, masterKey: Uint8Array, policy: CadencePolicy, input: RotationInput): Promise<RecordedRotation> {
-  return store.transaction((tx) => recordRotationIn(tx, masterKey, policy, input))
+export function recordRotation(store: Store, audit: AuditLog, policy: CadencePolicy, input: RotationInput): Promise<RecordedRotation> {
+  return store.transaction((tx) => recordRotationIn(tx, audit, policy, input))
 }
 
 /**
@@ -60,13 +59,13 @@ export function recordRotation(store: Store, masterKey: Uint8Array, policy: Cade
  * `track` audit row whose date is where its cadence starts counting. Nothing happens if it
  * is already tracked. Returns the stored secret.
  */
-export function trackSecret(store: Store, masterKey: Uint8Array, policy: CadencePolicy, input: Omit<AuditFields, 'method' | 'notes'> & { kind?: string }):
+export function trackSecret(store: Store, audit: AuditLog, policy: CadencePolicy, input: Omit<AuditFields, 'method' | 'notes'> & { kind?: string }):
 Promise<SecretRecord> {
   return store.transaction(async (tx) => {
     const existing = await tx.getSecret(input.secret)
     if (existing !== null) return existing
     const secret = await fileSecret(tx, policy, input.secret, input.kind)
-    await recordAudit(tx, masterKey, { ...input, method: 'track', notes: `added to the inventory (${secret.kind}, every ${secret.cadenceDays} d)` })
+    await audit.append({ ...input, method: 'track', notes: `added to the inventory (${secret.kind}, every ${secret.cadenceDays} d)` }, tx)
     return secret
   })
 }

@@ -17,15 +17,13 @@ import { FALLBACK_CADENCE_DAYS } from '../core/cadence.ts'
 import { RekeyError } from '../core/errors.ts'
 import { openWithAny, seal } from '../core/seal.ts'
 import type { Store } from '../store/store.ts'
-import type { ComputeAuditHash } from '../store/types.ts'
-import { auditHasher } from './audit.ts'
-import { ANCHOR_METHOD, anchorNotes, masterKeyId, ROTATION_METHOD, rowsDigest, verifyAuditLog } from './audit-segments.ts'
+import { auditHasher } from './audit/audit-hash.ts'
+import { MASTER_KEY_ID_SETTING } from './audit/audit-log.ts'
+import { ANCHOR_METHOD, anchorNotes, masterKeyId, ROTATION_METHOD, rowsDigest, verifyAuditLog } from './audit/segments.ts'
 import { systemClock, type Clock } from './clock.ts'
 import { sealKeyMaterial } from './keys.ts'
-import { masterKeyAt } from './master-key-at.ts'
 
-/** The setting naming (by {@link masterKeyId}) the master key the audit chain continues under. */
-export const MASTER_KEY_ID_SETTING = 'master-key.id'
+export { MASTER_KEY_ID_SETTING }
 /** The inventory name of the master key. */
 export const MASTER_KEY_SECRET = 'master-key'
 const SETTING_PREFIX = 'secret.'
@@ -124,43 +122,4 @@ export async function rotateMasterKey(input: { store: Store, oldKey: Buffer, new
     return { rotation: rotation.seq, anchor: anchor.seq }
   })
   return { changed: true, oldKeyId, newKeyId, keys: rewrapped.length, alreadyNew, settings: settings.map((s) => s.name), audit }
-}
-
-/**
- * The audit hasher of a running service. Without REKEY_MASTER_KEY_PREV it is the current key's.
- * With it (a rotation being rolled out), rows are hashed under the key the chain continues
- * under: the one {@link MASTER_KEY_ID_SETTING} names once the rotation committed, before that
- * the key the last row verifies under. It follows the setting as it changes.
- */
-export async function serviceAuditChain(store: Store, current: Buffer, previous: Buffer | undefined):
-Promise<{ computeHash: ComputeAuditHash, stop: () => Promise<void> }> {
-  const currentHash = auditHasher(current)
-  if (previous === undefined) return { computeHash: currentHash, stop: async () => {} }
-  const previousHash = auditHasher(previous)
-  let active = currentHash
-  const choose = async (): Promise<void> => {
-    const id = await store.getSetting(MASTER_KEY_ID_SETTING)
-    if (id !== null) {
-      active = id === masterKeyId(previous) ? previousHash : currentHash
-      return
-    }
-    const last = (await store.listAudit()).at(-1)
-    active = last !== undefined && previousHash(last.prevHash, last) === last.hash ? previousHash : currentHash
-  }
-  await choose()
-  const unsubscribe = await store.subscribe((channel) => {
-    if (channel === 'settings') void choose().catch(() => {})
-  })
-  return { computeHash: (prevHash, row) => active(prevHash, row), stop: unsubscribe }
-}
-
-/** REKEY_MASTER_KEY_PREV decoded, as a list (empty when unset), for verifying older audit segments. */
-export async function previousMasterKeyOf(env: Readonly<Record<string, string | undefined>>, location: string): Promise<Buffer[]> {
-  const text = env.REKEY_MASTER_KEY_PREV
-  if (text === undefined || text === '') return []
-  try {
-    return [(await masterKeyAt(location, { REKEY_MASTER_KEY: text })).key]
-  } catch {
-    throw new RekeyError('ERR_CONFIG', 'REKEY_MASTER_KEY_PREV must be 32 bytes encoded as base64')
-  }
 }

@@ -6,22 +6,26 @@ import { randomUUID } from 'node:crypto'
 import type { Logger } from 'pino'
 import type { RekeyConfig } from '../config/load.ts'
 import type { Env } from '../core/env.ts'
-import { openStore, type OpenStoreOptions } from '../store/open.ts'
+import { deriveKey } from '../core/derive-key.ts'
+import type { OpenStoreOptions } from '../store/open.ts'
 import type { Store } from '../store/store.ts'
 import { AuthService } from './auth.ts'
 import { systemClock, type Clock } from './clock.ts'
 import { Heartbeat } from './heartbeat.ts'
 import { KeyService } from './keys.ts'
-import { announceTokenLifetimes, Lifecycle } from './lifecycle.ts'
-import { resolveMasterKey } from './master-key.ts'
-import { serviceAuditChain } from './master-key-rotation.ts'
+import type { AuditLog } from './audit/audit-log.ts'
+import { announceTokenLifetimes, type Lifecycle } from './lifecycle.ts'
+import { openOperations } from './operations.ts'
 import { Scheduler } from './scheduler.ts'
-import { Webhooks } from './webhooks.ts'
+import type { Webhooks } from './webhooks.ts'
 import { ServiceMetrics } from './metrics.ts'
 import { PasswordHasher } from './passwords.ts'
 import { RevocationCache } from './revocations.ts'
 import { UsageRecorder } from './usage.ts'
 import { trackSecret } from './inventory.ts'
+
+/** The HKDF label of the dashboard's cookie key (unchanged, so existing sessions stay valid). */
+const DASHBOARD_KEY_INFO = 'rekey/dashboard-session/v1'
 
 /** What {@link startService} needs. */
 export interface ServiceOptions {
@@ -52,8 +56,10 @@ export interface Service {
   readonly lifecycle: Lifecycle
   /** Per-kid verification counters, flushed to the store every few seconds. */
   readonly usage: UsageRecorder
-  /** The master key the store's secrets are sealed with (never logged or exported). */
-  readonly masterKey: Buffer
+  /** The audit log (append, verify), across master-key segments. */
+  readonly audit: AuditLog
+  /** The dashboard's cookie-sealing key, derived from the master key here: the HTTP layer never holds the master key. */
+  readonly dashboardKey: Buffer
   /** The argon2id hasher, warmed at start; shared by login and the dashboard's sign-in. */
   readonly passwords: PasswordHasher
   /** Scheduled rotation, finalize and reminders; `null` when REKEY_SCHEDULER=off or keys come from the environment. */
@@ -72,29 +78,36 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   const { config, log } = options
   const clock = options.clock ?? systemClock
   const instanceId = options.instanceId ?? randomUUID()
-  const { key: masterKey, generated } = await resolveMasterKey(config)
-  if (generated !== null) {
-    log.warn({ file: generated }, 'REKEY_MASTER_KEY is not set: generated a master key file for the embedded store; production must set REKEY_MASTER_KEY')
-  } else if (config.masterKey === undefined) {
-    log.warn('REKEY_MASTER_KEY is not set: using the generated master key file of the embedded store; production must set REKEY_MASTER_KEY')
-  }
-  const ownsStore = options.store === undefined
-  const store = options.store ?? await openStore(config.store, {
-    ...options.storeOptions,
-    onError: (err) => log.warn({ err: { message: (err as Error)?.message, code: (err as { code?: unknown })?.code } }, 'store background error'),
+  // Set once metrics exist: rotation steps are counted.
+  let countEvent: (type: string) => void = () => {}
+  const ops = await openOperations(config, log, {
+    create: true,
+    follow: true,
+    clock,
+    checkKeys: config.keySource === 'managed',
+    ...(options.store === undefined ? {} : { store: options.store }),
+    storeOptions: {
+      ...options.storeOptions,
+      onError: (err) => log.warn({ err: { message: (err as Error)?.message, code: (err as { code?: unknown })?.code } }, 'store background error'),
+    },
+    onEvent: (event) => countEvent(event.type),
+    onMasterKey: ({ generated }) => {
+      if (generated !== null) {
+        log.warn({ file: generated }, 'REKEY_MASTER_KEY is not set: generated a master key file for the embedded store; production must set REKEY_MASTER_KEY')
+      } else if (config.masterKey === undefined) {
+        log.warn('REKEY_MASTER_KEY is not set: using the generated master key file of the embedded store; production must set REKEY_MASTER_KEY')
+      }
+    },
   })
+  const { store, masterKey, previousMasterKey, audit, webhooks, lifecycle } = ops
+  const computeHash = audit.hash
   const stops: Array<() => Promise<void>> = []
   const stopAll = async (): Promise<void> => {
     for (const stop of stops.reverse()) await stop().catch((err: unknown) => log.error({ err }, 'stopping a service part failed'))
     stops.length = 0
-    if (ownsStore) await store.close()
+    await ops.close()
   }
   try {
-    const previousMasterKey = config.masterKeyPrev?.reveal()
-    // With REKEY_MASTER_KEY_PREV set, rows are chained under whichever key the chain is at.
-    const chain = await serviceAuditChain(store, masterKey, previousMasterKey)
-    stops.push(chain.stop)
-    const computeHash = chain.computeHash
     // Set once the heartbeat exists: each newly loaded key set is acknowledged at once.
     let acknowledge: () => void = () => {}
     const keys = new KeyService({
@@ -113,7 +126,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     })
     await keys.start()
     stops.push(() => keys.stop())
-    if (previousMasterKey === undefined) await trackOwnSecrets(store, masterKey, config, clock, log)
+    if (previousMasterKey === undefined) await trackOwnSecrets(store, audit, config, clock, log)
     // Rotation steps run elsewhere (the CLI) must wait out the lifetimes this instance issues.
     if (config.keySource === 'managed') await announceTokenLifetimes(store, { access: config.accessTokenTtl, refresh: config.refreshTokenTtl })
     const revocations = new RevocationCache(store)
@@ -161,19 +174,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     heartbeat.start()
     acknowledge = () => { void heartbeat.beat() }
     stops.push(() => heartbeat.stop())
-    const webhooks = config.webhookUrl === undefined ? null : new Webhooks({ url: config.webhookUrl.reveal().toString('utf8'), log })
-    if (webhooks !== null) stops.push(() => webhooks.flush())
-    const lifecycle = new Lifecycle({
-      store, masterKey, computeHash, clock,
-      ...(config.accessKeyAlg === undefined ? {} : { accessKeyAlg: config.accessKeyAlg }),
-      accessTokenTtl: config.accessTokenTtl,
-      refreshTokenTtl: config.refreshTokenTtl,
-      cadencePolicy: config.cadence,
-      onEvent: (event) => {
-        metrics.rotationEvents.inc({ type: event.type })
-        webhooks?.notice(event)
-      },
-    })
+    countEvent = (type) => metrics.rotationEvents.inc({ type })
     const scheduler = config.scheduler.enabled === 'on' && config.keySource === 'managed'
       ? new Scheduler({ store, lifecycle, clock, instanceId, cadencePolicy: config.cadence, intervalMs: config.scheduler.interval * 1000, webhooks, log })
       : null
@@ -182,7 +183,8 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       stops.push(() => scheduler.stop())
     }
     return {
-      config, store, keys, revocations, metrics, auth, lifecycle, usage, instanceId, scheduler, webhooks, masterKey, passwords,
+      config, store, keys, revocations, metrics, auth, lifecycle, usage, instanceId, scheduler, webhooks, audit, passwords,
+      dashboardKey: deriveKey(masterKey, DASHBOARD_KEY_INFO),
       async ready(timeoutMs = 1000) {
         if (!keys.loaded) return false
         let timer: NodeJS.Timeout | undefined
@@ -206,14 +208,14 @@ export async function startService(options: ServiceOptions): Promise<Service> {
  * reminders know them from the first start. Best effort: a failure is logged, not fatal.
  * (Skipped while REKEY_MASTER_KEY_PREV is set: the audit chain may still be under the old key.)
  */
-async function trackOwnSecrets(store: Store, masterKey: Buffer, config: RekeyConfig, clock: Clock, log: Logger): Promise<void> {
+async function trackOwnSecrets(store: Store, audit: AuditLog, config: RekeyConfig, clock: Clock, log: Logger): Promise<void> {
   const names = config.keySource === 'managed' ? ['jwt-access', 'jwt-refresh', 'master-key'] : ['master-key']
   if (config.metricsToken !== undefined) names.push('METRICS_AUTH_TOKEN')
   for (const name of names) {
     try {
       const known = await store.getSecret(name)
       if (known === null) {
-        await trackSecret(store, masterKey, config.cadence, { secret: name, operator: 'rekey-serve', requestId: null, at: clock.now(), ...(name === 'master-key' ? { kind: 'token' } : {}) })
+        await trackSecret(store, audit, config.cadence, { secret: name, operator: 'rekey-serve', requestId: null, at: clock.now(), ...(name === 'master-key' ? { kind: 'token' } : {}) })
       }
     } catch (err) {
       log.warn({ err: { message: (err as Error)?.message }, secret: name }, 'could not add a secret to the inventory')

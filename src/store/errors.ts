@@ -10,6 +10,7 @@
  * Anything else is a bug and is rethrown unchanged. Messages never carry row values, token
  * hashes or passwords.
  */
+import { isPostgresLocation } from './location.ts'
 import { RekeyError } from '../core/errors.ts'
 
 /** A conflict: another writer won, nothing was written. Carries no driver cause (it may echo row values). */
@@ -49,7 +50,7 @@ export function hasCode(err: unknown, code: 'ERR_CONFLICT' | 'ERR_STORE_UNAVAILA
  * SQLite paths are returned unchanged.
  */
 export function maskLocation(location: string): string {
-  if (!/^postgres(ql)?:\/\//i.test(location)) return location
+  if (!isPostgresLocation(location)) return location
   try {
     const url = new URL(location)
     if (url.password !== '') url.password = '***'

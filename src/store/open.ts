@@ -3,7 +3,9 @@
  * SQLite file path (the caller decides the default, `./.rekey/rekey.db`). Migrations run before
  * the store is returned.
  */
+import { RekeyError } from '../core/errors.ts'
 import { maskLocation } from './errors.ts'
+import { isPostgresLocation, storeLocationProblem } from './location.ts'
 import { PgDriver } from './postgres/pg-driver.ts'
 import { SqlStore } from './sql/sql-store.ts'
 import { SqliteDriver } from './sqlite/sqlite-driver.ts'
@@ -31,8 +33,6 @@ export interface OpenStoreOptions {
   readonly onError?: (err: unknown) => void
 }
 
-const POSTGRES_URL = /^postgres(ql)?:\/\//i
-
 /** Reads a positive integer option, or its default; every bad option is listed at once. */
 function positive(name: keyof OpenStoreOptions, value: number | undefined, fallback: number, problems: string[]): number {
   if (value === undefined) return fallback
@@ -46,7 +46,10 @@ export async function openStore(urlOrPath: string, opts: OpenStoreOptions = {}):
   const problems: string[] = []
   const onError = opts.onError ?? (() => {})
   const location = maskLocation(urlOrPath)
-  if (POSTGRES_URL.test(urlOrPath)) {
+  // Never a directory named after a mistyped URL: every instance would get a store of its own.
+  const problem = storeLocationProblem(urlOrPath)
+  if (problem !== undefined) throw new RekeyError('ERR_CONFIG', `store location ${problem}`)
+  if (isPostgresLocation(urlOrPath)) {
     const config = Object.freeze({
       schema: opts.schema,
       max: positive('max', opts.max, 10, problems),

@@ -4,6 +4,7 @@ import { writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { describe, it, mock } from 'node:test'
 import { DEFAULT_POLICY } from '../../src/core/cadence.ts'
+import { AuditLog } from '../../src/service/audit/audit-log.ts'
 import { trackSecret } from '../../src/service/inventory.ts'
 import { openStore } from '../../src/store/open.ts'
 import { runBin, runCli, tempDir } from './helpers.ts'
@@ -84,9 +85,10 @@ describe('rekey record and rekey due', () => {
     const dir = tempDir(t)
     const db = path.join(dir, 'rekey.db')
     const store = await openStore(db)
-    const tracked = await trackSecret(store, randomBytes(32), DEFAULT_POLICY, { secret: 'METRICS_AUTH_TOKEN', operator: 'rekey', at: T0 })
+    const audit = await AuditLog.open(store, { current: randomBytes(32) })
+    const tracked = await trackSecret(store, audit, DEFAULT_POLICY, { secret: 'METRICS_AUTH_TOKEN', operator: 'rekey', at: T0 })
     assert.equal(tracked.kind, 'token')
-    assert.equal((await trackSecret(store, randomBytes(32), DEFAULT_POLICY, { secret: 'METRICS_AUTH_TOKEN', operator: 'rekey', at: T0 + DAY })).kind, 'token')
+    assert.equal((await trackSecret(store, audit, DEFAULT_POLICY, { secret: 'METRICS_AUTH_TOKEN', operator: 'rekey', at: T0 + DAY })).kind, 'token')
     assert.equal((await store.listAudit()).length, 1, 'tracking twice writes one row')
     await store.close()
 
@@ -167,6 +169,6 @@ describe('rekey record and rekey due', () => {
     writeFileSync(path.join(dir, 'rekey.config.json'), JSON.stringify({ cadence: { SMTP_PASSWORD: 30 } }))
     const bad = await runBin(['--env-file', file, 'due'], { cwd: dir, env })
     assert.equal(bad.code, 2)
-    assert.match(bad.stderr, /^rekey: ERR_CONFIG: .*rekey.config.json: cadence "SMTP_PASSWORD" must be a duration/)
+    assert.match(bad.stderr, /^rekey: ERR_CONFIG: [\s\S]*rekey.config.json: cadence "SMTP_PASSWORD" must be a duration/)
   })
 })

@@ -236,12 +236,12 @@ describe('dashboard sign-in is rate-limited like login', () => {
 })
 
 describe('DashboardSessions', () => {
-  test('a session expires after its lifetime; a cookie sealed under another master key does not open', async () => {
+  test('a session expires after its lifetime; a cookie sealed under another key does not open', async () => {
     let now = Date.UTC(2026, 0, 1)
     const user = { id: 'u1', email: 'a@example.test', role: 'admin' as const, tokenVersion: 0 }
     const revocations = { notBefore: 0, peek: () => user, getUser: async () => user } as unknown as RevocationCache
-    const sessions = new DashboardSessions({ masterKey: Buffer.alloc(32, 1), revocations, ttlSeconds: 60, now: () => now })
-    const other = new DashboardSessions({ masterKey: Buffer.alloc(32, 2), revocations, now: () => now })
+    const sessions = new DashboardSessions({ key: Buffer.alloc(32, 1), revocations, ttlSeconds: 60, now: () => now })
+    const other = new DashboardSessions({ key: Buffer.alloc(32, 2), revocations, now: () => now })
     let setCookie = ''
     const reply = { header: (_name: string, value: string) => { setCookie = value; return reply } } as unknown as FastifyReply
     const request = (cookie: string) => ({ headers: { cookie }, protocol: 'http', host: HOST }) as unknown as FastifyRequest

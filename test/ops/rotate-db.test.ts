@@ -14,6 +14,7 @@ import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import pg from 'pg'
 import { parseEnv } from '../../src/service/env-file.ts'
+import { loadConfig } from '../../src/config/load.ts'
 import { openAuditTrail } from '../../src/ops/rotate-db/audit-trail.ts'
 import { finalizeDbRotation } from '../../src/ops/rotate-db/finalize-db.ts'
 import { envFileTarget } from '../../src/ops/rotate-db/rotation-state.ts'
@@ -182,7 +183,7 @@ describe('rekey rotate-db on a PostgreSQL that checks passwords', { skip }, () =
   })
 
   test('after the delay (frozen clock) finalize refuses while app_blue has open sessions, then disables its login', async () => {
-    const trail = await openAuditTrail(path.join(work, '.rekey', 'rekey.db'), {}, 'tester')
+    const trail = await openAuditTrail(loadConfig({ env: {}, flags: { store: path.join(work, '.rekey', 'rekey.db') }, scope: 'command' }), 'tester')
     const target = envFileTarget(envFile, 'DATABASE_URL', trail)
     const later = Date.parse(vars().DATABASE_URL_FINALIZE_AFTER ?? '') + 60_000
     const straggler = new pg.Client(cluster.url('app_blue', 'blue-original-pw'))
@@ -241,7 +242,7 @@ describe('rekey rotate-db on a PostgreSQL that checks passwords', { skip }, () =
     const report = JSON.parse(stdout) as { user: string, appRole: string, previousUser: string, createdUser: boolean, url: string }
     assert.deepEqual([report.user, report.appRole, report.previousUser, report.createdUser], ['shop_blue', 'shop', 'shop', true])
     assert.match(report.url, /^postgres:\/\/shop_blue:\*\*\*@/)
-    const trail = await openAuditTrail(store, base, 'tester')
+    const trail = await openAuditTrail(loadConfig({ env: base, flags: { store }, scope: 'command' }), 'tester')
     let newUrl: string
     try {
       const sealed = await trail.store.getSetting('secret.DATABASE_URL')

@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import type { Command } from 'commander'
 import { normalizeEmail } from '../../service/auth.ts'
-import { auditWrite } from '../../service/audit.ts'
 import { PASSWORD_MAX, PASSWORD_MIN, PasswordHasher } from '../../service/passwords.ts'
 import { CliExit, EXIT, type CliIo, type GlobalOptions } from '../context.ts'
 import { printReport, withManaged } from '../managed.ts'
@@ -34,9 +33,9 @@ export function registerAdmin(program: Command, io: CliIo): void {
       if (password.length < PASSWORD_MIN || password.length > PASSWORD_MAX) {
         throw new CliExit(EXIT.USAGE, `the password in ${options.passwordEnv} must be ${PASSWORD_MIN} to ${PASSWORD_MAX} characters`)
       }
-      const report = await withManaged(io, globals, async ({ config, store, computeHash, actor }) => {
+      const report = await withManaged(io, globals, async ({ config, store, audit: log, actor }) => {
         const now = Date.now()
-        const audit = (notes: string): ReturnType<typeof auditWrite> => auditWrite(computeHash, {
+        const audit = (notes: string): ReturnType<typeof log.write> => log.write({
           at: now, secret: 'admin-user', operator: actor.operator, method: 'admin-create', notes, requestId: null,
         })
         const existing = await store.getUserByEmail(email)

@@ -1,10 +1,8 @@
 import { InvalidArgumentError, type Command } from 'commander'
 import { parseAuditHead, verifyAuditChain, type AuditHead } from '../../core/audit-chain.ts'
 import { maskSecrets } from '../../core/mask.ts'
-import { verifyAuditLog } from '../../service/audit-segments.ts'
-import { previousMasterKeyOf } from '../../service/master-key-rotation.ts'
 import type { AuditRecord } from '../../store/types.ts'
-import { auditStoreOf, envFileVars, openForRead, readerMasterKey, withStore } from '../audit-store.ts'
+import { commandConfig, openAuditLog, openForRead, withStore } from '../audit-store.ts'
 import { CliExit, EXIT, type CliIo, type GlobalOptions } from '../context.ts'
 import { isoSeconds, parseIsoDate, renderTable } from '../table.ts'
 
@@ -46,17 +44,19 @@ export function registerAudit(program: Command, io: CliIo): void {
     .action(async (options: AuditOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>()
       if (options.head !== undefined && options.verify !== true) throw new CliExit(EXIT.USAGE, '--head goes with --verify')
-      const fileVars = await envFileVars(globals)
-      const location = auditStoreOf(globals, io.env, fileVars)
+      const config = await commandConfig(io, globals)
+      const location = config.store
       const store = await openForRead(location)
       if (options.verify === true) {
-        const rows = store === null ? [] : await withStore(store, (s) => s.listAudit())
-        // Only a log with rows needs the key: nothing is hashed in an empty one.
         const verifyOptions = options.head === undefined ? {} : { expectHead: options.head }
+        // Only a log with rows needs the key (never generated: a new key could not verify old rows).
         // Across master-key rotations the chain has segments; REKEY_MASTER_KEY_PREV checks the older one row by row.
-        const report = rows.length === 0
-          ? verifyAuditChain(rows, () => '', verifyOptions)
-          : verifyAuditLog(rows, [await readerMasterKey(io, location, fileVars), ...await previousMasterKeyOf(io.env, location)], verifyOptions)
+        const report = store === null
+          ? verifyAuditChain([], () => '', verifyOptions)
+          : await withStore(store, async (s) => {
+            const rows = await s.listAudit()
+            return rows.length === 0 ? verifyAuditChain(rows, () => '', verifyOptions) : (await openAuditLog(io, config, s)).verifyRows(rows, verifyOptions)
+          })
         if (globals.json === true) io.stdout(`${JSON.stringify(report)}\n`)
         if (report.firstBad !== undefined) throw new CliExit(EXIT.REFUSED, `audit chain broken at row ${report.firstBad.seq}: ${report.firstBad.reason}`)
         if (globals.json !== true) {

@@ -3,7 +3,8 @@ import type { Command } from 'commander'
 import { RekeyError } from '../../core/errors.ts'
 import { parseS3Url, uploadToS3 } from '../../ops/backup/s3-upload.ts'
 import { maskLocation } from '../../store/errors.ts'
-import { storeOf, type CliIo, type GlobalOptions } from '../context.ts'
+import { commandConfig } from '../audit-store.ts'
+import type { CliIo, GlobalOptions } from '../context.ts'
 
 interface BackupOptions {
   out: string
@@ -47,7 +48,7 @@ export function registerBackup(program: Command, io: CliIo): void {
       const globals = command.optsWithGlobals<GlobalOptions>()
       const target = options.s3 === undefined ? undefined : parseS3Url(options.s3)
       if (options.kmsKeyId !== undefined && target === undefined) throw new RekeyError('ERR_CONFIG', '--kms-key-id needs --s3')
-      const location = storeOf(globals, io.env)
+      const location = (await commandConfig(io, globals)).store
       const started = Date.now()
       const { createBackup } = await import('../../ops/backup/backup.ts')
       const result = await createBackup(location, options.out, {
@@ -76,7 +77,7 @@ export function registerBackup(program: Command, io: CliIo): void {
       const globals = command.optsWithGlobals<GlobalOptions>()
       const identities = options.identity === undefined ? [] : await readIdentities(options.identity)
       const started = Date.now()
-      const location = storeOf(globals, io.env)
+      const location = (await commandConfig(io, globals)).store
       const { verifyBackup } = await import('../../ops/backup/backup.ts')
       const report = await verifyBackup(archive, { passphrase: io.env.REKEY_BACKUP_PASSPHRASE, identities }, location)
       const m = report.manifest

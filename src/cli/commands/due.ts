@@ -1,7 +1,7 @@
 import { InvalidArgumentError, Option, type Command } from 'commander'
 import { parseDuration } from '../../core/duration.ts'
 import { dueReport, type DueEntry } from '../../service/inventory.ts'
-import { auditStoreOf, cadencePolicyOf, envFileVars, openForRead, withStore } from '../audit-store.ts'
+import { commandConfig, openForRead, withStore } from '../audit-store.ts'
 import { CliExit, EXIT, type CliIo, type GlobalOptions } from '../context.ts'
 import { isoSeconds, renderTable } from '../table.ts'
 
@@ -40,9 +40,9 @@ export function registerDue(program: Command, io: CliIo): void {
     .addHelpText('after', '\nExamples:\n  rekey due\n  rekey due --within 30d --json\n  rekey --env-file .env due --all\n\nIn CI, run it weekly: it exits 1 when a secret is overdue.')
     .action(async (options: DueOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>()
-      const fileVars = await envFileVars(globals)
-      const location = auditStoreOf(globals, io.env, fileVars)
-      const policy = cadencePolicyOf()
+      const config = await commandConfig(io, globals)
+      const location = config.store
+      const policy = config.cadence
       const store = await openForRead(location)
       const entries = store === null ? [] : await withStore(store, (s) => dueReport(s, policy, Date.now(), options.within))
       const shown = options.all === true ? entries : entries.filter((e) => e.status !== 'ok')

@@ -1,6 +1,6 @@
 import { InvalidArgumentError, type Command } from 'commander'
 import { recordRotation } from '../../service/inventory.ts'
-import { auditStoreOf, cadencePolicyOf, envFileVars, liveSecretsOf, openForWrite, withStore, writerMasterKey } from '../audit-store.ts'
+import { commandConfig, envFileVars, liveSecretsOf, openForWrite, withStore } from '../audit-store.ts'
 import { CliExit, EXIT, operatorOf, type CliIo, type GlobalOptions } from '../context.ts'
 import { isoSeconds, parseIsoDate } from '../table.ts'
 
@@ -41,11 +41,11 @@ export function registerRecord(program: Command, io: CliIo): void {
       // A few minutes of slack for clocks; a rotation in the future is a typo.
       if (options.at !== undefined && options.at > now + 300_000) throw new CliExit(EXIT.USAGE, '--at is in the future')
       const fileVars = await envFileVars(globals)
-      const location = auditStoreOf(globals, io.env, fileVars)
-      const policy = cadencePolicyOf()
-      const masterKey = await writerMasterKey(io, location, fileVars)
+      const config = await commandConfig(io, globals, fileVars)
+      const location = config.store
       const notes = options.notes ?? ''
-      const { secret, seq } = await withStore(await openForWrite(location), (store) => recordRotation(store, masterKey, policy, {
+      const { store, audit } = await openForWrite(io, config)
+      const { secret, seq } = await withStore(store, () => recordRotation(store, audit, config.cadence, {
         secret: name,
         operator: operatorOf(globals),
         method: options.method,

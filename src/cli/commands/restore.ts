@@ -1,6 +1,7 @@
 import type { Command } from 'commander'
 import { maskLocation } from '../../store/errors.ts'
-import { storeOf, type CliIo, type GlobalOptions } from '../context.ts'
+import { commandConfig } from '../audit-store.ts'
+import type { CliIo, GlobalOptions } from '../context.ts'
 import { readIdentities } from './backup.ts'
 
 /** `rekey restore ARCHIVE`: the drill, then the store is replaced; a store with data only with --force. */
@@ -15,7 +16,7 @@ export function registerRestore(program: Command, io: CliIo): void {
     .action(async (archive: string, options: { identity?: string, force?: boolean }, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>()
       const identities = options.identity === undefined ? [] : await readIdentities(options.identity)
-      const location = storeOf(globals, io.env)
+      const location = (await commandConfig(io, globals)).store
       const { restoreBackup } = await import('../../ops/backup/backup.ts')
       const report = await restoreBackup(archive, { passphrase: io.env.REKEY_BACKUP_PASSPHRASE, identities }, location, options.force === true)
       const m = report.manifest

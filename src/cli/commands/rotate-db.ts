@@ -1,10 +1,10 @@
-import path from 'node:path'
 import { InvalidArgumentError, type Command } from 'commander'
 import { parseDuration } from '../../core/duration.ts'
 import { openAuditTrail, type AuditTrail } from '../../ops/rotate-db/audit-trail.ts'
 import { finalizeDbRotation } from '../../ops/rotate-db/finalize-db.ts'
 import { DEFAULT_DB_DELAY_SECONDS, rotateDbCredentials } from '../../ops/rotate-db/rotate-db.ts'
 import { envFileTarget, storeTarget, type DbSecretTarget } from '../../ops/rotate-db/rotation-state.ts'
+import { commandConfig } from '../audit-store.ts'
 import { CliExit, EXIT, operatorOf, type CliIo, type GlobalOptions } from '../context.ts'
 
 interface RotateDbCliOptions {
@@ -45,20 +45,10 @@ function adminUrlOf(option: string | undefined, io: CliIo): string {
   return url
 }
 
-/**
- * The store that records the rotation: `--store`, then REKEY_STORE; in env-file mode
- * otherwise `.rekey/rekey.db` beside the env file; else `./.rekey/rekey.db`.
- */
-function trailLocation(globals: GlobalOptions, io: CliIo): string {
-  const explicit = globals.store ?? io.env.REKEY_STORE
-  if (explicit !== undefined && explicit !== '') return explicit
-  if (globals.envFile !== undefined) return path.join(path.dirname(path.resolve(globals.envFile)), '.rekey', 'rekey.db')
-  return './.rekey/rekey.db'
-}
-
 async function withTarget<T>(io: CliIo, globals: GlobalOptions, variable: string, fn: (target: DbSecretTarget, trail: AuditTrail) => Promise<T>): Promise<T> {
   if (!VARIABLE.test(variable)) throw new CliExit(EXIT.USAGE, '--var must be a variable name')
-  const trail = await openAuditTrail(trailLocation(globals, io), io.env, operatorOf(globals))
+  // The store that records the rotation: resolved as for every command (beside the env file in env-file mode).
+  const trail = await openAuditTrail(await commandConfig(io, globals), operatorOf(globals))
   try {
     const target = globals.envFile === undefined ? storeTarget(trail, variable, io.env) : envFileTarget(globals.envFile, variable, trail)
     return await fn(target, trail)

@@ -4,12 +4,13 @@
  * audit chain continues under the new key (docs/rotation.md, "The master key").
  */
 import { existsSync, readFileSync } from 'node:fs'
-import { isPostgresLocation, loadConfig } from '../../config/load.ts'
+import { decodeMasterKey, masterKeyFileOf } from '../../config/master-key.ts'
+import { isPostgresLocation } from '../../config/store-location.ts'
 import { isRekeyError } from '../../core/errors.ts'
 import { writeSecretFileAtomic } from '../../service/env-file.ts'
-import { masterKeyFileOf } from '../../service/master-key.ts'
 import { rotateMasterKey } from '../../service/master-key-rotation.ts'
 import { openStore } from '../../store/open.ts'
+import { commandConfig } from '../audit-store.ts'
 import { CliExit, EXIT, operatorOf, type CliIo, type GlobalOptions } from '../context.ts'
 import { printReport } from '../managed.ts'
 
@@ -18,11 +19,19 @@ async function replaceKeyFile(file: string, newKey: Buffer): Promise<void> {
   await writeSecretFileAtomic(file, `${newKey.toString('base64')}\n`)
 }
 
+function holdsKey(text: string, key: Buffer): boolean {
+  try {
+    return decodeMasterKey(text).equals(key)
+  } catch {
+    return false
+  }
+}
+
 export async function rotateMasterKeyCommand(io: CliIo, globals: GlobalOptions): Promise<void> {
   if (globals.envFile !== undefined) throw new CliExit(EXIT.USAGE, '--secret master-key is a managed-mode rotation: drop --env-file and name the store with --store or REKEY_STORE')
   let config
   try {
-    config = loadConfig({ env: io.env, flags: { store: globals.store } })
+    config = await commandConfig(io, globals)
   } catch (err) {
     if (isRekeyError(err)) throw new CliExit(EXIT.USAGE, err.message)
     throw err
@@ -47,7 +56,7 @@ export async function rotateMasterKeyCommand(io: CliIo, globals: GlobalOptions):
   // so `rekey serve` without REKEY_MASTER_KEY keeps working.
   let keyFile: string | null = null
   const file = sqlite ? masterKeyFileOf(config.store) : null
-  if (file !== null && existsSync(file) && Buffer.from(readFileSync(file, 'utf8').trim(), 'base64').equals(oldKey)) {
+  if (file !== null && existsSync(file) && holdsKey(readFileSync(file, 'utf8'), oldKey)) {
     await replaceKeyFile(file, newKey)
     keyFile = file
   }

@@ -4,7 +4,8 @@ import { LiveMatcher } from '../../ops/scan/live-secrets.ts'
 import { addEnvFileSecrets, addStoreSecrets } from '../../ops/scan/live-sources.ts'
 import { applyBaseline, formatJson, formatSarif, formatText, FORMATS, loadBaseline, type ScanFormat } from '../../ops/scan/report.ts'
 import { readEnvFile } from '../../service/env-file.ts'
-import { CliExit, EXIT, storeOf, type CliIo, type GlobalOptions } from '../context.ts'
+import { commandConfig } from '../audit-store.ts'
+import { CliExit, EXIT, type CliIo, type GlobalOptions } from '../context.ts'
 
 interface ScanOptions {
   history?: boolean
@@ -48,7 +49,7 @@ export function registerScan(program: Command, io: CliIo): void {
         masterKey ??= (await readEnvFile(globals.envFile)).env.REKEY_MASTER_KEY
       }
       const explicit = globals.store !== undefined || io.env.REKEY_STORE !== undefined
-      const fromStore = await addStoreSecrets(matcher, { location: storeOf(globals, io.env), explicit, masterKey })
+      const fromStore = await addStoreSecrets(matcher, { location: (await commandConfig(io, globals)).store, explicit, masterKey })
       if (fromStore.warning !== undefined) io.stderr(`rekey scan: ${fromStore.warning}\n`)
 
       const result = options.history === true ? await scanHistory(root, matcher) : await scanWorkingTree(root, matcher)

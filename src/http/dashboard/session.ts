@@ -7,7 +7,7 @@
  * State-changing requests need, besides the cookie, the session's CSRF token in the
  * `x-csrf-token` header and an `Origin` naming this host (SameSite=Strict is the third layer).
  */
-import { createHash, hkdfSync, randomBytes, timingSafeEqual } from 'node:crypto'
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { isRekeyError } from '../../core/errors.ts'
 import { open, seal } from '../../core/seal.ts'
@@ -21,7 +21,6 @@ export const CSRF_HEADER = 'x-csrf-token'
 /** Default session lifetime, seconds: 8 hours. */
 export const SESSION_TTL_SECONDS = 8 * 3600
 
-const KEY_LABEL = 'rekey/dashboard-session/v1'
 // Binds the sealed value to this use: a value sealed elsewhere under the master key does not open here.
 const AAD = 'rekey/dashboard-session'
 /** A sealed session is far below this; longer cookies are not even decrypted. */
@@ -69,8 +68,9 @@ export class DashboardSessions {
   readonly #ttl: number
   readonly #now: () => number
 
-  constructor(options: { masterKey: Uint8Array, revocations: RevocationCache, ttlSeconds?: number, now?: () => number }) {
-    this.#key = Buffer.from(hkdfSync('sha256', options.masterKey, Buffer.alloc(0), KEY_LABEL, 32))
+  /** `key`: the cookie-sealing key the service derives from the master key (`Service.dashboardKey`). */
+  constructor(options: { key: Uint8Array, revocations: RevocationCache, ttlSeconds?: number, now?: () => number }) {
+    this.#key = Buffer.from(options.key)
     this.#revocations = options.revocations
     this.#ttl = options.ttlSeconds ?? SESSION_TTL_SECONDS
     this.#now = options.now ?? Date.now

@@ -5,9 +5,6 @@
  * operator and the request id.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { verifyAuditChain } from '../../core/audit-chain.ts'
-import { DEFAULT_POLICY } from '../../core/cadence.ts'
-import { auditHasher } from '../../service/audit.ts'
 import { ServiceError } from '../../service/errors.ts'
 import { recordRotation } from '../../service/inventory.ts'
 import { SECRET_TARGETS, type Actor, type SecretTarget } from '../../service/lifecycle.ts'
@@ -44,8 +41,6 @@ const recordBody = {
 
 /** What the admin API needs besides the service. */
 export interface AdminRouteOptions {
-  /** The master key: the audit chain's hash (verify, record). */
-  readonly masterKey: Uint8Array
   /** The dashboard's sessions: a request without `Authorization` may authenticate with its cookie. */
   readonly sessions?: DashboardSessions
 }
@@ -62,7 +57,6 @@ function parseSince(value: string | undefined): number | undefined {
 export function adminRoutes(app: FastifyInstance, service: Service, options: AdminRouteOptions): void {
   const { lifecycle } = service
   const { sessions } = options
-  const computeHash = auditHasher(options.masterKey)
   const actors = new WeakMap<FastifyRequest, Actor>()
   const actor = (request: FastifyRequest): Actor => {
     const found = actors.get(request)
@@ -129,16 +123,13 @@ export function adminRoutes(app: FastifyInstance, service: Service, options: Adm
       return { events }
     })
 
-    // As `rekey audit --verify`: the whole chain, checked under this master key.
-    scope.get('/api/admin/audit/verify', async () => {
-      const rows = await service.store.listAudit()
-      return verifyAuditChain(rows, computeHash)
-    })
+    // As `rekey audit --verify`: the whole chain, every master-key segment, with the keys at hand.
+    scope.get('/api/admin/audit/verify', async () => service.audit.verify())
 
     scope.post<{ Body: { name: string, method?: string, notes?: string, kind?: string } }>('/api/admin/record', { schema: { body: recordBody } }, async (request) => {
       const { name, method, notes, kind } = request.body
       const at = Date.now()
-      const { secret: record, seq } = await recordRotation(service.store, options.masterKey, DEFAULT_POLICY, {
+      const { secret: record, seq } = await recordRotation(service.store, service.audit, service.config.cadence, {
         secret: name, operator: actor(request).operator, requestId: request.id, method: method ?? 'manual', notes: notes ?? '', at,
         ...(kind === undefined ? {} : { kind }),
         ...(notes === undefined ? {} : { secretNotes: notes }),

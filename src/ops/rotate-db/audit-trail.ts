@@ -3,9 +3,9 @@
  * and the secret inventory. Opened before any database change, so an unreachable store stops
  * the rotation before it starts.
  */
-import { loadConfig } from '../../config/load.ts'
-import { auditHasher } from '../../service/audit.ts'
-import { resolveMasterKey } from '../../service/master-key.ts'
+import type { RekeyConfig } from '../../config/load.ts'
+import { resolveMasterKey } from '../../config/master-key.ts'
+import { AuditLog } from '../../service/audit/audit-log.ts'
 import { openStore } from '../../store/open.ts'
 import type { Store } from '../../store/store.ts'
 import type { ComputeAuditHash } from '../../store/types.ts'
@@ -17,20 +17,26 @@ export const DATABASE_SECRET = Object.freeze({ kind: 'database', cadenceDays: 18
 export interface AuditTrail {
   readonly store: Store
   readonly masterKey: Buffer
+  readonly audit: AuditLog
+  /** `audit.hash`, for store calls that take the chain's hash. */
   readonly computeHash: ComputeAuditHash
   readonly operator: string
 }
 
 /**
- * Opens the store at `location` and resolves the master key as `rekey serve` does
- * (REKEY_MASTER_KEY, else the embedded store's generated key file). Only REKEY_MASTER_KEY is
- * read from `env`: the JWT variables of the caller's environment are not this command's concern.
+ * Opens the store of `config` and resolves the master key as `rekey serve` does
+ * (REKEY_MASTER_KEY, else the embedded store's key file; generated only for a new store).
  */
-export async function openAuditTrail(location: string, env: Record<string, string | undefined>, operator: string): Promise<AuditTrail> {
-  const config = loadConfig({ env: { REKEY_MASTER_KEY: env.REKEY_MASTER_KEY }, flags: { store: location } })
-  const { key } = await resolveMasterKey(config)
+export async function openAuditTrail(config: Pick<RekeyConfig, 'store' | 'masterKey' | 'masterKeyPrev' | 'envFile'>, operator: string): Promise<AuditTrail> {
+  const { key } = await resolveMasterKey(config, { create: true })
   const store = await openStore(config.store)
-  return { store, masterKey: key, computeHash: auditHasher(key), operator }
+  try {
+    const audit = await AuditLog.open(store, { current: key, previous: config.masterKeyPrev?.reveal() })
+    return { store, masterKey: key, audit, computeHash: audit.hash, operator }
+  } catch (err) {
+    await store.close()
+    throw err
+  }
 }
 
 /** Adds the secret to the inventory (once: a cadence set by hand is kept) and records the rotation. */

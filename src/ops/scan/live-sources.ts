@@ -4,11 +4,11 @@
  * handed to the {@link LiveMatcher}, which keeps only keyed fingerprints.
  */
 import { existsSync, readFileSync } from 'node:fs'
-import { isPostgresLocation } from '../../config/load.ts'
+import { isPostgresLocation } from '../../config/store-location.ts'
 import { RekeyError } from '../../core/errors.ts'
 import { readEnvFile } from '../../service/env-file.ts'
 import { keyInputOf } from '../../service/keys.ts'
-import { masterKeyFileOf } from '../../service/master-key.ts'
+import { decodeMasterKey, masterKeyFileOf } from '../../config/master-key.ts'
 import { maskLocation } from '../../store/errors.ts'
 import { openStore } from '../../store/open.ts'
 import type { LiveMatcher } from './live-secrets.ts'
@@ -48,9 +48,13 @@ function addJwkSecrets(matcher: LiveMatcher, raw: string, label: string): void {
   }
 }
 
+/** The master key, or `null` when the text is not one (scan warns instead of failing). */
 function parseMasterKey(text: string): Buffer | null {
-  const bytes = Buffer.from(text.trim(), /[-_]/.test(text) ? 'base64url' : 'base64')
-  return bytes.length === 32 ? bytes : null
+  try {
+    return decodeMasterKey(text)
+  } catch {
+    return null
+  }
 }
 
 /** Where the store and its master key are; `explicit` when the operator named the store. */

@@ -5,6 +5,7 @@
  */
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
+import { DatabaseSync } from 'node:sqlite'
 
 /** True for SQLite's in-memory database names, which have no file. */
 export function isMemoryPath(path: string): boolean {
@@ -36,5 +37,27 @@ function chmodOwnerOnly(file: string): void {
     // Missing (not created yet) or owned by another user (who chose its mode): leave it.
     const code = (err as NodeJS.ErrnoException).code
     if (code !== 'ENOENT' && code !== 'EPERM') throw err
+  }
+}
+
+/**
+ * True when the SQLite file at `path` exists and holds a key, an audit row or a user (what a
+ * master key must already exist for). Read-only: nothing is created or migrated. A file that
+ * is not a readable rekey database counts as holding data, so nothing is generated for it.
+ */
+export function sqliteHoldsData(path: string): boolean {
+  if (isMemoryPath(path) || !existsSync(path)) return false
+  let db: DatabaseSync | undefined
+  try {
+    db = new DatabaseSync(path, { readOnly: true })
+    const tables = new Set((db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all() as Array<{ name: string }>).map((r) => r.name))
+    for (const table of ['keys', 'audit_events', 'users']) {
+      if (tables.has(table) && db.prepare(`SELECT 1 FROM ${table} LIMIT 1`).get() !== undefined) return true
+    }
+    return false
+  } catch {
+    return true
+  } finally {
+    db?.close()
   }
 }

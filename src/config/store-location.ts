@@ -1,0 +1,67 @@
+/**
+ * The store location, resolved in one place for `rekey serve` and every command:
+ *
+ * 1. `--store`;
+ * 2. `REKEY_STORE` of the environment;
+ * 3. in env-file mode, the file's own `REKEY_STORE` (a relative path is relative to the file);
+ * 4. `store` in `rekey.config.json`;
+ * 5. in env-file mode, `.rekey/rekey.db` beside the file;
+ * 6. `./.rekey/rekey.db`.
+ *
+ * A location that is neither a `postgres://`/`postgresql://` URL nor a file path is refused
+ * with a did-you-mean (see `store/location.ts`), wherever it came from.
+ */
+import path from 'node:path'
+import type { Env } from '../core/env.ts'
+import { isPostgresLocation, storeLocationProblem } from '../store/location.ts'
+
+export { isPostgresLocation }
+
+/** The embedded default. */
+export const DEFAULT_STORE = './.rekey/rekey.db'
+
+/** Where {@link resolveStoreLocation} looks. */
+export interface StoreLocationSources {
+  /** `--store`. */
+  readonly flag?: string | undefined
+  /** The process environment (REKEY_STORE). */
+  readonly env: Env
+  /** `--env-file`, and the variables it holds. */
+  readonly envFile?: string | undefined
+  readonly envFileVars?: Readonly<Record<string, string>> | undefined
+  /** `store` of the config file, as read (not yet checked), and the file's name. */
+  readonly configFile?: { readonly path: string, readonly store: unknown } | null | undefined
+}
+
+/** A resolved location and where it came from (for messages). */
+export interface StoreLocation {
+  readonly location: string
+  readonly from: string
+  /** Why the location is refused, prefixed with where it came from; absent when it is fine. */
+  readonly problem?: string
+}
+
+const given = (value: unknown): value is string => typeof value === 'string' && value.trim() !== ''
+
+function found(location: string, from: string): StoreLocation {
+  const problem = storeLocationProblem(location)
+  return problem === undefined ? { location, from } : { location, from, problem: `${from} ${problem}` }
+}
+
+/** The store location by the precedence above; check `problem` before using it. */
+export function resolveStoreLocation(sources: StoreLocationSources): StoreLocation {
+  if (sources.flag !== undefined) return found(sources.flag, '--store')
+  const env = sources.env.REKEY_STORE
+  if (given(env)) return found(env.trim(), 'REKEY_STORE')
+  const dir = sources.envFile === undefined ? undefined : path.dirname(path.resolve(sources.envFile))
+  const own = sources.envFileVars?.REKEY_STORE
+  if (dir !== undefined && given(own)) return found(isPostgresLocation(own) ? own : path.resolve(dir, own), `REKEY_STORE of ${sources.envFile}`)
+  const file = sources.configFile
+  if (file !== undefined && file !== null && file.store !== undefined) {
+    const from = `${file.path} "store"`
+    if (!given(file.store)) return { location: DEFAULT_STORE, from, problem: `${from} must be a non-empty string` }
+    return found(file.store.trim(), from)
+  }
+  if (dir !== undefined) return found(path.join(dir, '.rekey', 'rekey.db'), `the default beside ${sources.envFile}`)
+  return found(DEFAULT_STORE, 'the default')
+}
