@@ -50,7 +50,8 @@ export async function recordRotationIn(tx: StoreOperations, audit: AuditLog, pol
 }
 
 /** {@link recordRotationIn} in a transaction of its own. */
-export function recordRotation(store: Store, audit: AuditLog, policy: CadencePolicy, input: RotationInput): Promise<RecordedRotation> {
+export async function recordRotation(store: Store, audit: AuditLog, policy: CadencePolicy, input: RotationInput): Promise<RecordedRotation> {
+  await audit.refresh()
   return store.transaction((tx) => recordRotationIn(tx, audit, policy, input))
 }
 

@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
@@ -29,4 +29,34 @@ export function tempDir(t: { after: (fn: () => void) => void }): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'rekey-cli-'))
   t.after(() => rmSync(dir, { recursive: true, force: true }))
   return dir
+}
+
+/**
+ * Starts `rekey ... serve` as a real process and waits for its listening line (then stops it
+ * with SIGTERM) or for it to exit. Returns the listening log entry, or `null` with the exit code.
+ */
+export async function serveOnce(argv: string[], options: { cwd: string, env?: Record<string, string>, timeoutMs?: number }):
+Promise<{ listening: Record<string, unknown> | null, code: number | null, stdout: string, stderr: string }> {
+  const child = spawn(process.execPath, [BIN, ...argv], {
+    cwd: options.cwd, env: { PATH: process.env.PATH ?? '', ...options.env }, stdio: ['ignore', 'pipe', 'pipe'],
+  })
+  let stdout = ''
+  let stderr = ''
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)))
+  const listening = await new Promise<Record<string, unknown> | null>((resolve) => {
+    const timer = setTimeout(() => resolve(null), options.timeoutMs ?? 20_000)
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString('utf8')
+      for (const line of stdout.split('\n')) {
+        if (!line.includes('rekey listening on')) continue
+        clearTimeout(timer)
+        resolve(JSON.parse(line) as Record<string, unknown>)
+      }
+    })
+    child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString('utf8') })
+    void exited.then(() => { clearTimeout(timer); resolve(null) })
+  })
+  if (child.exitCode === null) child.kill('SIGTERM')
+  const code = await exited
+  return { listening, code, stdout, stderr }
 }

@@ -94,6 +94,15 @@ export class AuditLog {
     return log
   }
 
+  /**
+   * Re-reads which key the chain is at (a no-op without a previous key). {@link append} does it
+   * first, so a row never lands under the old key after a rotation another process committed;
+   * the hash handed to store mutations follows the store's change feed instead.
+   */
+  async refresh(): Promise<void> {
+    await this.#choose()
+  }
+
   async #choose(): Promise<void> {
     const previous = this.#previousHash
     if (previous === null) return
@@ -115,8 +124,10 @@ export class AuditLog {
   }
 
   /** Appends one masked row; pass a transaction's `tx` to append it together with other changes. */
-  append(fields: AuditFields, tx: Pick<StoreOperations, 'appendAudit'> = this.#store): Promise<AuditRecord> {
-    return tx.appendAudit(auditEvent(fields), this.hash)
+  async append(fields: AuditFields, tx?: Pick<StoreOperations, 'appendAudit'>): Promise<AuditRecord> {
+    // Inside a caller's transaction the store may be locked: the caller refreshes before it.
+    if (tx === undefined) await this.refresh()
+    return (tx ?? this.#store).appendAudit(auditEvent(fields), this.hash)
   }
 
   /** Checks the whole chain, segment by segment, with the keys at hand. */
