@@ -6,7 +6,7 @@
  */
 import pg from 'pg'
 import type { ClientConfig, PoolClient, PoolConfig, QueryResult, QueryResultRow } from 'pg'
-import type { ChangeChannel } from '../store.ts'
+import type { ChangeChannel, ChangeListener } from '../store.ts'
 import type { SqlDriver, SqlExecutor, SqlParam, SqlRow } from '../sql/executor.ts'
 import { migratePostgres } from './migrations.ts'
 import { isConnectionError, mapPgError } from './pg-errors.ts'
@@ -54,7 +54,10 @@ function executor(query: (sql: string, params: readonly SqlParam[]) => Promise<{
     all: async (sql, params = []) => (await query(sql, params)).rows as SqlRow[],
     run: async (sql, params = []) => (await query(sql, params)).rowCount ?? 0,
     forUpdate: ' FOR UPDATE',
-    notify: async (changed: ChangeChannel) => { await query('SELECT pg_notify($1, $2)', [channel, changed]) },
+    notify: async (changed: ChangeChannel, userId?: string) => {
+      await query('SELECT pg_notify($1, $2)', [channel, userId === undefined ? changed : `${changed}:${userId}`])
+    },
+    polled: false,
   }
 }
 
@@ -162,7 +165,7 @@ export class PgDriver implements SqlDriver {
     return mapPgError(err, this.location)
   }
 
-  subscribe(onChange: (channel: ChangeChannel) => void): Promise<() => Promise<void>> {
+  subscribe(onChange: ChangeListener): Promise<() => Promise<void>> {
     return this.#listener.add(onChange)
   }
 
