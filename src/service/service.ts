@@ -22,6 +22,7 @@ import { PasswordHasher } from './passwords.ts'
 import { RevocationCache } from './revocations.ts'
 import { UsageRecorder } from './usage.ts'
 import { trackSecret } from './inventory.ts'
+import { LIVE_SESSIONS_SETTING, parseLiveSessionCounts } from './session-maintenance.ts'
 
 /** What {@link startService} needs. */
 export interface ServiceOptions {
@@ -121,7 +122,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     stops.push(() => revocations.stop())
     const passwords = new PasswordHasher(config.argon2)
     await passwords.warm()
-    const metrics = new ServiceMetrics(() => store.countLiveSessionsByKid(clock.now()), {
+    const metrics = new ServiceMetrics(async () => parseLiveSessionCounts(await store.getSetting(LIVE_SESSIONS_SETTING)), {
       list: () => keys.loaded
         ? [...keys.access.list().map((key) => ({ purpose: 'access', key })), ...keys.refresh.list().map((key) => ({ purpose: 'refresh', key }))]
         : [],
@@ -175,7 +176,15 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       },
     })
     const scheduler = config.scheduler.enabled === 'on' && config.keySource === 'managed'
-      ? new Scheduler({ store, lifecycle, clock, instanceId, cadencePolicy: config.cadence, intervalMs: config.scheduler.interval * 1000, webhooks, log })
+      ? new Scheduler({
+        store, lifecycle, clock, instanceId, cadencePolicy: config.cadence, intervalMs: config.scheduler.interval * 1000, webhooks, log,
+        onMaintenance: (r) => {
+          metrics.sessionsPruned.inc({ kind: 'families' }, r.pruned.families)
+          metrics.sessionsPruned.inc({ kind: 'tokens' }, r.pruned.tokens)
+          metrics.sessionsPruned.inc({ kind: 'instances' }, r.pruned.instances)
+          if (r.swept !== null) metrics.sessionsSwept.inc(r.swept)
+        },
+      })
       : null
     if (scheduler !== null) {
       scheduler.start()

@@ -187,6 +187,8 @@ export interface StoreOperations {
   appendAudit(event: AuditEventInput, computeHash: ComputeAuditHash): Promise<AuditRecord>
   /** Rows ordered by `seq`. */
   listAudit(query?: AuditQuery): Promise<AuditRecord[]>
+  /** When the first row whose secret is exactly `secret` was written; `null` if none. */
+  firstAuditAt(secret: string): Promise<number | null>
 
   // Secret inventory
   /** Adds a secret or updates its kind, cadence and (when given) notes; rotation history is kept. */

@@ -157,6 +157,7 @@ export class SqlStore implements Store {
     return this.#write((q) => audit.appendAudit(q, event, computeHash))
   }
   listAudit(query?: AuditQuery): Promise<AuditRecord[]> { return this.#read((q) => audit.listAudit(q, query)) }
+  firstAuditAt(secret: string): Promise<number | null> { return this.#read((q) => audit.firstAuditAt(q, secret)) }
 
   // Secret inventory
   upsertSecret(secret: SecretInput): Promise<SecretRecord> { return this.#write((q) => inventory.upsertSecret(q, secret)) }

@@ -133,6 +133,7 @@ CREATE INDEX session_families_expiry ON session_families (expires_at);
 CREATE INDEX session_families_revoked ON session_families (revoked_at) WHERE revoked_at IS NOT NULL;
 CREATE INDEX refresh_tokens_used ON refresh_tokens (used_at) WHERE used_at IS NOT NULL;
 CREATE INDEX instances_last_seen ON instances (last_seen);
+CREATE INDEX audit_events_secret ON audit_events (secret, seq);
 `,
   },
 ])
