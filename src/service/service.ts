@@ -80,10 +80,18 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     log.warn('REKEY_MASTER_KEY is not set: using the generated master key file of the embedded store; production must set REKEY_MASTER_KEY')
   }
   const ownsStore = options.store === undefined
+  const listenUrl = config.storeListenUrl?.reveal().toString('utf8')
   const store = options.store ?? await openStore(config.store, {
+    max: config.storePoolSize,
+    ...(listenUrl === undefined ? {} : { listenUrl }),
     ...options.storeOptions,
     onError: (err) => log.warn({ err: { message: (err as Error)?.message, code: (err as { code?: unknown })?.code } }, 'store background error'),
   })
+  if (ownsStore && store.dialect === 'postgres') {
+    // What this instance may hold at most, so operators can add it up against max_connections.
+    log.info({ pool: options.storeOptions?.max ?? config.storePoolSize, listen: 1, listenDirect: listenUrl !== undefined },
+      `store connection budget: up to ${(options.storeOptions?.max ?? config.storePoolSize) + 1} PostgreSQL connections (pool ${options.storeOptions?.max ?? config.storePoolSize} + 1 LISTEN${listenUrl === undefined ? '' : ' on REKEY_STORE_LISTEN_URL'})`)
+  }
   const stops: Array<() => Promise<void>> = []
   const stopAll = async (): Promise<void> => {
     for (const stop of stops.reverse()) await stop().catch((err: unknown) => log.error({ err }, 'stopping a service part failed'))

@@ -26,6 +26,8 @@ export interface PgDriverOptions {
   readonly idleTimeoutMs: number
   /** `application_name` of the connections (shows in `pg_stat_activity`). Default `rekey`. */
   readonly applicationName: string
+  /** A direct URL for the LISTEN connection (the pool may go through PgBouncer). Default: the store URL. */
+  readonly listenUrl?: string | undefined
   /** Receives errors that have no caller (an idle connection dropped, a throwing subscriber). */
   readonly onError: (err: unknown) => void
 }
@@ -70,13 +72,13 @@ export class PgDriver implements SqlDriver {
   readonly #listener: PgListener
   readonly #retries: number
 
-  private constructor(location: string, pool: pg.Pool, config: ClientConfig, channel: string, retries: number, onError: (err: unknown) => void) {
+  private constructor(location: string, pool: pg.Pool, config: ClientConfig, channel: string, retries: number, onError: (err: unknown) => void, listenConfig?: ClientConfig) {
     this.location = location
     this.#pool = pool
     this.#retries = retries
     // Reads outside a transaction are always safe to run again on a fresh connection.
     this.root = executor((sql, params) => this.#withClient(true, (client) => client.query(sql, params as SqlParam[])), channel)
-    this.#listener = new PgListener(config, channel, onError)
+    this.#listener = new PgListener(listenConfig ?? config, channel, onError)
   }
 
   /** Connects, migrates and returns the driver; ERR_STORE_UNAVAILABLE if the server does not answer. */
@@ -102,7 +104,8 @@ export class PgDriver implements SqlDriver {
       const { rows } = await pool.query<{ schema: string }>('SELECT current_schema() AS schema')
       // Notifications are database-wide: one channel per schema keeps stores apart.
       const channel = `rekey_changes:${rows[0]?.schema ?? 'public'}`.slice(0, 63)
-      return new PgDriver(location, pool, config, channel, opts.max, opts.onError)
+      const listenConfig = opts.listenUrl === undefined ? undefined : { ...config, connectionString: opts.listenUrl }
+      return new PgDriver(location, pool, config, channel, opts.max, opts.onError, listenConfig)
     } catch (err) {
       await pool.end().catch(() => {})
       throw mapPgError(err, location)
