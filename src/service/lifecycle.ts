@@ -26,7 +26,7 @@ import { HEARTBEAT_INTERVAL_MS } from './heartbeat.ts'
 import { instanceStatus, keyView, statusReport, type InstanceStatus, type KeyView, type StatusReport } from './key-views.ts'
 import { KEY_PURPOSES, newManagedKey, type ManagedAlg, type ServiceKeyPurpose } from './keys.ts'
 import { NOT_BEFORE_SETTING } from './revocations.ts'
-import { countedKids, EMERGENCY_SWEEP_SETTING, parseSweepMarker, runSessionSweep, type SweepProgress } from './session-maintenance.ts'
+import { countedKids, EMERGENCY_SWEEP_SETTING, resumeSessionSweep, runSessionSweep, type SweepProgress } from './session-maintenance.ts'
 
 /** Which of the service's keys an operation acts on. */
 export type SecretTarget = ServiceKeyPurpose | 'all'
@@ -516,9 +516,7 @@ export class Lifecycle {
    * the scheduler's lease holder calls this each tick. How many sessions it ended, or `null`
    * when none was pending or the pending one is younger than `minAgeMs` (still running elsewhere).
    */
-  async resumeSessionSweep(minAgeMs = 30_000): Promise<number | null> {
-    const marker = parseSweepMarker(await this.#o.store.getSetting(EMERGENCY_SWEEP_SETTING))
-    if (marker === null || this.#clock.now() - marker.at < minAgeMs) return null
-    return runSessionSweep(this.#o.store, marker, { now: () => this.#clock.now() })
+  resumeSessionSweep(minAgeMs = 30_000): Promise<number | null> {
+    return resumeSessionSweep(this.#o.store, () => this.#clock.now(), minAgeMs)
   }
 }

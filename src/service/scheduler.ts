@@ -18,7 +18,7 @@ import type { Clock } from './clock.ts'
 import { KEY_PURPOSES, type ServiceKeyPurpose } from './keys.ts'
 import type { Actor, Lifecycle } from './lifecycle.ts'
 import type { Webhooks } from './webhooks.ts'
-import { publishLiveSessionCounts, pruneSessions, type PruneTotals } from './session-maintenance.ts'
+import { publishLiveSessionCounts, pruneSessions, resumeSessionSweep, type PruneTotals } from './session-maintenance.ts'
 
 /** The lease name in the store. */
 export const SCHEDULER_LEASE = 'scheduler'
@@ -203,16 +203,15 @@ export class Scheduler {
 
   /** Session upkeep: what a single instance does for the cluster, never on a request path. */
   async #maintain(): Promise<string | null> {
-    const { store, clock, lifecycle } = this.#o
-    const swept = await lifecycle.resumeSessionSweep()
+    const { store, clock } = this.#o
+    const swept = await resumeSessionSweep(store, () => clock.now())
     const published = await publishLiveSessionCounts(store, clock.now())
     const pruned = await pruneSessions(store, clock.now(), this.#o.pruneBudgetMs ?? 5000)
     const report: MaintenanceReport = { swept, pruned, counted: published.counts.size }
     this.#o.onMaintenance?.(report)
-    const parts: string[] = []
-    if (swept !== null) parts.push(`finished an emergency sweep: ${swept} session(s) ended`)
-    if (pruned.families + pruned.tokens + pruned.instances > 0) parts.push(`pruned ${pruned.families} famil(ies), ${pruned.tokens} token(s), ${pruned.instances} heartbeat(s)`)
-    return parts.length === 0 ? null : parts.join('; ')
+    // Pruning is routine: a metric (rekey_sessions_pruned_total), not an action or an audit row.
+    if (pruned.families + pruned.tokens + pruned.instances > 0) this.#o.log.info({ ...pruned }, 'pruned ended sessions, used tokens and old heartbeats')
+    return swept === null ? null : `finished an interrupted emergency sweep: ${swept} session(s) ended`
   }
 
   async #rotate(purpose: ServiceKeyPurpose, why: string): Promise<string> {

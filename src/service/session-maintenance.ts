@@ -80,6 +80,17 @@ export async function runSessionSweep(store: Store, marker: SweepMarker, opts: {
   return ended
 }
 
+/**
+ * Finishes an emergency sweep left unfinished (its process was killed), if any; how many
+ * sessions it ended, or `null` when none was pending or the pending one is younger than
+ * `minAgeMs` (its own process is probably still at it).
+ */
+export async function resumeSessionSweep(store: Store, now: () => number, minAgeMs = 30_000): Promise<number | null> {
+  const marker = parseSweepMarker(await store.getSetting(EMERGENCY_SWEEP_SETTING))
+  if (marker === null || now() - marker.at < minAgeMs) return null
+  return runSessionSweep(store, marker, { now })
+}
+
 /** Published counts: which kids, how many live sessions each, and when they were counted. */
 export interface LiveSessionCounts {
   readonly at: number
