@@ -415,7 +415,7 @@ function updateKeyRows (card, secret) {
     cells[5].replaceChildren(key.state === 'previous' ? shortTimeEl(key.finalizeSafeAt) : shortTimeEl(null))
     cells[6].replaceChildren(shortTimeEl(key.retiredAt ?? key.revokedAt))
     cells[7].textContent = `${key.verificationsLastHour} (${pct(key.share)})`
-    cells[8].textContent = secret.secret === 'refresh' ? String(key.liveSessions) : '—'
+    cells[8].textContent = secret.secret === 'refresh' && key.liveSessions !== null ? String(key.liveSessions) : '—'
     const revoke = cells[9].querySelector('button')
     revoke.hidden = !(key.state === 'next' || key.state === 'previous')
   }

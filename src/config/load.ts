@@ -21,6 +21,10 @@ export type KeySource = 'env' | 'managed'
 /** The validated, frozen settings of `rekey serve`. Durations are seconds. */
 export interface RekeyConfig {
   readonly store: string
+  /** REKEY_STORE_POOL_SIZE: pooled PostgreSQL connections per instance. */
+  readonly storePoolSize: number
+  /** REKEY_STORE_LISTEN_URL: a direct URL for the LISTEN connection (may hold a password). */
+  readonly storeListenUrl: SecretValue | undefined
   readonly port: number
   readonly host: string
   readonly masterKey: SecretValue | undefined

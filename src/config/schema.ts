@@ -129,6 +129,12 @@ function cadence(raw: RawValue): unknown {
   }
 }
 
+function postgresUrl(raw: RawValue): string {
+  const text = asText(raw)
+  if (!/^postgres(ql)?:\/\//i.test(text)) throw new SettingProblem('must be a postgres:// or postgresql:// URL')
+  return text
+}
+
 function audience(raw: RawValue): string {
   return nonEmpty(raw)
 }
@@ -137,6 +143,10 @@ function audience(raw: RawValue): string {
 export const SETTINGS: readonly SettingSpec[] = Object.freeze([
   { path: 'store', env: 'REKEY_STORE', file: 'store', flag: 'store', default: './.rekey/rekey.db', parse: nonEmpty,
     doc: 'SQLite file path or postgres:// URL.' },
+  { path: 'storePoolSize', env: 'REKEY_STORE_POOL_SIZE', file: 'storePoolSize', default: 5, parse: integer(1, 1000),
+    doc: 'PostgreSQL connections each instance pools (plus one LISTEN connection). 100 instances x (5 + 1) = 600: put the pool behind PgBouncer in transaction mode and set REKEY_STORE_LISTEN_URL.' },
+  { path: 'storeListenUrl', env: 'REKEY_STORE_LISTEN_URL', secret: true, parse: postgresUrl,
+    doc: 'A direct postgres:// URL for the one LISTEN connection (change notification), when REKEY_STORE goes through PgBouncer in transaction mode, which cannot LISTEN. Unset: REKEY_STORE.' },
   { path: 'port', env: 'REKEY_PORT', file: 'port', flag: 'port', default: 3000, parse: integer(0, 65535),
     doc: 'TCP port to listen on (0 picks a free one).' },
   { path: 'host', env: 'REKEY_HOST', file: 'host', flag: 'host', default: '127.0.0.1', parse: nonEmpty,

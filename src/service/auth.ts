@@ -129,9 +129,10 @@ export class AuthService {
   async #newSession(user: CachedUser): Promise<TokenPair> {
     const now = this.#d.clock.now()
     const familyExp = Math.floor(now / 1000) + this.#d.keys.refresh.expiresIn
-    const refreshToken = this.#signRefresh(user.id, now, familyExp)
+    const familyId = randomUUID()
+    const refreshToken = this.#signRefresh(user.id, now, familyExp, familyId)
     await this.#d.store.createFamily({
-      familyId: randomUUID(),
+      familyId,
       userId: user.id,
       createdAt: now,
       expiresAt: familyExp * 1000,
@@ -153,9 +154,12 @@ export class AuthService {
     )
   }
 
-  /** Refresh tokens expire with their session: every successor keeps the family's `exp`. */
-  #signRefresh(userId: string, now: number, exp: number): string {
-    return this.#d.keys.refresh.sign({ sub: userId, token_use: 'refresh', iat: Math.floor(now / 1000), exp }, { jwtId: randomUUID() })
+  /**
+   * Refresh tokens expire with their session: every successor keeps the family's `exp`. They
+   * name their family (`sid`), so a used token whose row was pruned is still seen as a reuse.
+   */
+  #signRefresh(userId: string, now: number, exp: number, sid: string | undefined): string {
+    return this.#d.keys.refresh.sign({ sub: userId, token_use: 'refresh', iat: Math.floor(now / 1000), exp, ...(sid === undefined ? {} : { sid }) }, { jwtId: randomUUID() })
   }
 
   #checkRefresh(token: string): Claims {
@@ -195,7 +199,8 @@ export class AuthService {
     }
     const now = clock.now()
     const oldHash = hashToken(refreshToken)
-    const next = this.#signRefresh(userId, now, claims.exp as number)
+    const sid = typeof claims.sid === 'string' ? claims.sid : undefined
+    const next = this.#signRefresh(userId, now, claims.exp as number, sid)
     const pair = this.#pair(this.#signAccess(user, now), next)
     const aad = `rekey/successor/${oldHash}`
     const outcome = await store.rotateToken({
@@ -203,6 +208,7 @@ export class AuthService {
       next: { tokenHash: hashToken(next), kid: this.#d.keys.refresh.currentKid, issuedAt: now, expiresAt: (claims.exp as number) * 1000 },
       successorBlob: seal(masterKey, JSON.stringify({ a: pair.accessToken, r: pair.refreshToken }), aad),
       now,
+      ...(sid === undefined ? {} : { familyId: sid }),
       overlapMs: this.#d.settings.refreshOverlap * 1000,
       reuseAudit: (session) => auditWrite(this.#d.computeHash, {
         at: now,
@@ -254,7 +260,7 @@ export class AuthService {
       await tx.bumpTokenVersion(userId)
       await tx.revokeAllForUser(userId, 'logout-all', now)
     })
-    this.#d.revocations.invalidateUsers()
+    this.#d.revocations.evictUser(userId)
   }
 
   /**

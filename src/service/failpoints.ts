@@ -21,6 +21,7 @@ export const FAILPOINTS = Object.freeze([
   'finalize:in-transaction',
   'rollback:in-transaction',
   'emergency:in-transaction',
+  'emergency:sweep-batch',
   'emergency:after-commit',
 ] as const)
 export type FailpointName = (typeof FAILPOINTS)[number]

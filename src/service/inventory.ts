@@ -86,11 +86,14 @@ export interface DueEntry {
 }
 
 /** Every tracked secret with its due status at `now`, looking `withinMs` ahead; ordered by name. */
-export async function dueReport(store: Pick<StoreOperations, 'listSecrets' | 'listAudit'>, policy: CadencePolicy, now: number, withinMs: number): Promise<DueEntry[]> {
+export async function dueReport(store: Pick<StoreOperations, 'listSecrets' | 'firstAuditAt'>, policy: CadencePolicy, now: number, withinMs: number): Promise<DueEntry[]> {
   const secrets = await store.listSecrets()
   const firstSeen = new Map<string, number>()
-  if (secrets.some((s) => s.lastRotatedAt === null)) {
-    for (const row of await store.listAudit()) if (!firstSeen.has(row.secret)) firstSeen.set(row.secret, row.at)
+  // One index lookup per never-rotated secret, not the whole audit log.
+  for (const s of secrets) {
+    if (s.lastRotatedAt !== null) continue
+    const at = await store.firstAuditAt(s.name)
+    if (at !== null) firstSeen.set(s.name, at)
   }
   return secrets.map((s) => {
     const cadenceDays = cadenceDaysOf(policy, s.name, s.kind)

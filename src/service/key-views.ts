@@ -8,6 +8,7 @@ import type { Store } from '../store/store.ts'
 import type { InstanceHeartbeat, KeyRecord } from '../store/types.ts'
 import { dueReport } from './inventory.ts'
 import { KEY_PURPOSES } from './keys.ts'
+import { liveSessionCounts } from './session-maintenance.ts'
 
 /** A key as operators see it: times in ISO-8601, never material. */
 export interface KeyView {
@@ -40,8 +41,12 @@ export interface KeyStatus extends KeyView {
   readonly verificationsLastHour: number
   /** Its share of its purpose's verifications over the last hour, 0..1 (0 when there were none). */
   readonly share: number
-  /** Live sessions whose refresh token it signed. */
-  readonly liveSessions: number
+  /**
+   * For previous refresh keys (what finalize waits on): live sessions whose refresh token it
+   * signed, as counted at the report's `liveSessionsCountedAt`. `null` for other keys: counting
+   * the current key's sessions would read every session.
+   */
+  readonly liveSessions: number | null
   /** For previous keys: when finalize may retire it (ISO), and whether that is now. */
   readonly finalizeSafeAt: string | null
   readonly finalizeSafe: boolean | null
@@ -68,6 +73,8 @@ export interface StatusReport {
   readonly at: string
   readonly secrets: ReadonlyArray<{ readonly secret: string, readonly phase: RotationPhase, readonly keys: readonly KeyStatus[] }>
   readonly instances: readonly InstanceStatus[]
+  /** When the live-session counts were taken (ISO; published by the scheduler's lease holder). */
+  readonly liveSessionsCountedAt: string
   /** Tracked secrets due or overdue within 7 days (as `rekey due --within 7d`), times ISO. */
   readonly due: ReadonlyArray<{ readonly name: string, readonly kind: string, readonly status: string, readonly dueAt: string | null, readonly lastRotatedAt: string | null }>
 }
@@ -84,13 +91,14 @@ const DUE_WITHIN_MS = 7 * 86_400_000
 
 /** Reads keys, usage, sessions and instances and puts them together. */
 export async function statusReport(store: Store, policy: RotationPolicy, now: number, liveWindowMs: number, cadence: CadencePolicy): Promise<StatusReport> {
-  const [keyset, usage, live, instances, due] = await Promise.all([
+  const [keyset, usage, instances, due] = await Promise.all([
     store.getKeyset(),
     store.usageSince(now - HOUR_MS),
-    store.countLiveSessionsByKid(now),
     store.listInstances(now - liveWindowMs),
     dueReport(store, cadence, now, DUE_WITHIN_MS),
   ])
+  const published = await liveSessionCounts(store, keyset.keys, now)
+  const live = published.counts
   const perKid = new Map<string, number>()
   for (const row of usage) perKid.set(row.kid, (perKid.get(row.kid) ?? 0) + row.count)
   const purposes = [...new Set<string>([...KEY_PURPOSES, ...keyset.keys.map((k) => k.purpose)])]
@@ -107,7 +115,7 @@ export async function statusReport(store: Store, policy: RotationPolicy, now: nu
           ...keyView(k),
           verificationsLastHour: verifications,
           share: total === 0 ? 0 : Math.round((verifications / total) * 1000) / 1000,
-          liveSessions: live.get(k.kid) ?? 0,
+          liveSessions: k.purpose === 'refresh' && k.state === 'previous' ? live.get(k.kid) ?? 0 : null,
           finalizeSafeAt: check === null || !Number.isFinite(check.safeAt) ? null : new Date(check.safeAt).toISOString(),
           finalizeSafe: check === null ? null : check.safe,
         }
@@ -121,6 +129,7 @@ export async function statusReport(store: Store, policy: RotationPolicy, now: nu
     at: new Date(now).toISOString(),
     secrets,
     instances: instances.map((i) => instanceStatus(i, keyset.version)),
+    liveSessionsCountedAt: new Date(published.at).toISOString(),
     due: due.filter((d) => d.status !== 'ok').map((d) => ({
       name: d.name, kind: d.kind, status: d.status, dueAt: isoOrNull(d.dueAt), lastRotatedAt: isoOrNull(d.lastRotatedAt),
     })),

@@ -26,6 +26,7 @@ import { HEARTBEAT_INTERVAL_MS } from './heartbeat.ts'
 import { instanceStatus, keyView, statusReport, type InstanceStatus, type KeyView, type StatusReport } from './key-views.ts'
 import { KEY_PURPOSES, newManagedKey, type ManagedAlg, type ServiceKeyPurpose } from './keys.ts'
 import { NOT_BEFORE_SETTING } from './revocations.ts'
+import { countedKids, EMERGENCY_SWEEP_SETTING, resumeSessionSweep, runSessionSweep, type SweepProgress } from './session-maintenance.ts'
 
 /** Which of the service's keys an operation acts on. */
 export type SecretTarget = ServiceKeyPurpose | 'all'
@@ -365,7 +366,8 @@ export class Lifecycle {
     const purposes = purposesOf(input.secret)
     const keyset = await store.getKeyset()
     const now = this.#clock.now()
-    const live = await store.countLiveSessionsByKid(now)
+    // Exact, and only the previous refresh keys' sessions (a partial index), never the whole table.
+    const live = await store.countLiveSessionsForKids(countedKids(keyset.keys.filter((k) => purposes.includes(k.purpose as ServiceKeyPurpose))), now)
     const plan = planFinalize(keyset.keys, purposes, now, await this.#effectivePolicy(), live, { force: input.force === true })
     const purposeOf = (kid: string): string => keyset.keys.find((k) => k.kid === kid)?.purpose ?? '?'
     if (plan.changes.length === 0) return { changed: false, forced: false, retired: [], checks: [], keysetVersion: keyset.version }
@@ -443,12 +445,14 @@ export class Lifecycle {
   }
 
   /**
-   * Compromise response, in one transaction: every verifying key of the purposes is revoked
-   * and a new current key inserted, every session ends, and the global not-before refuses
-   * every token issued before now. Retried on a conflict (an emergency must not lose to a
-   * concurrent rotation). The report adds where the revoked keys were used over the last 24 h.
+   * Compromise response. One small transaction first: every verifying key of the purposes is
+   * revoked, a new current key inserted, and the global not-before refuses every token issued
+   * before now (retried on a conflict: an emergency must not lose to a concurrent rotation).
+   * Then every session live at that instant ends, in bounded batches (`onProgress` after each),
+   * resumable after a crash (see `resumeSessionSweep`). The report adds where the revoked keys
+   * were used over the last 24 h.
    */
-  async emergency(input: { secret?: SecretTarget, reason: string, actor: Actor }): Promise<EmergencyReport> {
+  async emergency(input: { secret?: SecretTarget, reason: string, actor: Actor, onProgress?: (p: SweepProgress) => void }): Promise<EmergencyReport> {
     const { store, masterKey } = this.#o
     const purposes = purposesOf(input.secret)
     // Notes and reasons are kept in the audit log and key rows: a pasted secret is masked.
@@ -459,43 +463,60 @@ export class Lifecycle {
       const changes = planEmergency(keyset.keys, purposes, now, `emergency: ${reason}`)
       const insert = purposes.map((p) => newManagedKey(masterKey, p, now, this.#algFor(p, keyset.keys)))
       const revokedKids = new Set(changes.map((c) => c.kid))
-      const [usage, live] = await Promise.all([store.usageSince(now - DAY_MS), store.countLiveSessionsByKid(now)])
       const notBefore = Math.floor(now / 1000)
-      let result: { version: number, ended: number }
+      let version: number
       try {
-        result = await store.transaction(async (tx) => {
-          const version = await tx.transitionKeys({
+        // First and small, whatever the number of sessions: the new keys and the not-before,
+        // which alone refuse every older token on every instance at its next notification.
+        version = await store.transaction(async (tx) => {
+          const v = await tx.transitionKeys({
             expectedVersion: keyset.version,
             update: changes,
             insert,
             audit: this.#audit(input.actor, label(purposes), 'emergency',
               `revoked ${changes.map((c) => c.kid).join(', ') || 'no key'}; new ${insert.map((k) => `${k.purpose} key ${k.kid}`).join(' and ')}; every session ended; not-before ${new Date(notBefore * 1000).toISOString()}; reason: ${reason}`, now),
           })
-          const ended = await tx.revokeAllSessions('emergency', now)
           failpoint('emergency:in-transaction')
           await tx.setSetting(NOT_BEFORE_SETTING, String(notBefore))
+          await tx.setSetting(EMERGENCY_SWEEP_SETTING, JSON.stringify({ at: now, reason: 'emergency' }))
           await this.#markRotated(tx, purposes, now, 'emergency')
-          return { version, ended }
+          return v
         })
       } catch (err) {
         if (hasCode(err, 'ERR_CONFLICT') && attempt < 3) continue
         throw err
       }
-      failpoint('emergency:after-commit')
-      const wait = await this.waitForInstances(result.version, EMERGENCY_ACK_WAIT_MS)
       const purposeOf = (kid: string): string => keyset.keys.find((k) => k.kid === kid)?.purpose ?? '?'
+      const signedKids = [...revokedKids].filter((kid) => purposeOf(kid) === 'refresh')
+      // Live at `now` counts the families the sweep ends (revoked at `now`), so it may run alongside.
+      const [usage, live, ended] = await Promise.all([
+        store.usageSince(now - DAY_MS),
+        store.countLiveSessionsForKids(signedKids, now),
+        runSessionSweep(store, { at: now, reason: 'emergency' }, { now: () => this.#clock.now(), ...(input.onProgress === undefined ? {} : { onProgress: input.onProgress }) }),
+      ])
+      failpoint('emergency:after-commit')
+      const wait = await this.waitForInstances(version, EMERGENCY_ACK_WAIT_MS)
       return {
         reason,
         revoked: changes.map((c) => ({ kid: c.kid, purpose: purposeOf(c.kid), previousState: c.expectState })),
         created: insert.map((k) => ({ kid: k.kid, purpose: k.purpose })),
-        sessionsEnded: result.ended,
+        sessionsEnded: ended,
         notBefore: new Date(notBefore * 1000).toISOString(),
-        keysetVersion: result.version,
+        keysetVersion: version,
         usage: usage.filter((u) => revokedKids.has(u.kid)),
-        sessionsSigned: [...revokedKids].map((kid) => ({ kid, liveSessions: live.get(kid) ?? 0 })).filter((s) => purposeOf(s.kid) === 'refresh'),
+        sessionsSigned: signedKids.map((kid) => ({ kid, liveSessions: live.get(kid) ?? 0 })),
         propagated: wait.acknowledged,
-        instances: wait.instances.map((i) => instanceStatus(i, result.version)),
+        instances: wait.instances.map((i) => instanceStatus(i, version)),
       }
     }
+  }
+
+  /**
+   * Finishes an emergency's session sweep left unfinished (its process was killed), if any:
+   * the scheduler's lease holder calls this each tick. How many sessions it ended, or `null`
+   * when none was pending or the pending one is younger than `minAgeMs` (still running elsewhere).
+   */
+  resumeSessionSweep(minAgeMs = 30_000): Promise<number | null> {
+    return resumeSessionSweep(this.#o.store, () => this.#clock.now(), minAgeMs)
   }
 }

@@ -17,7 +17,13 @@ export class ServiceMetrics {
   readonly sessionsCreated: Counter
   readonly liveSessions: Gauge<'kid'>
   readonly rotationEvents: Counter<'type'>
-  constructor(liveSessionsByKid: () => Promise<Map<string, number>>, keys: KeyMetricsSource = { list: () => [], version: () => 0 }) {
+  readonly sessionsPruned: Counter<'kind'>
+  readonly sessionsSwept: Counter
+  /**
+   * `liveSessions`: the counts the scheduler's lease holder published (one row read per scrape,
+   * never a count over the sessions), with when they were taken; `null` when none was published.
+   */
+  constructor(liveSessions: () => Promise<{ readonly at: number, readonly counts: ReadonlyMap<string, number> } | null>, keys: KeyMetricsSource = { list: () => [], version: () => 0 }) {
     const registers = [this.registry]
     collectDefaultMetrics({ register: this.registry, prefix: 'rekey_' })
     this.verifications = new MapCounter(this.registry, {
@@ -35,19 +41,44 @@ export class ServiceMetrics {
     this.refreshes = new Counter({ name: 'rekey_refreshes_total', help: 'Refresh attempts by result.', labelNames: ['result'], registers })
     this.reuseDetected = new Counter({ name: 'rekey_refresh_reuse_detected_total', help: 'Refresh tokens reused after the overlap window (family ended).', registers })
     this.sessionsCreated = new Counter({ name: 'rekey_sessions_created_total', help: 'Sessions (refresh-token families) created by login.', registers })
+    let countedAt: number | null = null
     this.liveSessions = new Gauge({
       name: 'rekey_live_sessions',
-      help: 'Live sessions per kid of their live refresh token, from the store at scrape time.',
+      help: 'Live sessions per previous refresh kid (what finalize waits on), as last counted by the scheduler\'s lease holder; see rekey_live_sessions_age_seconds.',
       labelNames: ['kid'],
       registers,
       async collect() {
         this.reset()
+        countedAt = null
         try {
-          for (const [kid, n] of await liveSessionsByKid()) this.set({ kid }, n)
+          const published = await liveSessions()
+          if (published === null) return
+          countedAt = published.at
+          for (const [kid, n] of published.counts) this.set({ kid }, n)
         } catch {
           // Store down: the gauge is left empty rather than failing the scrape.
         }
       },
+    })
+    new Gauge({
+      name: 'rekey_live_sessions_age_seconds',
+      help: 'How long ago rekey_live_sessions was counted (absent until the lease holder first counts).',
+      registers,
+      collect() {
+        this.reset()
+        if (countedAt !== null) this.set(Math.max(0, (Date.now() - countedAt) / 1000))
+      },
+    })
+    this.sessionsPruned = new Counter({
+      name: 'rekey_sessions_pruned_total',
+      help: 'Rows pruned by this instance while it held the scheduler lease, by kind (families, tokens, instances).',
+      labelNames: ['kind'],
+      registers,
+    })
+    this.sessionsSwept = new Counter({
+      name: 'rekey_emergency_sessions_swept_total',
+      help: 'Sessions this instance ended while finishing an interrupted emergency sweep.',
+      registers,
     })
     this.rotationEvents = new Counter({
       name: 'rekey_rotation_events_total',

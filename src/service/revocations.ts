@@ -1,8 +1,9 @@
 /**
  * Revocation state in memory: each user's token version (bumped by logout-all), email and
- * role, and the global not-before (set by an emergency). Every instance drops what it cached
- * when the store signals `revocations`, `users` or `settings`, so `/api/auth/me` answers from
- * memory in the common case and a revocation reaches every instance within a notification.
+ * role, and the global not-before (set by an emergency). Every instance drops the user a
+ * `revocations` or `users` notification names (everyone when it names none) and re-reads the
+ * not-before on `settings`, so `/api/auth/me` answers from memory in the common case and a
+ * revocation reaches every instance within a notification. The cache is an LRU.
  */
 import type { Store } from '../store/store.ts'
 import type { Role } from '../store/types.ts'
@@ -18,17 +19,22 @@ export interface CachedUser {
   readonly tokenVersion: number
 }
 
-const MAX_USERS = 100_000
+/** Default bound of the user cache: the least recently used user goes first. */
+export const DEFAULT_MAX_CACHED_USERS = 100_000
 
 export class RevocationCache {
   readonly #store: Store
+  /** Insertion order is recency order: a hit moves the user to the end, eviction takes the first. */
   readonly #users = new Map<string, CachedUser>()
+  readonly #maxUsers: number
   #generation = 0
   #notBefore = 0
   #unsubscribe: (() => Promise<void>) | null = null
 
-  constructor(store: Store) {
+  /** `maxUsers`: how many users stay cached at most (LRU). Default {@link DEFAULT_MAX_CACHED_USERS}. */
+  constructor(store: Store, opts: { maxUsers?: number } = {}) {
     this.#store = store
+    this.#maxUsers = opts.maxUsers ?? DEFAULT_MAX_CACHED_USERS
   }
 
   /** Epoch seconds; tokens with an older `iat` are refused. 0 when unset. */
@@ -36,11 +42,19 @@ export class RevocationCache {
     return this.#notBefore
   }
 
+  /** How many users are cached now. */
+  get size(): number {
+    return this.#users.size
+  }
+
   async start(): Promise<void> {
     await this.#loadSettings()
-    this.#unsubscribe = await this.#store.subscribe((channel) => {
-      if (channel === 'revocations' || channel === 'users') this.invalidateUsers()
-      else if (channel === 'settings') void this.#loadSettings().catch(() => {})
+    this.#unsubscribe = await this.#store.subscribe((channel, userId) => {
+      if (channel === 'revocations' || channel === 'users') {
+        // A change naming its user (PostgreSQL) evicts that user only; SQLite's polling cannot tell.
+        if (userId === undefined) this.invalidateUsers()
+        else this.evictUser(userId)
+      } else if (channel === 'settings') void this.#loadSettings().catch(() => {})
     })
   }
 
@@ -56,14 +70,30 @@ export class RevocationCache {
     this.#users.clear()
   }
 
+  /** Forgets one user; reads that started before this call will not be cached. */
+  evictUser(id: string): void {
+    this.#generation++
+    this.#users.delete(id)
+  }
+
   /** The cached user, without touching the store. */
   peek(id: string): CachedUser | undefined {
-    return this.#users.get(id)
+    return this.#touch(id)
+  }
+
+  /** The cached user, now the most recently used. */
+  #touch(id: string): CachedUser | undefined {
+    const cached = this.#users.get(id)
+    if (cached !== undefined) {
+      this.#users.delete(id)
+      this.#users.set(id, cached)
+    }
+    return cached
   }
 
   /** The user from memory, else from the store (then cached); `null` for an unknown id. */
   async getUser(id: string): Promise<CachedUser | null> {
-    const cached = this.#users.get(id)
+    const cached = this.#touch(id)
     if (cached !== undefined) return cached
     const generation = this.#generation
     const row = await this.#store.getUserById(id)
@@ -76,8 +106,12 @@ export class RevocationCache {
   /** Caches a user read at `generation`, unless an invalidation happened since. */
   remember(user: CachedUser, generation = this.#generation): void {
     if (generation !== this.#generation) return
-    if (this.#users.size >= MAX_USERS) this.#users.clear()
+    this.#users.delete(user.id)
     this.#users.set(user.id, user)
+    if (this.#users.size > this.#maxUsers) {
+      const oldest = this.#users.keys().next()
+      if (oldest.done !== true) this.#users.delete(oldest.value)
+    }
   }
 
   /** The current generation, to pass to {@link remember} for a read that starts now. */

@@ -18,6 +18,7 @@ import type { Clock } from './clock.ts'
 import { KEY_PURPOSES, type ServiceKeyPurpose } from './keys.ts'
 import type { Actor, Lifecycle } from './lifecycle.ts'
 import type { Webhooks } from './webhooks.ts'
+import { publishLiveSessionCounts, pruneSessions, resumeSessionSweep, type PruneTotals } from './session-maintenance.ts'
 
 /** The lease name in the store. */
 export const SCHEDULER_LEASE = 'scheduler'
@@ -48,7 +49,24 @@ export interface SchedulerOptions {
   readonly retryMaxMs?: number
   /** Where reminders go; `null`: none are sent. */
   readonly webhooks?: Webhooks | null
+  /**
+   * Session upkeep on the lease holder each tick (finish an interrupted emergency sweep,
+   * publish live-session counts, prune); default on. `onMaintenance` hears what it did.
+   */
+  readonly maintenance?: boolean
+  /** How long one tick may spend pruning, ms. Default 5000. */
+  readonly pruneBudgetMs?: number
+  readonly onMaintenance?: (report: MaintenanceReport) => void
   readonly log: { info(obj: object, msg: string): void, warn(obj: object, msg: string): void }
+}
+
+/** What a tick's session upkeep did. */
+export interface MaintenanceReport {
+  /** Sessions an interrupted emergency sweep ended, or `null` when none was pending. */
+  readonly swept: number | null
+  readonly pruned: PruneTotals
+  /** The live-session counts published. */
+  readonly counted: number
 }
 
 /** One step a tick took or tried. */
@@ -131,6 +149,10 @@ export class Scheduler {
     try {
       const actions: SchedulerAction[] = []
       for (const purpose of KEY_PURPOSES) actions.push(...await this.#purpose(purpose))
+      if (this.#o.maintenance !== false) {
+        const upkeep = await this.#job('sessions', () => this.#maintain())
+        if (upkeep.outcome !== 'waiting') actions.push(upkeep)
+      }
       let reminders = 0
       const { webhooks } = this.#o
       if (webhooks != null) {
@@ -177,6 +199,19 @@ export class Scheduler {
       actions.push(await this.#job(`rotate:${purpose}`, () => this.#rotate(purpose, `due since ${new Date(dueAt).toISOString()}`)))
     }
     return actions.filter((a) => a.outcome !== 'waiting' || a.detail !== undefined)
+  }
+
+  /** Session upkeep: what a single instance does for the cluster, never on a request path. */
+  async #maintain(): Promise<string | null> {
+    const { store, clock } = this.#o
+    const swept = await resumeSessionSweep(store, () => clock.now())
+    const published = await publishLiveSessionCounts(store, clock.now())
+    const pruned = await pruneSessions(store, clock.now(), this.#o.pruneBudgetMs ?? 5000)
+    const report: MaintenanceReport = { swept, pruned, counted: published.counts.size }
+    this.#o.onMaintenance?.(report)
+    // Pruning is routine: a metric (rekey_sessions_pruned_total), not an action or an audit row.
+    if (pruned.families + pruned.tokens + pruned.instances > 0) this.#o.log.info({ ...pruned }, 'pruned ended sessions, used tokens and old heartbeats')
+    return swept === null ? null : `finished an interrupted emergency sweep: ${swept} session(s) ended`
   }
 
   async #rotate(purpose: ServiceKeyPurpose, why: string): Promise<string> {

@@ -23,6 +23,7 @@ import { PasswordHasher } from './passwords.ts'
 import { RevocationCache } from './revocations.ts'
 import { UsageRecorder } from './usage.ts'
 import { trackSecret } from './inventory.ts'
+import { LIVE_SESSIONS_SETTING, parseLiveSessionCounts } from './session-maintenance.ts'
 
 /** The HKDF label of the dashboard's cookie key (unchanged, so existing sessions stay valid). */
 const DASHBOARD_KEY_INFO = 'rekey/dashboard-session/v1'
@@ -78,6 +79,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   const { config, log } = options
   const clock = options.clock ?? systemClock
   const instanceId = options.instanceId ?? randomUUID()
+  const listenUrl = config.storeListenUrl?.reveal().toString('utf8')
   // Set once metrics exist: rotation steps are counted.
   let countEvent: (type: string) => void = () => {}
   const ops = await openOperations(config, log, {
@@ -87,6 +89,8 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     checkKeys: config.keySource === 'managed',
     ...(options.store === undefined ? {} : { store: options.store }),
     storeOptions: {
+      max: config.storePoolSize,
+      ...(listenUrl === undefined ? {} : { listenUrl }),
       ...options.storeOptions,
       onError: (err) => log.warn({ err: { message: (err as Error)?.message, code: (err as { code?: unknown })?.code } }, 'store background error'),
     },
@@ -101,6 +105,12 @@ export async function startService(options: ServiceOptions): Promise<Service> {
   })
   const { store, masterKey, previousMasterKey, audit, webhooks, lifecycle } = ops
   const computeHash = audit.hash
+  if (options.store === undefined && store.dialect === 'postgres') {
+    // What this instance may hold at most, so operators can add it up against max_connections.
+    const pool = options.storeOptions?.max ?? config.storePoolSize
+    log.info({ pool, listen: 1, listenDirect: listenUrl !== undefined },
+      `store connection budget: up to ${pool + 1} PostgreSQL connections (pool ${pool} + 1 LISTEN${listenUrl === undefined ? '' : ' on REKEY_STORE_LISTEN_URL'})`)
+  }
   const stops: Array<() => Promise<void>> = []
   const stopAll = async (): Promise<void> => {
     for (const stop of stops.reverse()) await stop().catch((err: unknown) => log.error({ err }, 'stopping a service part failed'))
@@ -134,7 +144,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     stops.push(() => revocations.stop())
     const passwords = new PasswordHasher(config.argon2)
     await passwords.warm()
-    const metrics = new ServiceMetrics(() => store.countLiveSessionsByKid(clock.now()), {
+    const metrics = new ServiceMetrics(async () => parseLiveSessionCounts(await store.getSetting(LIVE_SESSIONS_SETTING)), {
       list: () => keys.loaded
         ? [...keys.access.list().map((key) => ({ purpose: 'access', key })), ...keys.refresh.list().map((key) => ({ purpose: 'refresh', key }))]
         : [],
@@ -176,7 +186,15 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     stops.push(() => heartbeat.stop())
     countEvent = (type) => metrics.rotationEvents.inc({ type })
     const scheduler = config.scheduler.enabled === 'on' && config.keySource === 'managed'
-      ? new Scheduler({ store, lifecycle, clock, instanceId, cadencePolicy: config.cadence, intervalMs: config.scheduler.interval * 1000, webhooks, log })
+      ? new Scheduler({
+        store, lifecycle, clock, instanceId, cadencePolicy: config.cadence, intervalMs: config.scheduler.interval * 1000, webhooks, log,
+        onMaintenance: (r) => {
+          metrics.sessionsPruned.inc({ kind: 'families' }, r.pruned.families)
+          metrics.sessionsPruned.inc({ kind: 'tokens' }, r.pruned.tokens)
+          metrics.sessionsPruned.inc({ kind: 'instances' }, r.pruned.instances)
+          if (r.swept !== null) metrics.sessionsSwept.inc(r.swept)
+        },
+      })
       : null
     if (scheduler !== null) {
       scheduler.start()

@@ -111,7 +111,7 @@ export class Webhooks {
    * Sends the reminder stage each inventory secret has reached at `now`, once across
    * instances. `automatic` names the secrets the scheduler rotates itself. How many were sent.
    */
-  async sendReminders(store: Pick<StoreOperations, 'listSecrets' | 'listAudit' | 'markReminderSent'>, policy: CadencePolicy, now: number,
+  async sendReminders(store: Pick<StoreOperations, 'listSecrets' | 'firstAuditAt' | 'markReminderSent'>, policy: CadencePolicy, now: number,
     automatic: ReadonlySet<string> = new Set()): Promise<number> {
     let sent = 0
     for (const entry of await dueReport(store, policy, now, 7 * DAY_MS)) {

@@ -21,6 +21,11 @@ export interface OpenStoreOptions {
   readonly schema?: string
   /** PostgreSQL: pool size. Default 10. */
   readonly max?: number
+  /**
+   * PostgreSQL: a direct URL for the LISTEN connection, when `urlOrPath` goes through a pooler
+   * in transaction mode (PgBouncer), where LISTEN does not work. Default: `urlOrPath`.
+   */
+  readonly listenUrl?: string
   /** PostgreSQL: wait for a connection at most this long before ERR_STORE_UNAVAILABLE, in ms. Default 5000. */
   readonly connectionTimeoutMs?: number
   /** PostgreSQL: server-side limit per statement, in ms. Default 30000. */
@@ -57,8 +62,10 @@ export async function openStore(urlOrPath: string, opts: OpenStoreOptions = {}):
       statementTimeoutMs: positive('statementTimeoutMs', opts.statementTimeoutMs, 30_000, problems),
       idleTimeoutMs: positive('idleTimeoutMs', opts.idleTimeoutMs, 30_000, problems),
       applicationName: opts.applicationName ?? 'rekey',
+      listenUrl: opts.listenUrl,
       onError,
     })
+    if (opts.listenUrl !== undefined && !isPostgresLocation(opts.listenUrl)) problems.push('listenUrl must be a postgres:// URL')
     if (problems.length > 0) throw new TypeError(`invalid store options: ${problems.join('; ')}`)
     return new SqlStore(await PgDriver.open(urlOrPath, location, config))
   }

@@ -24,6 +24,31 @@ export const CHANGE_CHANNELS = Object.freeze(['keys', 'revocations', 'users', 's
 /** `keys`: key set; `revocations`: sessions ended, token versions bumped; `users`: roles; `settings`. */
 export type ChangeChannel = (typeof CHANGE_CHANNELS)[number]
 
+/**
+ * Told of a committed change. `userId` names the one user a `revocations` change concerns
+ * (PostgreSQL only; SQLite's polling cannot tell): evict that user, not everyone.
+ */
+export type ChangeListener = (channel: ChangeChannel, userId?: string) => void
+
+/** Where an emergency's session sweep stands: the last family it went through. */
+export interface SessionCursor {
+  readonly expiresAt: number
+  readonly id: string
+}
+
+/** What one batch of {@link StoreOperations.endSessionsBatch} did. */
+export interface SessionSweepBatch {
+  readonly ended: number
+  /** Where the next batch starts; `null` once the sweep has gone through every live family. */
+  readonly cursor: SessionCursor | null
+}
+
+/** What one round of {@link StoreOperations.pruneSessionsBatch} deleted. */
+export interface PruneReport {
+  readonly families: number
+  readonly tokens: number
+}
+
 /** Options of mutations that can be audited. */
 export interface MutationOptions {
   /**
@@ -46,6 +71,11 @@ export interface RotateTokenInput {
   readonly overlapMs: number
   /** The audit row to append, in the same transaction, when reuse ends the family. */
   readonly reuseAudit?: (session: { familyId: string, userId: string }) => AuditWrite
+  /**
+   * The family the (verified) token names in its `sid` claim, if any. An unknown hash naming a
+   * live family is a token pruned after its use: a reuse, which ends the family.
+   */
+  readonly familyId?: string
 }
 
 /** What {@link Store.rotateToken} did. */
@@ -116,6 +146,22 @@ export interface StoreOperations {
   countLiveSessionsByKid(now: number): Promise<Map<string, number>>
   /** Deletes families (and their tokens) that expired or were revoked before `before`; how many. */
   pruneSessions(before: number): Promise<number>
+  /**
+   * Live sessions at `now` whose live refresh token one of `kids` signed (families revoked at
+   * or after `now` still count). Reads only those kids' unused tokens through a partial index.
+   */
+  countLiveSessionsForKids(kids: readonly string[], now: number): Promise<Map<string, number>>
+  /**
+   * The emergency's sweep, one bounded transaction per call: ends up to `limit` families
+   * created at or before `at` and live at `now`, in (expiresAt, id) order after `after`,
+   * with `revokedAt = at`. No change channel is signalled (the not-before refuses their tokens).
+   */
+  endSessionsBatch(input: { readonly at: number, readonly now: number, readonly reason: string, readonly after: SessionCursor | null, readonly limit: number }): Promise<SessionSweepBatch>
+  /**
+   * One bounded round of pruning: up to `limit` families that expired or were revoked before
+   * `before` (with their tokens), and up to `limit` tokens used before `usedBefore`.
+   */
+  pruneSessionsBatch(input: { readonly before: number, readonly usedBefore: number, readonly limit: number }): Promise<PruneReport>
 
   // Keys (managed mode)
   /** Keys ordered by creation, optionally of one purpose. */
@@ -141,6 +187,8 @@ export interface StoreOperations {
   appendAudit(event: AuditEventInput, computeHash: ComputeAuditHash): Promise<AuditRecord>
   /** Rows ordered by `seq`. */
   listAudit(query?: AuditQuery): Promise<AuditRecord[]>
+  /** When the first row whose secret is exactly `secret` was written; `null` if none. */
+  firstAuditAt(secret: string): Promise<number | null>
 
   // Secret inventory
   /** Adds a secret or updates its kind, cadence and (when given) notes; rotation history is kept. */
@@ -171,6 +219,8 @@ export interface StoreOperations {
   /** Instances seen at or after `liveSinceMs`, ordered by id. */
   listInstances(liveSinceMs: number): Promise<InstanceHeartbeat[]>
   removeInstance(instanceId: string): Promise<void>
+  /** Deletes the heartbeats of instances last seen before `before`; how many. */
+  pruneInstances(before: number): Promise<number>
 
   // Leases
   /** Takes or renews the lease `name` for `ttlMs` from `now`; `true` if `holder` has it now. */
@@ -205,7 +255,7 @@ export interface Store extends StoreOperations {
    * change counters (`pollIntervalMs`, default 250). Resolves once listening; rejects with
    * `ERR_STORE_UNAVAILABLE` if that fails. The returned function unsubscribes.
    */
-  subscribe(onChange: (channel: ChangeChannel) => void): Promise<() => Promise<void>>
+  subscribe(onChange: ChangeListener): Promise<() => Promise<void>>
   /** Each channel's change counter; a counter that moved means the channel changed. */
   changeCounters(): Promise<Readonly<Record<ChangeChannel, number>>>
   /** Resolves if the database answers. */

@@ -43,7 +43,7 @@ describe('postgres store: migrations and recovery', { skip: postgresFactory.skip
       for (const o of opened) if (o.status === 'fulfilled') stores.push(o.value)
       assert.deepEqual(opened.map((o) => o.status), ['fulfilled', 'fulfilled', 'fulfilled'])
       const { rows } = await adminQuery(`SELECT version FROM ${schema}.schema_migrations ORDER BY version`)
-      assert.deepEqual(rows.map((r: { version: number }) => r.version), [1])
+      assert.deepEqual(rows.map((r: { version: number }) => r.version), [1, 2])
       await stores[0]!.setSetting('shared', 'yes')
       assert.equal(await stores[2]!.getSetting('shared'), 'yes')
     } finally {

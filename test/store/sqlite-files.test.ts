@@ -57,7 +57,7 @@ describe('sqlite store files', () => {
       await second.close()
     }
     const raw = new DatabaseSync(file)
-    assert.deepEqual(raw.prepare('SELECT version FROM schema_migrations').all().map((r) => r.version), [1])
+    assert.deepEqual(raw.prepare('SELECT version FROM schema_migrations').all().map((r) => r.version), [1, 2])
     raw.close()
   })
 

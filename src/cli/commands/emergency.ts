@@ -1,5 +1,6 @@
 import type { Command } from 'commander'
 import type { EmergencyReport } from '../../service/lifecycle.ts'
+import type { SweepProgress } from '../../service/session-maintenance.ts'
 import { CliExit, EXIT, type CliIo, type GlobalOptions } from '../context.ts'
 import { managedSecretOf, printReport, withManaged } from '../managed.ts'
 
@@ -19,8 +20,17 @@ export function registerEmergency(program: Command, io: CliIo): void {
       const globals = command.optsWithGlobals<GlobalOptions>()
       if (globals.envFile !== undefined) throw new CliExit(EXIT.USAGE, 'rekey emergency acts on managed keys: leave out --env-file (in a .env file, use rotate --hard)')
       const secret = managedSecretOf(options.secret)
+      // Progress of the session sweep on stderr (at most once a second, and when done), so
+      // stdout stays the report; the keys and the not-before are committed before it starts.
+      let lastLine = 0
+      const onProgress = (p: SweepProgress): void => {
+        if (!p.done && Date.now() - lastLine < 1000) return
+        lastLine = Date.now()
+        const rate = p.elapsedMs > 0 ? Math.round((p.ended / p.elapsedMs) * 1000) : p.ended
+        io.stderr(`emergency: keys and not-before committed; ${p.ended} session(s) ended${p.done ? ', done' : ' so far'} (${p.batches} batch(es), ${rate}/s)\n`)
+      }
       const report = await withManaged(io, globals, (ctx) => ctx.lifecycle.emergency({
-        actor: ctx.actor, reason: options.reason ?? '', ...(secret === undefined ? {} : { secret }),
+        actor: ctx.actor, reason: options.reason ?? '', onProgress, ...(secret === undefined ? {} : { secret }),
       }))
       printReport(io, globals, report, () => lines(report))
     })

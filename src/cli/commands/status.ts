@@ -51,7 +51,8 @@ function managedLines(report: StatusReport): string[] {
   for (const s of report.secrets) {
     lines.push(`${s.secret}  phase: ${s.phase}`)
     for (const k of s.keys) {
-      const use = k.state === 'retired' || k.state === 'revoked' ? '' : `  ${pct(k.share)} of verifications (1 h)  ${k.liveSessions} live session(s)`
+      const sessions = k.liveSessions === null ? '' : `  ${k.liveSessions} live session(s) (counted ${report.liveSessionsCountedAt})`
+      const use = k.state === 'retired' || k.state === 'revoked' ? '' : `  ${pct(k.share)} of verifications (1 h)${sessions}`
       const safe = k.finalizeSafeAt === null ? '' : k.finalizeSafe === true ? '  finalize: safe now' : `  finalize safe at ${k.finalizeSafeAt}`
       lines.push(`  ${k.state.padEnd(8)} ${k.kid}${use}${safe}`)
     }

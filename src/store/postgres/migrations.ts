@@ -129,6 +129,69 @@ CREATE TABLE change_counters (
 INSERT INTO change_counters (channel, counter) VALUES ('keys', 0), ('revocations', 0), ('users', 0), ('settings', 0);
 `,
   },
+  {
+    version: 2,
+    name: 'sessions at scale: sweep and prune indexes, one-round-trip refresh',
+    sql: `
+CREATE INDEX session_families_live_expiry ON session_families (expires_at, id) WHERE revoked_at IS NULL;
+CREATE INDEX session_families_expiry ON session_families (expires_at);
+CREATE INDEX session_families_revoked ON session_families (revoked_at) WHERE revoked_at IS NOT NULL;
+CREATE INDEX refresh_tokens_used ON refresh_tokens (used_at) WHERE used_at IS NOT NULL;
+CREATE INDEX instances_last_seen ON instances (last_seen);
+CREATE INDEX audit_events_secret ON audit_events (secret, seq);
+-- One refresh in one round trip: the token and its family locked, checked and rotated in the
+-- function's single statement context. Reuse is reported, not acted on: ending the family
+-- needs an audit row the caller computes, so the caller does that in a transaction of its own.
+CREATE FUNCTION rekey_rotate_token(p_old TEXT, p_next TEXT, p_kid TEXT, p_issued BIGINT, p_expires BIGINT,
+  p_blob TEXT, p_now BIGINT, p_overlap BIGINT, p_family TEXT)
+RETURNS TABLE (outcome TEXT, family_id TEXT, user_id TEXT, successor_hash TEXT, successor_blob TEXT)
+LANGUAGE plpgsql AS $fn$
+DECLARE
+  r RECORD;
+BEGIN
+  SELECT t.family_id AS fid, t.expires_at AS texp, t.used_at AS used, t.successor_hash AS shash, t.successor_blob AS sblob,
+         f.user_id AS uid, f.expires_at AS fexp, f.revoked_at AS frev
+    INTO r
+    FROM refresh_tokens t JOIN session_families f ON f.id = t.family_id
+   WHERE t.token_hash = p_old
+     FOR UPDATE;
+  IF NOT FOUND THEN
+    -- A signed token naming a live family whose row was pruned: used long ago, so reused.
+    IF p_family IS NOT NULL THEN
+      SELECT f.id AS fid, f.user_id AS uid INTO r FROM session_families f
+       WHERE f.id = p_family AND f.revoked_at IS NULL AND f.expires_at > p_now;
+      IF FOUND THEN
+        RETURN QUERY SELECT 'reuse'::TEXT, r.fid::TEXT, r.uid::TEXT, NULL::TEXT, NULL::TEXT;
+        RETURN;
+      END IF;
+    END IF;
+    RETURN QUERY SELECT 'unknown'::TEXT, NULL::TEXT, NULL::TEXT, NULL::TEXT, NULL::TEXT;
+    RETURN;
+  END IF;
+  IF r.frev IS NOT NULL THEN
+    RETURN QUERY SELECT 'revoked'::TEXT, NULL::TEXT, NULL::TEXT, NULL::TEXT, NULL::TEXT;
+    RETURN;
+  END IF;
+  IF r.fexp <= p_now OR r.texp <= p_now THEN
+    RETURN QUERY SELECT 'expired'::TEXT, NULL::TEXT, NULL::TEXT, NULL::TEXT, NULL::TEXT;
+    RETURN;
+  END IF;
+  IF r.used IS NULL THEN
+    UPDATE refresh_tokens SET used_at = p_now, successor_hash = p_next, successor_blob = p_blob WHERE token_hash = p_old;
+    INSERT INTO refresh_tokens (token_hash, family_id, kid, issued_at, expires_at, parent_hash)
+      VALUES (p_next, r.fid, p_kid, p_issued, p_expires, p_old);
+    RETURN QUERY SELECT 'rotated'::TEXT, r.fid::TEXT, r.uid::TEXT, NULL::TEXT, NULL::TEXT;
+    RETURN;
+  END IF;
+  IF p_now - r.used <= p_overlap THEN
+    RETURN QUERY SELECT 'overlap'::TEXT, r.fid::TEXT, r.uid::TEXT, r.shash::TEXT, r.sblob::TEXT;
+    RETURN;
+  END IF;
+  RETURN QUERY SELECT 'reuse'::TEXT, r.fid::TEXT, r.uid::TEXT, NULL::TEXT, NULL::TEXT;
+END
+$fn$;
+`,
+  },
 ])
 
 /** The schema version this code writes. */
@@ -137,6 +200,10 @@ export const POSTGRES_SCHEMA_VERSION = Math.max(...POSTGRES_MIGRATIONS.map((m) =
 /**
  * Applies pending migrations (creating `schema` first when given); ERR_CONFIG if the database
  * was migrated by a newer rekey. Connection failures surface as driver errors for the caller to map.
+ *
+ * Everything runs in one transaction under a transaction-scoped advisory lock: a session lock
+ * would outlive its transaction on a pooled server connection behind PgBouncer in transaction
+ * mode (taken on one backend, "released" on another), and block every later start.
  */
 export async function migratePostgres(pool: Pool, schema: string | undefined, now: number = Date.now()): Promise<void> {
   const client = await pool.connect()
@@ -144,8 +211,9 @@ export async function migratePostgres(pool: Pool, schema: string | undefined, no
   const onError = (): void => { broken = true }
   client.on('error', onError)
   try {
-    await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY])
+    await client.query('BEGIN')
     try {
+      await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK_KEY])
       if (schema !== undefined) await client.query(`CREATE SCHEMA IF NOT EXISTS ${pg.escapeIdentifier(schema)}`)
       await client.query('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)')
       const { rows } = await client.query<{ version: number }>('SELECT version FROM schema_migrations')
@@ -156,19 +224,13 @@ export async function migratePostgres(pool: Pool, schema: string | undefined, no
       }
       for (const m of POSTGRES_MIGRATIONS) {
         if (applied.has(m.version)) continue
-        await client.query('BEGIN')
-        try {
-          await client.query(m.sql)
-          await client.query('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [m.version, m.name, now])
-          await client.query('COMMIT')
-        } catch (err) {
-          await client.query('ROLLBACK').catch(() => { broken = true })
-          throw err
-        }
+        await client.query(m.sql)
+        await client.query('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [m.version, m.name, now])
       }
-    } finally {
-      // A dropped session releases the lock by itself.
-      await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]).catch(() => { broken = true })
+      await client.query('COMMIT')
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => { broken = true })
+      throw err
     }
   } finally {
     client.off('error', onError)

@@ -6,7 +6,7 @@
  */
 import pg from 'pg'
 import type { ClientConfig, PoolClient, PoolConfig, QueryResult, QueryResultRow } from 'pg'
-import type { ChangeChannel } from '../store.ts'
+import type { ChangeChannel, ChangeListener } from '../store.ts'
 import type { SqlDriver, SqlExecutor, SqlParam, SqlRow } from '../sql/executor.ts'
 import { migratePostgres } from './migrations.ts'
 import { isConnectionError, mapPgError } from './pg-errors.ts'
@@ -26,6 +26,8 @@ export interface PgDriverOptions {
   readonly idleTimeoutMs: number
   /** `application_name` of the connections (shows in `pg_stat_activity`). Default `rekey`. */
   readonly applicationName: string
+  /** A direct URL for the LISTEN connection (the pool may go through PgBouncer). Default: the store URL. */
+  readonly listenUrl?: string | undefined
   /** Receives errors that have no caller (an idle connection dropped, a throwing subscriber). */
   readonly onError: (err: unknown) => void
 }
@@ -54,7 +56,10 @@ function executor(query: (sql: string, params: readonly SqlParam[]) => Promise<{
     all: async (sql, params = []) => (await query(sql, params)).rows as SqlRow[],
     run: async (sql, params = []) => (await query(sql, params)).rowCount ?? 0,
     forUpdate: ' FOR UPDATE',
-    notify: async (changed: ChangeChannel) => { await query('SELECT pg_notify($1, $2)', [channel, changed]) },
+    notify: async (changed: ChangeChannel, userId?: string) => {
+      await query('SELECT pg_notify($1, $2)', [channel, userId === undefined ? changed : `${changed}:${userId}`])
+    },
+    polled: false,
   }
 }
 
@@ -67,13 +72,13 @@ export class PgDriver implements SqlDriver {
   readonly #listener: PgListener
   readonly #retries: number
 
-  private constructor(location: string, pool: pg.Pool, config: ClientConfig, channel: string, retries: number, onError: (err: unknown) => void) {
+  private constructor(location: string, pool: pg.Pool, config: ClientConfig, channel: string, retries: number, onError: (err: unknown) => void, listenConfig?: ClientConfig) {
     this.location = location
     this.#pool = pool
     this.#retries = retries
     // Reads outside a transaction are always safe to run again on a fresh connection.
     this.root = executor((sql, params) => this.#withClient(true, (client) => client.query(sql, params as SqlParam[])), channel)
-    this.#listener = new PgListener(config, channel, onError)
+    this.#listener = new PgListener(listenConfig ?? config, channel, onError)
   }
 
   /** Connects, migrates and returns the driver; ERR_STORE_UNAVAILABLE if the server does not answer. */
@@ -99,7 +104,8 @@ export class PgDriver implements SqlDriver {
       const { rows } = await pool.query<{ schema: string }>('SELECT current_schema() AS schema')
       // Notifications are database-wide: one channel per schema keeps stores apart.
       const channel = `rekey_changes:${rows[0]?.schema ?? 'public'}`.slice(0, 63)
-      return new PgDriver(location, pool, config, channel, opts.max, opts.onError)
+      const listenConfig = opts.listenUrl === undefined ? undefined : { ...config, connectionString: opts.listenUrl }
+      return new PgDriver(location, pool, config, channel, opts.max, opts.onError, listenConfig)
     } catch (err) {
       await pool.end().catch(() => {})
       throw mapPgError(err, location)
@@ -162,7 +168,7 @@ export class PgDriver implements SqlDriver {
     return mapPgError(err, this.location)
   }
 
-  subscribe(onChange: (channel: ChangeChannel) => void): Promise<() => Promise<void>> {
+  subscribe(onChange: ChangeListener): Promise<() => Promise<void>> {
     return this.#listener.add(onChange)
   }
 

@@ -7,9 +7,9 @@
 import pg from 'pg'
 import type { ClientConfig } from 'pg'
 import { CHANGE_CHANNELS } from '../store.ts'
-import type { ChangeChannel } from '../store.ts'
+import type { ChangeChannel, ChangeListener } from '../store.ts'
 
-type Listener = (channel: ChangeChannel) => void
+type Listener = ChangeListener
 
 const FIRST_RETRY_MS = 100
 const MAX_RETRY_MS = 5000
@@ -109,11 +109,17 @@ export class PgListener {
     this.#retryTimer.unref()
   }
 
+  /** Payloads are `CHANNEL` or `CHANNEL:USERID` (a change that concerns one user). */
   #emit(payload: string | undefined): void {
-    if (!(CHANGE_CHANNELS as readonly (string | undefined)[]).includes(payload)) return
+    if (payload === undefined) return
+    const colon = payload.indexOf(':')
+    const name = colon < 0 ? payload : payload.slice(0, colon)
+    if (!(CHANGE_CHANNELS as readonly string[]).includes(name)) return
+    const userId = colon < 0 ? undefined : payload.slice(colon + 1)
     for (const listener of [...this.#listeners]) {
       try {
-        listener(payload as ChangeChannel)
+        if (userId === undefined) listener(name as ChangeChannel)
+        else listener(name as ChangeChannel, userId)
       } catch (err) {
         this.#onError(err) // one failing subscriber must not starve the others
       }

@@ -73,3 +73,9 @@ export async function listAudit(q: SqlExecutor, query: AuditQuery = {}): Promise
   }
   return (await q.all(sql, params)).map(toAudit)
 }
+
+/** When the first row naming exactly `secret` was written; `null` if none (an index lookup). */
+export async function firstAuditAt(q: SqlExecutor, secret: string): Promise<number | null> {
+  const rows = await q.all('SELECT at FROM audit_events WHERE secret = $1 ORDER BY seq LIMIT 1', [secret])
+  return rows[0] === undefined ? null : int(rows[0], 'at')
+}

@@ -15,6 +15,20 @@ export async function bumpChange(q: SqlExecutor, channel: ChangeChannel): Promis
   await q.notify(channel)
 }
 
+/**
+ * A change that concerns one user (a session ended, a token version bumped). PostgreSQL sends
+ * the user in the notification and leaves the shared counter row alone, so revocations of
+ * different users do not queue behind one row lock and instances evict only that user;
+ * SQLite, whose instances poll the counters, bumps the counter as before.
+ */
+export async function bumpUserChange(q: SqlExecutor, channel: ChangeChannel, userId: string): Promise<void> {
+  if (q.polled) {
+    await bumpChange(q, channel)
+    return
+  }
+  await q.notify(channel, userId)
+}
+
 /** Every channel's counter (0 for a channel without a row). */
 export async function readChangeCounters(q: SqlExecutor): Promise<Record<ChangeChannel, number>> {
   const rows = await q.all('SELECT channel, counter FROM change_counters')

@@ -37,6 +37,11 @@ export async function removeInstance(q: SqlExecutor, instanceId: string): Promis
   await q.run('DELETE FROM instances WHERE instance_id = $1', [instanceId])
 }
 
+/** Deletes the heartbeats of instances last seen before `before`; how many. */
+export async function pruneInstances(q: SqlExecutor, before: number): Promise<number> {
+  return q.run('DELETE FROM instances WHERE last_seen < $1', [before])
+}
+
 /** One statement: insert, or take over when expired, or renew when already ours. */
 export async function tryAcquireLease(q: SqlExecutor, name: string, holder: string, ttlMs: number, now: number): Promise<boolean> {
   const changed = await q.run(

@@ -3,7 +3,7 @@
  * every query of the store is written once, with `$1`-style placeholders (the SQLite driver
  * rewrites them to `?1`), and only the differences below reach the logic.
  */
-import type { ChangeChannel } from '../store.ts'
+import type { ChangeChannel, ChangeListener } from '../store.ts'
 
 /** A bound value: the store only stores text, integers and NULL. */
 export type SqlParam = string | number | null
@@ -22,8 +22,13 @@ export interface SqlExecutor {
    * PostgreSQL. Empty on SQLite, where a write transaction already holds the database lock.
    */
   readonly forUpdate: string
-  /** Signals `channel` to other instances at commit (PostgreSQL NOTIFY; a no-op on SQLite, which polls). */
-  notify(channel: ChangeChannel): Promise<void>
+  /**
+   * Signals `channel` to other instances at commit (PostgreSQL NOTIFY; a no-op on SQLite, which
+   * polls), optionally naming the one user it concerns.
+   */
+  notify(channel: ChangeChannel, userId?: string): Promise<void>
+  /** True when other instances learn of changes only by polling the change counters (SQLite). */
+  readonly polled: boolean
 }
 
 /** One open database behind the shared logic. */
@@ -46,7 +51,7 @@ export interface SqlDriver {
   transaction<T>(fn: (q: SqlExecutor) => Promise<T>, opts?: { retry?: boolean }): Promise<T>
   /** A driver error as the caller should see it: ERR_CONFLICT, ERR_STORE_UNAVAILABLE, or unchanged. */
   mapError(err: unknown): unknown
-  subscribe(onChange: (channel: ChangeChannel) => void): Promise<() => Promise<void>>
+  subscribe(onChange: ChangeListener): Promise<() => Promise<void>>
   ping(): Promise<void>
   close(): Promise<void>
 }

@@ -6,9 +6,9 @@
  * token are serialized and the later ones see it used: exactly one gets `rotated`.
  */
 import type { NewSession, RefreshTokenRecord, SessionFamily } from '../types.ts'
-import type { MutationOptions, RotateResult, RotateTokenInput } from '../store.ts'
+import type { MutationOptions, PruneReport, RotateResult, RotateTokenInput, SessionCursor, SessionSweepBatch } from '../store.ts'
 import { appendOptional } from './audit.ts'
-import { bumpChange } from './changes.ts'
+import { bumpChange, bumpUserChange } from './changes.ts'
 import { int, intOrNull, text, textOrNull } from './executor.ts'
 import type { SqlExecutor, SqlRow } from './executor.ts'
 import { conflict } from '../errors.ts'
@@ -74,7 +74,7 @@ export async function rotateToken(q: SqlExecutor, input: RotateTokenInput): Prom
      WHERE t.token_hash = $1${q.forUpdate}`,
     [oldHash],
   ))[0]
-  if (row === undefined) return { outcome: 'invalid', reason: 'unknown' }
+  if (row === undefined) return reuseOfPruned(q, input)
   if (intOrNull(row, 'revoked_at') !== null) return { outcome: 'invalid', reason: 'revoked' }
   if (int(row, 'family_expires_at') <= now || int(row, 'token_expires_at') <= now) return { outcome: 'invalid', reason: 'expired' }
   const familyId = text(row, 'family_id')
@@ -101,13 +101,57 @@ export async function rotateToken(q: SqlExecutor, input: RotateTokenInput): Prom
   return { outcome: 'reuse', familyId, userId }
 }
 
+/**
+ * An unknown hash whose signed token names a live family (`familyId`): its row was pruned
+ * after use, so this is a reuse, and the family ends as for any other reuse.
+ */
+async function reuseOfPruned(q: SqlExecutor, input: RotateTokenInput): Promise<RotateResult> {
+  if (input.familyId === undefined) return { outcome: 'invalid', reason: 'unknown' }
+  const family = (await q.all(
+    `SELECT id, user_id FROM session_families WHERE id = $1 AND revoked_at IS NULL AND expires_at > $2${q.forUpdate}`,
+    [input.familyId, input.now],
+  ))[0]
+  if (family === undefined) return { outcome: 'invalid', reason: 'unknown' }
+  const familyId = text(family, 'id')
+  const userId = text(family, 'user_id')
+  await revokeFamily(q, familyId, 'reuse', input.now, { audit: input.reuseAudit?.({ familyId, userId }) })
+  return { outcome: 'reuse', familyId, userId }
+}
+
+/**
+ * PostgreSQL: the refresh in one round trip, through `rekey_rotate_token` (migration 2). The
+ * function locks the token and its family, so concurrent calls serialize exactly as in
+ * {@link rotateToken}. `null` when it found a reuse: the caller ends the family with
+ * {@link rotateToken} in a transaction, where the audit row is appended.
+ */
+export async function rotateTokenOneTrip(q: SqlExecutor, input: RotateTokenInput): Promise<RotateResult | null> {
+  const { next } = input
+  const row = (await q.all(
+    'SELECT outcome, family_id, user_id, successor_hash, successor_blob FROM rekey_rotate_token($1, $2, $3, $4::bigint, $5::bigint, $6, $7::bigint, $8::bigint, $9)',
+    [input.oldHash, next.tokenHash, next.kid, next.issuedAt, next.expiresAt, input.successorBlob ?? null, input.now, input.overlapMs, input.familyId ?? null],
+  ))[0]
+  const outcome = row === undefined ? 'unknown' : text(row, 'outcome')
+  switch (outcome) {
+    case 'rotated': return { outcome: 'rotated', familyId: text(row!, 'family_id'), userId: text(row!, 'user_id') }
+    case 'overlap': return {
+      outcome: 'overlap', familyId: text(row!, 'family_id'), userId: text(row!, 'user_id'),
+      successorHash: text(row!, 'successor_hash'), successorBlob: textOrNull(row!, 'successor_blob'),
+    }
+    case 'reuse': return null
+    case 'revoked': return { outcome: 'invalid', reason: 'revoked' }
+    case 'expired': return { outcome: 'invalid', reason: 'expired' }
+    default: return { outcome: 'invalid', reason: 'unknown' }
+  }
+}
+
 export async function revokeFamily(q: SqlExecutor, familyId: string, reason: string, now: number, opts: MutationOptions = {}): Promise<boolean> {
-  const changed = await q.run(
-    'UPDATE session_families SET revoked_at = $2, revoke_reason = $3 WHERE id = $1 AND revoked_at IS NULL',
+  const rows = await q.all(
+    'UPDATE session_families SET revoked_at = $2, revoke_reason = $3 WHERE id = $1 AND revoked_at IS NULL RETURNING user_id',
     [familyId, now, reason],
   )
+  const changed = rows.length
   if (changed > 0) {
-    await bumpChange(q, 'revocations')
+    await bumpUserChange(q, 'revocations', text(rows[0]!, 'user_id'))
     await appendOptional(q, opts.audit)
   }
   return changed > 0
@@ -127,7 +171,7 @@ export async function revokeAllForUser(q: SqlExecutor, userId: string, reason: s
     [userId, now, reason],
   )
   if (changed > 0) {
-    await bumpChange(q, 'revocations')
+    await bumpUserChange(q, 'revocations', userId)
     await appendOptional(q, opts.audit)
   }
   return changed
@@ -163,4 +207,75 @@ export async function pruneSessions(q: SqlExecutor, before: number): Promise<num
     [before],
   )
   return q.run('DELETE FROM session_families WHERE expires_at < $1 OR revoked_at < $1', [before])
+}
+
+/**
+ * Live sessions at `now` whose live refresh token one of `kids` signed: token unused and
+ * unexpired, family unexpired and not revoked before `now`. Reads only those kids' unused
+ * tokens (the partial index `refresh_tokens_live_kid`), never the whole table.
+ */
+export async function countLiveSessionsForKids(q: SqlExecutor, kids: readonly string[], now: number): Promise<Map<string, number>> {
+  const counts = new Map<string, number>()
+  if (kids.length === 0) return counts
+  const list = kids.map((_, i) => `$${i + 2}`).join(', ')
+  const rows = await q.all(
+    `SELECT t.kid, COUNT(*) AS n
+     FROM refresh_tokens t JOIN session_families f ON f.id = t.family_id
+     WHERE t.kid IN (${list}) AND t.used_at IS NULL AND t.expires_at > $1
+       AND f.expires_at > $1 AND (f.revoked_at IS NULL OR f.revoked_at >= $1)
+     GROUP BY t.kid`,
+    [now, ...kids],
+  )
+  for (const row of rows) counts.set(text(row, 'kid'), int(row, 'n'))
+  return counts
+}
+
+/**
+ * Ends, in one short transaction, up to `limit` families created at or before `at` that are
+ * live at `now`, taken in (expires_at, id) order after `after`: the emergency's sweep. The
+ * rows come from the partial index of unrevoked families, so each batch costs its own size,
+ * and no change channel is bumped (the global not-before already refuses their tokens).
+ */
+export async function endSessionsBatch(q: SqlExecutor, input: { at: number, now: number, reason: string, after: SessionCursor | null, limit: number }): Promise<SessionSweepBatch> {
+  const after = input.after ?? { expiresAt: input.now, id: '' }
+  const picked = await q.all(
+    `SELECT id, expires_at FROM session_families
+     WHERE revoked_at IS NULL AND (expires_at, id) > ($1, $2) AND expires_at > $3
+     ORDER BY expires_at, id LIMIT $4`,
+    [after.expiresAt, after.id, input.now, input.limit],
+  )
+  const last = picked[picked.length - 1]
+  if (last === undefined) return { ended: 0, cursor: null }
+  const ids = picked.map((row) => text(row, 'id'))
+  const list = ids.map((_, i) => `$${i + 4}`).join(', ')
+  const ended = await q.run(
+    `UPDATE session_families SET revoked_at = $1, revoke_reason = $2
+     WHERE id IN (${list}) AND revoked_at IS NULL AND created_at <= $3`,
+    [input.at, input.reason, input.at, ...ids],
+  )
+  const cursor = { expiresAt: int(last, 'expires_at'), id: text(last, 'id') }
+  return { ended, cursor: picked.length < input.limit ? null : cursor }
+}
+
+/**
+ * One bounded round of pruning at `now`: families that expired or were revoked before
+ * `before` (with their tokens), and used tokens whose overlap window closed before
+ * `usedBefore` (their successor blobs go with them). At most `limit` of each.
+ */
+export async function pruneSessionsBatch(q: SqlExecutor, input: { before: number, usedBefore: number, limit: number }): Promise<PruneReport> {
+  const expired = await q.all('SELECT id FROM session_families WHERE expires_at < $1 LIMIT $2', [input.before, input.limit])
+  const revoked = await q.all('SELECT id FROM session_families WHERE revoked_at < $1 LIMIT $2', [input.before, input.limit])
+  const picked = [...new Set([...expired, ...revoked].map((row) => text(row, 'id')))]
+  let tokens = 0
+  let families = 0
+  if (picked.length > 0) {
+    const list = picked.map((_, i) => `$${i + 1}`).join(', ')
+    tokens += await q.run(`DELETE FROM refresh_tokens WHERE family_id IN (${list})`, picked)
+    families = await q.run(`DELETE FROM session_families WHERE id IN (${list})`, picked)
+  }
+  tokens += await q.run(
+    'DELETE FROM refresh_tokens WHERE token_hash IN (SELECT token_hash FROM refresh_tokens WHERE used_at < $1 LIMIT $2)',
+    [input.usedBefore, input.limit],
+  )
+  return { families, tokens }
 }

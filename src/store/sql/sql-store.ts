@@ -4,7 +4,9 @@
  * of its own; driver errors leave as ERR_CONFLICT / ERR_STORE_UNAVAILABLE.
  */
 import { AsyncLocalStorage } from 'node:async_hooks'
-import type { AuditQuery, ChangeChannel, KeyMutation, MutationOptions, RotateResult, RotateTokenInput, Store, StoreTx } from '../store.ts'
+import type {
+  AuditQuery, ChangeChannel, ChangeListener, KeyMutation, MutationOptions, PruneReport, RotateResult, RotateTokenInput, SessionCursor, SessionSweepBatch, Store, StoreTx,
+} from '../store.ts'
 import type {
   AuditEventInput, AuditRecord, ComputeAuditHash, InstanceHeartbeat, KeyRecord, Keyset, NewKey, NewSession,
   NewUser, RefreshTokenRecord, Role, RotationRecord, SecretInput, SecretRecord, SessionFamily, UsageIncrement,
@@ -108,7 +110,14 @@ export class SqlStore implements Store {
   createFamily(session: NewSession): Promise<void> { return this.#write((q) => sessions.createFamily(q, session)) }
   getRefreshToken(tokenHash: string): Promise<RefreshTokenRecord | null> { return this.#read((q) => sessions.getRefreshToken(q, tokenHash)) }
   getFamilyByTokenHash(tokenHash: string): Promise<SessionFamily | null> { return this.#read((q) => sessions.getFamilyByTokenHash(q, tokenHash)) }
-  rotateToken(input: RotateTokenInput): Promise<RotateResult> { return this.#write((q) => sessions.rotateToken(q, input)) }
+  async rotateToken(input: RotateTokenInput): Promise<RotateResult> {
+    if (this.dialect === 'postgres') {
+      // One round trip for every outcome but reuse, which needs an audited transaction.
+      const done = await this.#read((q) => sessions.rotateTokenOneTrip(q, input))
+      if (done !== null) return done
+    }
+    return this.#write((q) => sessions.rotateToken(q, input))
+  }
   revokeFamily(familyId: string, reason: string, now: number, opts?: MutationOptions): Promise<boolean> {
     return this.#write((q) => sessions.revokeFamily(q, familyId, reason, now, opts))
   }
@@ -124,6 +133,15 @@ export class SqlStore implements Store {
   }
   countLiveSessionsByKid(now: number): Promise<Map<string, number>> { return this.#read((q) => sessions.countLiveSessionsByKid(q, now)) }
   pruneSessions(before: number): Promise<number> { return this.#write((q) => sessions.pruneSessions(q, before)) }
+  countLiveSessionsForKids(kids: readonly string[], now: number): Promise<Map<string, number>> {
+    return this.#read((q) => sessions.countLiveSessionsForKids(q, kids, now))
+  }
+  endSessionsBatch(input: { at: number, now: number, reason: string, after: SessionCursor | null, limit: number }): Promise<SessionSweepBatch> {
+    return this.#write((q) => sessions.endSessionsBatch(q, input))
+  }
+  pruneSessionsBatch(input: { before: number, usedBefore: number, limit: number }): Promise<PruneReport> {
+    return this.#write((q) => sessions.pruneSessionsBatch(q, input))
+  }
 
   // Keys
   listKeys(purpose?: string): Promise<KeyRecord[]> { return this.#read((q) => keys.listKeys(q, purpose)) }
@@ -139,6 +157,7 @@ export class SqlStore implements Store {
     return this.#write((q) => audit.appendAudit(q, event, computeHash))
   }
   listAudit(query?: AuditQuery): Promise<AuditRecord[]> { return this.#read((q) => audit.listAudit(q, query)) }
+  firstAuditAt(secret: string): Promise<number | null> { return this.#read((q) => audit.firstAuditAt(q, secret)) }
 
   // Secret inventory
   upsertSecret(secret: SecretInput): Promise<SecretRecord> { return this.#write((q) => inventory.upsertSecret(q, secret)) }
@@ -160,6 +179,7 @@ export class SqlStore implements Store {
   heartbeat(instance: InstanceHeartbeat): Promise<void> { return this.#write((q) => coord.heartbeat(q, instance)) }
   listInstances(liveSinceMs: number): Promise<InstanceHeartbeat[]> { return this.#read((q) => coord.listInstances(q, liveSinceMs)) }
   removeInstance(instanceId: string): Promise<void> { return this.#write((q) => coord.removeInstance(q, instanceId)) }
+  pruneInstances(before: number): Promise<number> { return this.#write((q) => coord.pruneInstances(q, before)) }
   tryAcquireLease(name: string, holder: string, ttlMs: number, now: number): Promise<boolean> {
     return this.#write((q) => coord.tryAcquireLease(q, name, holder, ttlMs, now))
   }
@@ -170,7 +190,7 @@ export class SqlStore implements Store {
   }
 
   // Change notification and lifecycle
-  async subscribe(onChange: (channel: ChangeChannel) => void): Promise<() => Promise<void>> {
+  async subscribe(onChange: ChangeListener): Promise<() => Promise<void>> {
     this.#enter()
     try {
       return await this.#driver.subscribe(onChange)

@@ -1,6 +1,6 @@
 /** Users: accounts, roles and the token version that logout-all bumps. */
 import type { NewUser, Role, UserRecord } from '../types.ts'
-import { bumpChange } from './changes.ts'
+import { bumpUserChange } from './changes.ts'
 import { int, text } from './executor.ts'
 import type { SqlExecutor, SqlRow } from './executor.ts'
 
@@ -44,14 +44,14 @@ export async function getUserById(q: SqlExecutor, id: string): Promise<UserRecor
 export async function bumpTokenVersion(q: SqlExecutor, userId: string): Promise<number | null> {
   const rows = await q.all('UPDATE users SET token_version = token_version + 1 WHERE id = $1 RETURNING token_version', [userId])
   if (rows[0] === undefined) return null
-  await bumpChange(q, 'revocations')
+  await bumpUserChange(q, 'revocations', userId)
   return int(rows[0], 'token_version')
 }
 
 export async function setRole(q: SqlExecutor, userId: string, role: Role): Promise<boolean> {
   const changed = await q.run('UPDATE users SET role = $2 WHERE id = $1', [userId, role])
   if (changed === 0) return false
-  await bumpChange(q, 'users')
+  await bumpUserChange(q, 'users', userId)
   return true
 }
 

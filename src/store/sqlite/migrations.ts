@@ -124,6 +124,18 @@ CREATE TABLE change_counters (
 INSERT INTO change_counters (channel, counter) VALUES ('keys', 0), ('revocations', 0), ('users', 0), ('settings', 0);
 `,
   },
+  {
+    version: 2,
+    name: 'sessions at scale: sweep and prune indexes',
+    sql: `
+CREATE INDEX session_families_live_expiry ON session_families (expires_at, id) WHERE revoked_at IS NULL;
+CREATE INDEX session_families_expiry ON session_families (expires_at);
+CREATE INDEX session_families_revoked ON session_families (revoked_at) WHERE revoked_at IS NOT NULL;
+CREATE INDEX refresh_tokens_used ON refresh_tokens (used_at) WHERE used_at IS NOT NULL;
+CREATE INDEX instances_last_seen ON instances (last_seen);
+CREATE INDEX audit_events_secret ON audit_events (secret, seq);
+`,
+  },
 ])
 
 /** The schema version this code writes. */

@@ -5,7 +5,7 @@
  */
 import { DatabaseSync } from 'node:sqlite'
 import type { SQLInputValue, StatementSync } from 'node:sqlite'
-import type { ChangeChannel } from '../store.ts'
+import type { ChangeListener } from '../store.ts'
 import { readChangeCounters } from '../sql/changes.ts'
 import type { SqlDriver, SqlExecutor, SqlParam, SqlRow } from '../sql/executor.ts'
 import { ChangePoller } from './change-poller.ts'
@@ -65,6 +65,7 @@ export class SqliteDriver implements SqlDriver {
       run: (sql, params) => mutex.run(() => this.#run(sql, params)),
       forUpdate: '',
       notify,
+      polled: true,
     }
     // Only handed to code already holding the mutex inside BEGIN IMMEDIATE.
     this.#tx = {
@@ -72,6 +73,7 @@ export class SqliteDriver implements SqlDriver {
       run: async (sql, params) => this.#run(sql, params),
       forUpdate: '',
       notify,
+      polled: true,
     }
     this.#poller = new ChangePoller(() => readChangeCounters(this.root), opts.pollIntervalMs, opts.onError)
   }
@@ -114,7 +116,7 @@ export class SqliteDriver implements SqlDriver {
     return mapSqliteError(err, this.location)
   }
 
-  subscribe(onChange: (channel: ChangeChannel) => void): Promise<() => Promise<void>> {
+  subscribe(onChange: ChangeListener): Promise<() => Promise<void>> {
     return this.#poller.add(onChange)
   }
 
