@@ -17,6 +17,7 @@ export class ServiceMetrics {
   readonly sessionsCreated: Counter
   readonly liveSessions: Gauge<'kid'>
   readonly rotationEvents: Counter<'type'>
+  readonly limitStoreErrors: Counter<'limit'>
   constructor(liveSessionsByKid: () => Promise<Map<string, number>>, keys: KeyMetricsSource = { list: () => [], version: () => 0 }) {
     const registers = [this.registry]
     collectDefaultMetrics({ register: this.registry, prefix: 'rekey_' })
@@ -53,6 +54,12 @@ export class ServiceMetrics {
       name: 'rekey_rotation_events_total',
       help: 'Rotation steps this instance performed (admin API, dashboard, scheduler) by type.',
       labelNames: ['type'],
+      registers,
+    })
+    this.limitStoreErrors = new Counter({
+      name: 'rekey_limit_store_errors_total',
+      help: 'Failures of the shared limits store (Redis) by limit; each one let a request through (fail open).',
+      labelNames: ['limit'],
       registers,
     })
     new Gauge({
@@ -92,16 +99,4 @@ export class ServiceMetrics {
 export interface KeyMetricsSource {
   list(): { purpose: string, key: KeyInfo }[]
   version(): number
-}
-
-/** The kid named in a token's header, for labels; `none` when absent or unreadable. Bounded in length. */
-export function headerKid(token: string): string {
-  const dot = token.indexOf('.')
-  if (dot <= 0 || dot > 512) return 'none'
-  try {
-    const header = JSON.parse(Buffer.from(token.slice(0, dot), 'base64url').toString('utf8')) as { kid?: unknown }
-    return typeof header.kid === 'string' && /^[\x21-\x7e]{1,128}$/.test(header.kid) ? header.kid : 'none'
-  } catch {
-    return 'none'
-  }
 }

@@ -129,6 +129,14 @@ CREATE TABLE change_counters (
 INSERT INTO change_counters (channel, counter) VALUES ('keys', 0), ('revocations', 0), ('users', 0), ('settings', 0);
 `,
   },
+  {
+    version: 2,
+    name: 'auth: forced password change, revoked-session index',
+    sql: `
+ALTER TABLE users ADD COLUMN must_change_password INTEGER NOT NULL DEFAULT 0;
+CREATE INDEX session_families_revoked ON session_families (revoked_at) WHERE revoked_at IS NOT NULL;
+`,
+  },
 ])
 
 /** The schema version this code writes. */
