@@ -131,6 +131,7 @@ export class Keyring {
   #keys: KeySet
   #options: Readonly<KeyringOptions>
   #expiresIn: number
+  #purpose: KeyPurpose | undefined
 
   constructor(keys: readonly KeyInput[], options: KeyringOptions = {}) {
     this.#options = Object.freeze({ ...options })
@@ -172,6 +173,7 @@ export class Keyring {
       const code = weakOnly && problems.length > 0 ? 'ERR_WEAK_SECRET' : 'ERR_CONFIG'
       throw new RekeyError(code, `Invalid ${purpose} key configuration: ${problems.join('; ')}`, { problems })
     }
+    if (read.source === 'JWT_ACCESS_SECRET' || read.source === 'JWT_REFRESH_SECRET') keyring.#purpose = purpose
     return keyring
   }
 
@@ -183,6 +185,15 @@ export class Keyring {
   /** Replaces every key at once, as after a rotation. Throws, changing nothing, when the new set is invalid. */
   update(keys: readonly KeyInput[]): void {
     this.#keys = buildKeySet(keys, this.#options)
+  }
+
+  /**
+   * `access` or `refresh` when the keys came from purpose-specific variables
+   * (`JWT_ACCESS_SECRET`, `JWT_REFRESH_SECRET`); `undefined` for generic ones (`JWT_SECRET`,
+   * `JWT_KEYS`) and keyrings built from keys. The middleware then checks `token_use` by default.
+   */
+  get purpose(): KeyPurpose | undefined {
+    return this.#purpose
   }
 
   /** The kid of the key that signs. */

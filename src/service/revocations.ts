@@ -27,8 +27,11 @@ export interface CachedUser {
 const MAX_USERS = 100_000
 /** Ended sessions are re-read from a little before the last read: instances' clocks differ. */
 const SKEW_MS = 30_000
-/** Revoke reasons whose tokens another check already refuses (the global not-before). */
-const COVERED_REASONS: readonly string[] = Object.freeze(['emergency'])
+/**
+ * Revoke reasons whose access tokens another check already refuses (the global not-before, a
+ * bumped token version): left out, so ending every session never loads every session id.
+ */
+const COVERED_REASONS: readonly string[] = Object.freeze(['emergency', 'logout-all', 'force-reset', 'password-reset'])
 
 /** Options of {@link RevocationCache}. */
 export interface RevocationCacheOptions {
