@@ -353,10 +353,16 @@ export class AuthService {
     })
     await this.#deps.store.transaction(async (tx) => {
       await tx.setPassword(row.id, passwordHash, { audit })
-      if (changer.sid === null) await tx.revokeAllForUser(row.id, 'password-reset', now)
-      else await tx.revokeOtherSessions(row.id, changer.sid, 'password-change', now)
+      if (changer.sid === null) {
+        // The version moves on, so the password-change token cannot be used a second time.
+        await tx.bumpTokenVersion(row.id)
+        await tx.revokeAllForUser(row.id, 'password-reset', now)
+      } else {
+        await tx.revokeOtherSessions(row.id, changer.sid, 'password-change', now)
+      }
     })
     // The ended sessions' access tokens are refused here before this answer, elsewhere within a signal.
+    this.#deps.revocations.invalidateUsers()
     await this.#deps.revocations.refreshEndedSessions()
   }
 
