@@ -16,6 +16,7 @@ import { registerRestore } from './commands/restore.ts'
 import { registerRotateDb } from './commands/rotate-db.ts'
 import { registerSmoke } from './commands/smoke.ts'
 import { registerStatus } from './commands/status.ts'
+import { registerUsers } from './commands/users.ts'
 import { CliExit, describeError, exitCodeOf, EXIT, type CliIo } from './context.ts'
 
 const defaultIo: CliIo = {
@@ -69,6 +70,7 @@ export function buildProgram(io: CliIo = defaultIo): Command {
   registerRevoke(program, io)
   registerEmergency(program, io)
   registerAdmin(program, io)
+  registerUsers(program, io)
   return program
 }
 

@@ -41,7 +41,10 @@ export interface RekeyConfig {
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
   readonly issuer: string | undefined
   readonly audience: string | undefined
-  readonly rateLimit: Readonly<{ window: number, max: number, loginPerIp: number, loginPerAccount: number }>
+  readonly rateLimit: Readonly<{ window: number, max: number, loginPerIp: number, loginPerAccount: number, loginBackoffMax: number }>
+  /** REKEY_REDIS_URL: limits shared through Redis (it may embed a password, so it is a secret). */
+  readonly redisUrl: SecretValue | undefined
+  readonly redisPrefix: string
   readonly argon2: Readonly<{ memoryCost: number, timeCost: number, parallelism: number }>
   readonly scheduler: Readonly<{ enabled: 'on' | 'off', interval: number }>
   /** REKEY_WEBHOOK_URL (it usually embeds a token, so it is a secret). */
@@ -221,9 +224,10 @@ export function loadConfig(options: LoadConfigOptions = {}): RekeyConfig {
   const keySource = keySourceOf(env)
   if (serve && keySource === 'env') {
     // Env-mode keys are part of the configuration: their problems join the same report.
+    const kids: Partial<Record<'access' | 'refresh', Set<string>>> = {}
     for (const purpose of ['access', 'refresh'] as const) {
       try {
-        Keyring.fromEnv(env, { purpose })
+        kids[purpose] = new Set(Keyring.fromEnv(env, { purpose }).list().map((key) => key.kid))
       } catch (err) {
         if (!(err instanceof RekeyError)) throw err
         for (const p of err.problems.length > 0 ? err.problems : [err.message]) {
@@ -232,6 +236,12 @@ export function loadConfig(options: LoadConfigOptions = {}): RekeyConfig {
           if (!problems.includes(p)) problems.push(p)
         }
       }
+    }
+    // Kids derive from the secrets: a shared kid is a shared secret, and a refresh token would then
+    // verify as an access token wherever only the signature is checked.
+    const access = kids.access
+    if (access !== undefined && kids.refresh !== undefined && [...kids.refresh].some((kid) => access.has(kid))) {
+      problems.push('the refresh secret (JWT_REFRESH_SECRET or its _PREV) equals an access secret: give each purpose its own secret (generate one with `rekey gen`)')
     }
   }
 

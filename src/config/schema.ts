@@ -135,6 +135,18 @@ function postgresUrl(raw: RawValue): string {
   return text
 }
 
+function redisUrl(raw: RawValue): string {
+  const text = asText(raw)
+  let url: URL
+  try {
+    url = new URL(text)
+  } catch {
+    throw new SettingProblem('must be a redis:// or rediss:// URL')
+  }
+  if (url.protocol !== 'redis:' && url.protocol !== 'rediss:') throw new SettingProblem('must be a redis:// or rediss:// URL')
+  return text
+}
+
 function audience(raw: RawValue): string {
   return nonEmpty(raw)
 }
@@ -188,7 +200,13 @@ export const SETTINGS: readonly SettingSpec[] = Object.freeze([
   { path: 'rateLimit.loginPerIp', env: 'REKEY_RATE_LIMIT_LOGIN_IP', file: 'rateLimit.loginPerIp', default: 30, parse: integer(1, 1_000_000),
     doc: 'Login attempts per client IP per window.' },
   { path: 'rateLimit.loginPerAccount', env: 'REKEY_RATE_LIMIT_LOGIN_ACCOUNT', file: 'rateLimit.loginPerAccount', default: 10, parse: integer(1, 1_000_000),
-    doc: 'Login attempts per email per window.' },
+    doc: 'Failed logins per (email, client address) before that pair waits: 1 s, then doubling up to REKEY_LOGIN_BACKOFF_MAX. Other addresses are not affected.' },
+  { path: 'redisUrl', env: 'REKEY_REDIS_URL', secret: true, parse: redisUrl,
+    doc: 'redis:// or rediss:// URL: rate limits and login backoff are shared by every instance. Unset: counted per instance. Redis down: limits fail open (warning, `rekey_limit_store_errors_total`).' },
+  { path: 'redisPrefix', env: 'REKEY_REDIS_PREFIX', file: 'redisPrefix', default: 'rekey:', parse: nonEmpty,
+    doc: 'Prefix of every Redis key rekey writes (one per deployment sharing a Redis).' },
+  { path: 'rateLimit.loginBackoffMax', env: 'REKEY_LOGIN_BACKOFF_MAX', file: 'rateLimit.loginBackoffMax', default: 900, parse: duration(1, 86_400),
+    doc: 'Longest wait the login backoff imposes on one (account, client address).' },
   { path: 'argon2.memoryCost', env: 'REKEY_ARGON2_MEMORY_KIB', file: 'argon2.memoryCost', default: 19_456, parse: integer(64, 4_194_304),
     doc: 'argon2id memory in KiB (OWASP: 19456). Lower only in tests.' },
   { path: 'argon2.timeCost', env: 'REKEY_ARGON2_TIME_COST', file: 'argon2.timeCost', default: 2, parse: integer(1, 20),

@@ -42,6 +42,8 @@ export interface RekeyErrorOptions {
   claim?: string
   /** Every problem found, for configuration errors. */
   problems?: readonly string[]
+  /** The kid of the keyring's key a token failure is about (never one the keyring does not hold). */
+  kid?: string
 }
 
 /**
@@ -57,6 +59,12 @@ export class RekeyError extends Error {
   readonly claim: string | undefined
   /** Every problem found, for `ERR_CONFIG` and `ERR_WEAK_SECRET`. */
   readonly problems: readonly string[]
+  /**
+   * For a token failure: the kid of the keyring's key the token was checked against (its
+   * header named it, or it was the key that signed a kid-less token). `undefined` when no key
+   * of the keyring was involved (malformed, unknown kid), so a forged header never shows here.
+   */
+  readonly kid: string | undefined
 
   constructor(code: ErrorCode, message: string, options: RekeyErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause })
@@ -64,6 +72,7 @@ export class RekeyError extends Error {
     this.status = ERRORS[code]?.status ?? 500
     this.claim = options.claim
     this.problems = Object.freeze([...(options.problems ?? [])])
+    this.kid = options.kid
   }
 
   override get name(): string {

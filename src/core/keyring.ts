@@ -101,16 +101,25 @@ function buildKeySet(inputs: readonly KeyInput[], options: KeyringOptions): KeyS
 
 function keyStateError(entry: KeyEntry): RekeyError {
   return entry.state === 'revoked'
-    ? new RekeyError('ERR_KEY_REVOKED', `The key ${entry.kid} was revoked`)
-    : new RekeyError('ERR_KEY_RETIRED', `The key ${entry.kid} is retired`)
+    ? new RekeyError('ERR_KEY_REVOKED', `The key ${entry.kid} was revoked`, { kid: entry.kid })
+    : new RekeyError('ERR_KEY_RETIRED', `The key ${entry.kid} is retired`, { kid: entry.kid })
 }
 
 /** A failed signature check: malformed when a segment is not base64url, else a bad signature. */
-function signatureError(parts: TokenParts): RekeyError {
+function signatureError(parts: TokenParts, kid?: string): RekeyError {
+  const options = kid === undefined ? {} : { kid }
   if (!isBase64url(parts.payload) || !isBase64url(parts.signature)) {
-    return new RekeyError('ERR_TOKEN_MALFORMED', 'The token is not a compact JWS')
+    return new RekeyError('ERR_TOKEN_MALFORMED', 'The token is not a compact JWS', options)
   }
-  return new RekeyError('ERR_TOKEN_SIGNATURE', 'The token signature is invalid')
+  return new RekeyError('ERR_TOKEN_SIGNATURE', 'The token signature is invalid', options)
+}
+
+/** The same failure, naming the key it is about (claims are checked after the key is known). */
+function withKid(err: unknown, kid: string): unknown {
+  if (!(err instanceof RekeyError) || err.kid !== undefined) return err
+  return new RekeyError(err.code, err.message, {
+    kid, ...(err.claim === undefined ? {} : { claim: err.claim }), ...(err.cause === undefined ? {} : { cause: err.cause }),
+  })
 }
 
 /**
@@ -122,6 +131,7 @@ export class Keyring {
   #keys: KeySet
   #options: Readonly<KeyringOptions>
   #expiresIn: number
+  #purpose: KeyPurpose | undefined
 
   constructor(keys: readonly KeyInput[], options: KeyringOptions = {}) {
     this.#options = Object.freeze({ ...options })
@@ -163,6 +173,7 @@ export class Keyring {
       const code = weakOnly && problems.length > 0 ? 'ERR_WEAK_SECRET' : 'ERR_CONFIG'
       throw new RekeyError(code, `Invalid ${purpose} key configuration: ${problems.join('; ')}`, { problems })
     }
+    if (read.source === 'JWT_ACCESS_SECRET' || read.source === 'JWT_REFRESH_SECRET') keyring.#purpose = purpose
     return keyring
   }
 
@@ -174,6 +185,15 @@ export class Keyring {
   /** Replaces every key at once, as after a rotation. Throws, changing nothing, when the new set is invalid. */
   update(keys: readonly KeyInput[]): void {
     this.#keys = buildKeySet(keys, this.#options)
+  }
+
+  /**
+   * `access` or `refresh` when the keys came from purpose-specific variables
+   * (`JWT_ACCESS_SECRET`, `JWT_REFRESH_SECRET`); `undefined` for generic ones (`JWT_SECRET`,
+   * `JWT_KEYS`) and keyrings built from keys. The middleware then checks `token_use` by default.
+   */
+  get purpose(): KeyPurpose | undefined {
+    return this.#purpose
   }
 
   /** The kid of the key that signs. */
@@ -242,13 +262,19 @@ export class Keyring {
       if (entry === undefined) throw new RekeyError('ERR_KEY_UNKNOWN', 'The token names an unknown key')
       if (!verifies(entry.state)) throw keyStateError(entry)
       // The algorithm is the key's, never the token's: a mismatch is refused, not obeyed.
-      if (header.alg !== entry.alg) throw new RekeyError('ERR_TOKEN_ALG', 'The token algorithm does not match its key')
-      if (!entry.verify(parts.signingInput, parts.signature)) throw signatureError(parts)
+      if (header.alg !== entry.alg) throw new RekeyError('ERR_TOKEN_ALG', 'The token algorithm does not match its key', { kid: entry.kid })
+      if (!entry.verify(parts.signingInput, parts.signature)) throw signatureError(parts, entry.kid)
     } else {
       entry = this.findKidless(keys, header.alg, parts)
     }
-    const payload = parsePayload(parts.payload) as Claims
-    checkClaims(payload, rules)
+    let payload: Claims
+    try {
+      payload = parsePayload(parts.payload) as Claims
+      checkClaims(payload, rules)
+    } catch (err) {
+      // Callers count failures per kid; naming it here spares them decoding the header again.
+      throw withKid(err, entry.kid)
+    }
     return { payload, kid: entry.kid, state: entry.state }
   }
 

@@ -24,18 +24,24 @@ export function maskValue(value: string): string {
   return `${value.slice(0, Math.min(4, Math.floor(value.length / 4)))}${MASKED}`
 }
 
-const isMasked = (value: string): boolean => value.includes('[masked]') || /^\*+$/.test(value)
+const isMasked = (value: string): boolean => value.includes('[masked]') || (value[0] === '*' && /^\*+$/.test(value))
 
 // BEGIN ... PRIVATE KEY up to its END line, or to the end of the text when the paste was cut.
 const PEM = /-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|$)/g
 // Three base64url segments, the first a JSON header (`{"` encodes to `eyJ`).
 const JWT = /\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*/g
-// scheme://user:password@ — the password cannot hold `@`, `/` or spaces unencoded.
-const URL_PASSWORD = /\b([a-z][a-z0-9+.-]*:\/\/[^\s:/@]*:)([^\s@/]+)@/gi
+// scheme://user:password@ — the password cannot hold `@`, `/` or spaces unencoded. The
+// lookbehind starts a scheme only where a run of scheme characters starts, so a long run is
+// scanned once, not once per position (linear time on hostile notes).
+const URL_PASSWORD = /(?<![a-z0-9+.-])([a-z][a-z0-9+.-]*:\/\/[^\s:/@]*:)([^\s@/]+)@/gi
 // Vendor prefixes that mark a credential whatever its character mix.
 const KNOWN_TOKENS = /\b(?:xox[abposr]-[A-Za-z0-9-]{10,}|gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,}|[sr]k_(?:live|test)_[A-Za-z0-9]{16,}|glpat-[A-Za-z0-9_-]{16,}|AKIA[0-9A-Z]{16})\b/g
-// NAME=value or NAME: value where NAME mentions a password, secret, token or key.
-const PAIR = /\b([A-Za-z0-9_.-]*(?:password|passwd|pwd|secret|token|api[_-]?key|apikey|key|credentials?|auth)[A-Za-z0-9_.-]*)(\s*[=:]\s*)("[^"]*"|'[^']*'|[^\s,;]+)/gi
+// NAME=value or NAME: value; the NAME must mention a password, secret, token or key
+// (checked in maskPair). NAME starts where its run of name characters starts (lookbehind), so
+// each run is tried once: the former `\b[…]*(?:keyword)[…]*` retried every position of a
+// run and took quadratic time.
+const PAIR = /(?<![A-Za-z0-9_.-])([A-Za-z0-9_.-]+)(\s*[=:]\s*)("[^"]*"|'[^']*'|[^\s,;]+)/g
+const SECRET_NAME = /password|passwd|pwd|secret|token|api[_-]?key|apikey|key|credentials?|auth/i
 const HEX_RUN = /\b[0-9a-fA-F]{32,}\b/g
 const BASE64_RUN = /[A-Za-z0-9+/_-]{24,}={0,2}/g
 
@@ -46,6 +52,7 @@ function looksSecret(name: string, value: string): boolean {
 }
 
 function maskPair(match: string, name: string, sep: string, raw: string): string {
+  if (!SECRET_NAME.test(name)) return match
   const quote = raw[0] === '"' || raw[0] === "'" ? raw[0] : ''
   const value = quote === '' ? raw : raw.slice(1, -1)
   if (value === '' || isMasked(value)) return match

@@ -3,7 +3,9 @@
  * section 4, the admin API and its dashboard included.
  */
 import { randomUUID } from 'node:crypto'
-import rateLimit, { type RateLimitOptions } from '@fastify/rate-limit'
+import { createRequire } from 'node:module'
+import rateLimit, { type FastifyRateLimitStoreCtor, type RateLimitOptions } from '@fastify/rate-limit'
+import type { Redis } from 'ioredis'
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type preHandlerHookHandler } from 'fastify'
 import type { Logger } from 'pino'
 import type { Service } from '../service/service.ts'
@@ -11,7 +13,7 @@ import { dashboardRoutes } from './dashboard/routes.ts'
 import { DashboardSessions } from './dashboard/session.ts'
 import { handleError, handleNotFound } from './errors.ts'
 import { adminRoutes } from './routes/admin.ts'
-import { accountKey, authRoutes } from './routes/auth.ts'
+import { authRoutes } from './routes/auth.ts'
 import { healthRoutes } from './routes/health.ts'
 import { publicRoutes } from './routes/public.ts'
 
@@ -24,15 +26,61 @@ function rateLimitError(_request: unknown, context: { after: string, statusCode:
   return err
 }
 
+/** The callback-style store @fastify/rate-limit counts in. */
+interface RateLimitStore {
+  incr(key: string, callback: (err: Error | null, result?: { current: number, ttl: number }) => void, timeWindow: number, max: number): void
+  child(routeOptions: unknown): RateLimitStore
+}
+
+// @fastify/rate-limit's own Redis store (not re-exported by the package's entry point).
+const RedisStore = createRequire(import.meta.url)('@fastify/rate-limit/store/RedisStore.js') as
+  new (continueExceeding: boolean, exponentialBackoff: boolean, redis: Redis, key: string) => RateLimitStore
+
+/** Wraps a store so each failure is reported (warning + metric) before the plugin skips the limit (`skipOnError`). */
+class ReportingStore implements RateLimitStore {
+  readonly #inner: RateLimitStore
+  readonly #onError: (err: Error) => void
+  constructor(inner: RateLimitStore, onError: (err: Error) => void) {
+    this.#inner = inner
+    this.#onError = onError
+  }
+  incr(key: string, callback: (err: Error | null, result?: { current: number, ttl: number }) => void, timeWindow: number, max: number): void {
+    this.#inner.incr(key, (err, result) => {
+      if (err) this.#onError(err)
+      callback(err, result)
+    }, timeWindow, max)
+  }
+  child(routeOptions: unknown): RateLimitStore {
+    return new ReportingStore(this.#inner.child(routeOptions), this.#onError)
+  }
+}
+
 /**
  * One independent limit as a preHandler hook. @fastify/rate-limit applies only the first of
  * its hooks per request, so each limit gets its own registration (own counters, own marker),
- * in an encapsulated scope so its decorator does not clash with the others.
+ * in an encapsulated scope so its decorator does not clash with the others. With Redis, the
+ * counters live there under `name`, shared by every instance; Redis failing skips the limit.
  */
-async function limiter(app: FastifyInstance, options: RateLimitOptions): Promise<preHandlerHookHandler> {
+async function limiter(app: FastifyInstance, service: Service, name: string, options: RateLimitOptions): Promise<preHandlerHookHandler> {
+  const { redis, prefix } = service.limits
   let hook: preHandlerHookHandler | undefined
+  let store: FastifyRateLimitStoreCtor | undefined
+  if (redis !== null) {
+    const shared: Redis = redis
+    store = class {
+      constructor(params: { continueExceeding?: boolean, exponentialBackoff?: boolean }) {
+        return new ReportingStore(
+          new RedisStore(params.continueExceeding === true, params.exponentialBackoff === true, shared, `${prefix}rate-limit:${name}:`),
+          (err) => service.limits.storeError(name, err),
+        )
+      }
+    } as unknown as FastifyRateLimitStoreCtor
+  }
   await app.register(async (scope) => {
-    await scope.register(rateLimit, { global: false, hook: 'preHandler', errorResponseBuilder: rateLimitError })
+    await scope.register(rateLimit, {
+      global: false, hook: 'preHandler', errorResponseBuilder: rateLimitError,
+      ...(store === undefined ? {} : { store, skipOnError: true }),
+    })
     hook = scope.rateLimit(options)
   })
   if (hook === undefined) throw new Error('the rate limiter did not register')
@@ -42,6 +90,9 @@ async function limiter(app: FastifyInstance, options: RateLimitOptions): Promise
 /** Builds the app around a started service. The caller listens (or injects) and closes it. */
 export async function buildApp(service: Service, log: Logger, options: { draining?: () => boolean } = {}): Promise<FastifyInstance> {
   const { config } = service
+  if (config.trustProxy === true) {
+    log.warn('REKEY_TRUST_PROXY=true trusts X-Forwarded-For from any client: a client can then choose its own address and evade the per-address limits; set the number of proxy hops (e.g. 1) or the proxies\' addresses instead')
+  }
   const app = Fastify({
     loggerInstance: log as FastifyBaseLogger,
     bodyLimit: BODY_LIMIT,
@@ -71,18 +122,11 @@ export async function buildApp(service: Service, log: Logger, options: { drainin
   app.setNotFoundHandler(handleNotFound)
 
   const windowMs = config.rateLimit.window * 1000
-  const authLimit = await limiter(app, { max: config.rateLimit.max, timeWindow: windowMs })
+  const authLimit = await limiter(app, service, 'auth', { max: config.rateLimit.max, timeWindow: windowMs })
+  // Failed logins per (account, address) are the auth service's backoff, not a limit here:
+  // a per-account limit would let strangers lock a user out.
   const limits = {
-    perIp: await limiter(app, { max: config.rateLimit.loginPerIp, timeWindow: windowMs }),
-    perAccount: await limiter(app, {
-      max: config.rateLimit.loginPerAccount,
-      timeWindow: windowMs,
-      keyGenerator: (request) => accountKey(request.body),
-      // The first refused attempt of a lock writes the audit row (login-lock).
-      onExceeded: (request, key) => {
-        void service.auth.recordLoginLock(key.replace(/^account:/, ''), windowMs, request.id)
-      },
-    }),
+    perIp: await limiter(app, service, 'login-ip', { max: config.rateLimit.loginPerIp, timeWindow: windowMs }),
   }
   // Every auth route that takes credentials or tokens to the store shares one per-IP budget,
   // on top of the login limits. /api/auth/me is left out: it is answered from memory, its

@@ -1,21 +1,19 @@
-import { createHash, timingSafeEqual } from 'node:crypto'
 import type { FastifyReply, FastifyRequest } from 'fastify'
+import { bearerToken as parseBearer } from '../core/bearer.ts'
 import { ServiceError } from '../service/errors.ts'
 
-/** The token of an `Authorization: Bearer` header; throws `unauthorized` (401) when there is none. */
+// The constant-time compare has one home in core; re-exported for the routes that check static tokens.
+export { secretEquals } from '../core/constant-time.ts'
+
+/**
+ * The token of an `Authorization: Bearer` header, read with the middleware's grammar; throws
+ * `unauthorized` (401) when there is none or it is not a valid Bearer credential.
+ */
 export function bearerToken(request: FastifyRequest, reply: FastifyReply): string {
-  const header = request.headers.authorization
-  const match = typeof header === 'string' ? /^Bearer +([\x21-\x7e]+) *$/i.exec(header) : null
-  if (match === null || match[1] === undefined) {
+  try {
+    return parseBearer(request.headers.authorization)
+  } catch {
     void reply.header('www-authenticate', 'Bearer realm="rekey"')
     throw new ServiceError('unauthorized')
   }
-  return match[1]
-}
-
-/** Compares two secrets in constant time (digests first, so lengths do not leak either). */
-export function secretEquals(given: string, expected: Buffer): boolean {
-  const a = createHash('sha256').update(given, 'utf8').digest()
-  const b = createHash('sha256').update(expected).digest()
-  return timingSafeEqual(a, b)
 }

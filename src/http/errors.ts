@@ -43,7 +43,8 @@ export function handleError(err: FastifyError, request: FastifyRequest, reply: F
     return
   }
   if (err instanceof ServiceError) {
-    void reply.code(err.status).send(body(err.code, err.message))
+    if (err.retryAfter !== undefined) void reply.header('retry-after', String(err.retryAfter))
+    void reply.code(err.status).send(err.details === undefined ? body(err.code, err.message) : { ...err.details, ...body(err.code, err.message) })
     return
   }
   const mapped = fromFastify(err)

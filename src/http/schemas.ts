@@ -20,6 +20,19 @@ export const refreshBody = {
   properties: { refreshToken: token },
 } as const
 
+export const passwordChangeBody = {
+  type: 'object',
+  required: ['currentPassword', 'newPassword'],
+  additionalProperties: false,
+  // The current password is checked against the hash, so any length the hash could hold is allowed.
+  properties: { currentPassword: { type: 'string', minLength: 1, maxLength: PASSWORD_MAX }, newPassword: password },
+} as const
+
+export interface PasswordChange {
+  currentPassword: string
+  newPassword: string
+}
+
 export const errorReply = {
   type: 'object',
   required: ['error', 'message'],

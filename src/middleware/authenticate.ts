@@ -23,6 +23,14 @@ export interface AuthOptions extends VerifyOptions {
   onVerified?: (result: VerifyResult) => void
   /** Called with each 401 error (missing header included) before the answer. Must not throw. */
   onError?: (err: RekeyError) => void
+  /**
+   * The `token_use` claim a token must carry (`'access'` for rekey's access tokens), so a
+   * refresh token signed with the same secret cannot be used as an access token: a token
+   * whose `token_use` differs or is absent answers 401 `ERR_TOKEN_CLAIM`. Default `'access'`
+   * when the keyring came from a purpose-specific variable (`JWT_ACCESS_SECRET`,
+   * `JWT_REFRESH_SECRET`: `keyring.purpose`), else no check. `false` turns the check off.
+   */
+  tokenUse?: string | false
 }
 
 /** Which key verified the request's token. Never key material. */
@@ -36,6 +44,7 @@ export type Authenticate = (authorization: unknown) => VerifyResult | Promise<Ve
 
 const VERIFY_KEYS = ['audience', 'issuer', 'subject', 'clockTolerance', 'maxTokenAge', 'requiredClaims', 'currentDate'] as const
 const HOOK_KEYS = ['isRevoked', 'onVerified', 'onError'] as const
+const OWN_KEYS = ['keyring', 'tokenUse'] as const
 
 /**
  * Checks the options once and returns the per-request closure. Misuse throws a
@@ -52,7 +61,11 @@ export function createAuthenticator(options: AuthOptions, where: string, extraKe
   for (const name of HOOK_KEYS) {
     if (options[name] !== undefined && typeof options[name] !== 'function') problems.push(`${name} must be a function`)
   }
-  const known = new Set<string>(['keyring', ...VERIFY_KEYS, ...HOOK_KEYS, ...extraKeys])
+  const tokenUseOption = options.tokenUse
+  if (tokenUseOption !== undefined && tokenUseOption !== false && (typeof tokenUseOption !== 'string' || tokenUseOption === '')) {
+    problems.push('tokenUse must be a non-empty string (such as "access") or false')
+  }
+  const known = new Set<string>([...OWN_KEYS, ...VERIFY_KEYS, ...HOOK_KEYS, ...extraKeys])
   // A misspelt option would silently drop a check (`audiance`), so unknown names are refused.
   for (const name of Object.keys(options)) {
     if (!known.has(name)) problems.push(`unknown option "${name}"`)
@@ -71,6 +84,8 @@ export function createAuthenticator(options: AuthOptions, where: string, extraKe
     throw err
   }
   const { isRevoked, onVerified, onError } = options
+  // Read once: a keyring's purpose is fixed when it is built from the environment.
+  const tokenUse = tokenUseOption === false ? undefined : tokenUseOption ?? (keyring.purpose === undefined ? undefined : 'access')
 
   const refuse = (err: unknown): never => {
     if (onError !== undefined && isAuthFailure(err)) onError(err)
@@ -88,6 +103,9 @@ export function createAuthenticator(options: AuthOptions, where: string, extraKe
     let result: VerifyResult
     try {
       result = verify(bearerToken(authorization))
+      if (tokenUse !== undefined && result.payload.token_use !== tokenUse) {
+        throw new RekeyError('ERR_TOKEN_CLAIM', `The token's "token_use" is not "${tokenUse}"`, { claim: 'token_use', kid: result.kid })
+      }
     } catch (err) {
       return refuse(err)
     }

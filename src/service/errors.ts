@@ -17,6 +17,7 @@ export const SERVICE_ERRORS = Object.freeze({
   rate_limited: { status: 429, message: 'Too many requests; retry later' },
   unauthorized: { status: 401, message: 'A Bearer token is required' },
   forbidden: { status: 403, message: 'This route needs the admin role' },
+  password_change_required: { status: 403, message: 'This account must set a new password: POST /api/auth/password with the passwordChangeToken as Bearer' },
   not_ready: { status: 503, message: 'The service is not ready' },
   internal_error: { status: 500, message: 'Internal error' },
 } as const)
@@ -27,11 +28,18 @@ export type ServiceErrorCode = keyof typeof SERVICE_ERRORS
 export class ServiceError extends Error {
   readonly code: ServiceErrorCode
   readonly status: number
+  /** Seconds, for a `Retry-After` header (429). */
+  readonly retryAfter: number | undefined
+  /** Fields answered beside `error` and `message` (the password-change token of `password_change_required`). */
+  readonly details: Readonly<Record<string, string | number>> | undefined
 
-  constructor(code: ServiceErrorCode, message: string = SERVICE_ERRORS[code].message) {
+  constructor(code: ServiceErrorCode, message: string = SERVICE_ERRORS[code].message,
+    extra: { retryAfter?: number, details?: Record<string, string | number> } = {}) {
     super(message)
     this.code = code
     this.status = SERVICE_ERRORS[code].status
+    this.retryAfter = extra.retryAfter
+    this.details = extra.details === undefined ? undefined : Object.freeze({ ...extra.details })
   }
 
   override get name(): string {

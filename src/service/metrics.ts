@@ -19,6 +19,7 @@ export class ServiceMetrics {
   readonly rotationEvents: Counter<'type'>
   readonly sessionsPruned: Counter<'kind'>
   readonly sessionsSwept: Counter
+  readonly limitStoreErrors: Counter<'limit'>
   /**
    * `liveSessions`: the counts the scheduler's lease holder published (one row read per scrape,
    * never a count over the sessions), with when they were taken; `null` when none was published.
@@ -86,6 +87,12 @@ export class ServiceMetrics {
       labelNames: ['type'],
       registers,
     })
+    this.limitStoreErrors = new Counter({
+      name: 'rekey_limit_store_errors_total',
+      help: 'Failures of the shared limits store (Redis) by limit; each one let a request through (fail open).',
+      labelNames: ['limit'],
+      registers,
+    })
     new Gauge({
       name: 'rekey_key_age_seconds',
       help: 'Age of each loaded key since it was created (managed keys) or activated, by purpose and state.',
@@ -123,16 +130,4 @@ export class ServiceMetrics {
 export interface KeyMetricsSource {
   list(): { purpose: string, key: KeyInfo }[]
   version(): number
-}
-
-/** The kid named in a token's header, for labels; `none` when absent or unreadable. Bounded in length. */
-export function headerKid(token: string): string {
-  const dot = token.indexOf('.')
-  if (dot <= 0 || dot > 512) return 'none'
-  try {
-    const header = JSON.parse(Buffer.from(token.slice(0, dot), 'base64url').toString('utf8')) as { kid?: unknown }
-    return typeof header.kid === 'string' && /^[\x21-\x7e]{1,128}$/.test(header.kid) ? header.kid : 'none'
-  } catch {
-    return 'none'
-  }
 }

@@ -3,10 +3,16 @@
  * role, and the global not-before (set by an emergency). Every instance drops the user a
  * `revocations` or `users` notification names (everyone when it names none) and re-reads the
  * not-before on `settings`, so `/api/auth/me` answers from memory in the common case and a
- * revocation reaches every instance within a notification. The cache is an LRU.
+ * revocation reaches every instance within a notification. The user cache is an LRU.
+ *
+ * It also keeps the ids of sessions (families) ended recently (logout, refresh-token reuse,
+ * sign-out, password change): access tokens and dashboard cookies carry their session id
+ * (`sid`), and a session ended on any instance is refused on every instance once the signal
+ * arrives. Only the last access-token lifetime's worth is kept: older tokens have expired.
  */
 import type { Store } from '../store/store.ts'
 import type { Role } from '../store/types.ts'
+import { systemClock, type Clock } from './clock.ts'
 
 /** The setting holding the global not-before, epoch seconds: access and refresh tokens issued before it are refused. */
 export const NOT_BEFORE_SETTING = 'auth.not_before'
@@ -21,20 +27,47 @@ export interface CachedUser {
 
 /** Default bound of the user cache: the least recently used user goes first. */
 export const DEFAULT_MAX_CACHED_USERS = 100_000
+/** Ended sessions are re-read from a little before the last read: instances' clocks differ. */
+const SKEW_MS = 30_000
+/**
+ * Revoke reasons whose access tokens another check already refuses (the global not-before, a
+ * bumped token version): left out, so ending every session never loads every session id.
+ */
+const COVERED_REASONS: readonly string[] = Object.freeze(['emergency', 'logout-all', 'force-reset', 'password-reset'])
+
+/** Options of {@link RevocationCache}. */
+export interface RevocationCacheOptions {
+  readonly clock?: Clock
+  /** How long an ended session is remembered, ms: the access-token lifetime plus leeway. Default 16 minutes. */
+  readonly retainMs?: number
+  /** Told when re-reading the ended sessions fails (kept until the next signal). */
+  readonly onError?: (err: unknown) => void
+  /** How many users stay cached at most (LRU). Default {@link DEFAULT_MAX_CACHED_USERS}. */
+  readonly maxUsers?: number
+}
 
 export class RevocationCache {
   readonly #store: Store
   /** Insertion order is recency order: a hit moves the user to the end, eviction takes the first. */
   readonly #users = new Map<string, CachedUser>()
   readonly #maxUsers: number
+  readonly #endedSessions = new Map<string, number>()
+  readonly #clock: Clock
+  readonly #retainMs: number
+  readonly #onError: (err: unknown) => void
+  #endedReadAt = 0
+  #endedReading: Promise<void> | null = null
+  #endedAgain = false
   #generation = 0
   #notBefore = 0
   #unsubscribe: (() => Promise<void>) | null = null
 
-  /** `maxUsers`: how many users stay cached at most (LRU). Default {@link DEFAULT_MAX_CACHED_USERS}. */
-  constructor(store: Store, opts: { maxUsers?: number } = {}) {
+  constructor(store: Store, options: RevocationCacheOptions = {}) {
     this.#store = store
-    this.#maxUsers = opts.maxUsers ?? DEFAULT_MAX_CACHED_USERS
+    this.#clock = options.clock ?? systemClock
+    this.#retainMs = options.retainMs ?? 16 * 60_000
+    this.#onError = options.onError ?? (() => {})
+    this.#maxUsers = options.maxUsers ?? DEFAULT_MAX_CACHED_USERS
   }
 
   /** Epoch seconds; tokens with an older `iat` are refused. 0 when unset. */
@@ -49,13 +82,61 @@ export class RevocationCache {
 
   async start(): Promise<void> {
     await this.#loadSettings()
+    await this.#readEnded()
     this.#unsubscribe = await this.#store.subscribe((channel, userId) => {
       if (channel === 'revocations' || channel === 'users') {
         // A change naming its user (PostgreSQL) evicts that user only; SQLite's polling cannot tell.
         if (userId === undefined) this.invalidateUsers()
         else this.evictUser(userId)
-      } else if (channel === 'settings') void this.#loadSettings().catch(() => {})
+      }
+      if (channel === 'revocations') void this.refreshEndedSessions()
+      else if (channel === 'settings') void this.#loadSettings().catch(() => {})
     })
+  }
+
+  /** True when session `sid` was ended (on any instance, once its signal arrived). */
+  isSessionEnded(sid: string): boolean {
+    return this.#endedSessions.has(sid)
+  }
+
+  /** Records a session this instance just ended, before the store's signal comes back. */
+  sessionEnded(sid: string): void {
+    this.#endedSessions.set(sid, this.#clock.now())
+  }
+
+  /** Re-reads the sessions ended since the last read. Never rejects; a failure is reported and retried on the next signal. */
+  refreshEndedSessions(): Promise<void> {
+    if (this.#endedReading !== null) {
+      // A signal during a read: read once more afterwards, so nothing committed meanwhile is missed.
+      this.#endedAgain = true
+      return this.#endedReading
+    }
+    this.#endedReading = (async () => {
+      try {
+        do {
+          this.#endedAgain = false
+          await this.#readEnded()
+        } while (this.#endedAgain)
+      } catch (err) {
+        this.#onError(err)
+      } finally {
+        this.#endedReading = null
+      }
+    })()
+    return this.#endedReading
+  }
+
+  async #readEnded(): Promise<void> {
+    const now = this.#clock.now()
+    const horizon = now - this.#retainMs
+    const since = Math.max(horizon, this.#endedReadAt - SKEW_MS)
+    const rows = await this.#store.listRevokedSessions(since, COVERED_REASONS)
+    for (const row of rows) this.#endedSessions.set(row.id, row.revokedAt)
+    this.#endedReadAt = now
+    for (const [id, at] of this.#endedSessions) {
+      if (at >= horizon) break // insertion order is roughly time order: stop at the first recent one
+      this.#endedSessions.delete(id)
+    }
   }
 
   async stop(): Promise<void> {

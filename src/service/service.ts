@@ -27,6 +27,8 @@ import { LIVE_SESSIONS_SETTING, parseLiveSessionCounts } from './session-mainten
 
 /** The HKDF label of the dashboard's cookie key (unchanged, so existing sessions stay valid). */
 const DASHBOARD_KEY_INFO = 'rekey/dashboard-session/v1'
+import { LoginThrottle, MemoryBackoffStore, RedisBackoffStore } from './auth/login-throttle.ts'
+import { openSharedLimits, type SharedLimits } from './limits/shared-limits.ts'
 
 /** What {@link startService} needs. */
 export interface ServiceOptions {
@@ -67,6 +69,8 @@ export interface Service {
   readonly scheduler: Scheduler | null
   /** REKEY_WEBHOOK_URL's poster, or `null`. */
   readonly webhooks: Webhooks | null
+  /** Where rate limits and login backoff are counted (Redis with REKEY_REDIS_URL, else this process). */
+  readonly limits: SharedLimits
   readonly instanceId: string
   /** True when keys are loaded and the store answers within `timeoutMs`. */
   ready(timeoutMs?: number): Promise<boolean>
@@ -139,7 +143,12 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     if (previousMasterKey === undefined) await trackOwnSecrets(store, audit, config, clock, log)
     // Rotation steps run elsewhere (the CLI) must wait out the lifetimes this instance issues.
     if (config.keySource === 'managed') await announceTokenLifetimes(store, { access: config.accessTokenTtl, refresh: config.refreshTokenTtl })
-    const revocations = new RevocationCache(store)
+    const revocations = new RevocationCache(store, {
+      clock,
+      // Ended sessions are remembered while their access tokens can live, plus leeway for clock skew.
+      retainMs: (config.accessTokenTtl + 120) * 1000,
+      onError: (err) => log.warn({ err: { message: (err as Error)?.message } }, 'reading the ended sessions failed; retried on the next change'),
+    })
     await revocations.start()
     stops.push(() => revocations.stop())
     const passwords = new PasswordHasher(config.argon2)
@@ -157,8 +166,25 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     })
     usage.start()
     stops.push(() => usage.stop())
+    const limits = await openSharedLimits({
+      url: config.redisUrl?.reveal().toString('utf8'),
+      prefix: config.redisPrefix,
+      log,
+      countError: (limit) => metrics.limitStoreErrors.inc({ limit }),
+    })
+    stops.push(() => limits.close())
+    const throttle = new LoginThrottle({
+      store: limits.redis === null ? new MemoryBackoffStore() : new RedisBackoffStore(limits.redis, `${limits.prefix}login-backoff:`),
+      policy: {
+        freeFailures: config.rateLimit.loginPerAccount,
+        baseMs: 1000,
+        maxMs: config.rateLimit.loginBackoffMax * 1000,
+        windowMs: config.rateLimit.window * 1000,
+      },
+      onStoreError: (err) => limits.storeError('login-backoff', err),
+    })
     const auth = new AuthService({
-      store, keys, revocations, passwords, metrics, clock, masterKey, computeHash, log, usage,
+      store, keys, revocations, passwords, metrics, clock, masterKey, computeHash, log, usage, throttle,
       ...(previousMasterKey === undefined ? {} : { previousMasterKey }),
       settings: {
         registration: config.registration,
@@ -201,7 +227,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       stops.push(() => scheduler.stop())
     }
     return {
-      config, store, keys, revocations, metrics, auth, lifecycle, usage, instanceId, scheduler, webhooks, audit, passwords,
+      config, store, keys, revocations, metrics, auth, lifecycle, usage, instanceId, scheduler, webhooks, audit, passwords, limits,
       dashboardKey: deriveKey(masterKey, DASHBOARD_KEY_INFO),
       async ready(timeoutMs = 1000) {
         if (!keys.loaded) return false

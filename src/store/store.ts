@@ -117,6 +117,13 @@ export interface StoreOperations {
   /** Sets the role; `false` for an unknown user. Channel `users`. */
   setRole(userId: string, role: Role, opts?: MutationOptions): Promise<boolean>
   countUsers(): Promise<number>
+  /** Sets a user's password hash and clears the forced-change mark; `false` for an unknown user. Channel `users`. */
+  setPassword(userId: string, passwordHash: string, opts?: MutationOptions): Promise<boolean>
+  /**
+   * Marks one user (by email) or, with `null`, every user: their next login can only set a new
+   * password; their token version is bumped. The ids marked. Channel `revocations`.
+   */
+  forcePasswordChange(email: string | null, opts?: MutationOptions): Promise<string[]>
 
   // Sessions (refresh-token families)
   /** Creates a family and its first token. `ERR_CONFLICT` if the family id or token hash exists. */
@@ -140,6 +147,10 @@ export interface StoreOperations {
     Promise<{ familyId: string, userId: string, revoked: boolean } | null>
   /** Ends every live family of a user; how many. */
   revokeAllForUser(userId: string, reason: string, now: number, opts?: MutationOptions): Promise<number>
+  /** Ends every live family of the user except `keepFamilyId`; how many. Channel `revocations` when it changed. */
+  revokeOtherSessions(userId: string, keepFamilyId: string, reason: string, now: number, opts?: MutationOptions): Promise<number>
+  /** Families revoked at or after `since` (epoch ms), except those revoked for one of `exceptReasons`. */
+  listRevokedSessions(since: number, exceptReasons?: readonly string[]): Promise<{ id: string, revokedAt: number }[]>
   /** Ends every live family of every user (emergency); how many. */
   revokeAllSessions(reason: string, now: number, opts?: MutationOptions): Promise<number>
   /** Live sessions per kid of their live (unused, unexpired) token, at `now`. Exact. */

@@ -16,6 +16,8 @@ export interface UserRecord {
   /** Bumped by logout-all; access tokens carrying an older `ver` are refused. */
   readonly tokenVersion: number
   readonly createdAt: number
+  /** Set by `rekey users force-reset`: the next login can only set a new password. */
+  readonly mustChangePassword: boolean
 }
 
 /** A user to create. `role` defaults to `user`; the email is lowercased by the store. */
@@ -69,7 +71,8 @@ export interface NewSession {
   readonly userId: string
   readonly createdAt: number
   readonly expiresAt: number
-  readonly token: NewRefreshToken
+  /** The first refresh token; absent for a session without one (a dashboard sign-in). */
+  readonly token?: NewRefreshToken
 }
 
 /** The state of a managed key, as in the contract. */

@@ -239,13 +239,13 @@ describe('DashboardSessions', () => {
   test('a session expires after its lifetime; a cookie sealed under another key does not open', async () => {
     let now = Date.UTC(2026, 0, 1)
     const user = { id: 'u1', email: 'a@example.test', role: 'admin' as const, tokenVersion: 0 }
-    const revocations = { notBefore: 0, peek: () => user, getUser: async () => user } as unknown as RevocationCache
+    const revocations = { notBefore: 0, isSessionEnded: () => false, peek: () => user, getUser: async () => user } as unknown as RevocationCache
     const sessions = new DashboardSessions({ key: Buffer.alloc(32, 1), revocations, ttlSeconds: 60, now: () => now })
     const other = new DashboardSessions({ key: Buffer.alloc(32, 2), revocations, now: () => now })
     let setCookie = ''
     const reply = { header: (_name: string, value: string) => { setCookie = value; return reply } } as unknown as FastifyReply
     const request = (cookie: string) => ({ headers: { cookie }, protocol: 'http', host: HOST }) as unknown as FastifyRequest
-    sessions.start(user, request(''), reply)
+    sessions.start(user, 's1', request(''), reply)
     const cookie = setCookie.split(';')[0] as string
     assert.equal((await sessions.authenticate(request(cookie), { mutating: false })).user.id, 'u1')
     await assert.rejects(other.authenticate(request(cookie), { mutating: false }), /session is invalid/)

@@ -17,25 +17,27 @@ function post(url: string, body: unknown): Promise<Response> {
 }
 
 describe('rate limits on a real socket', () => {
-  test('login: 429 with Retry-After per account, then per IP', async () => {
+  test('login: 429 with Retry-After per (account, address) after failures, then per IP', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'rekey-rl-'))
     const server = await startServer({
       env: { REKEY_STORE: join(dir, 'rekey.db') },
       cwd: dir,
       flags: { port: 0 },
       logDestination: new LogSink(),
-      overrides: { ...TEST_ARGON2, 'rateLimit.loginPerAccount': 2, 'rateLimit.loginPerIp': 4 },
+      overrides: { ...TEST_ARGON2, 'rateLimit.loginPerAccount': 2, 'rateLimit.loginPerIp': 5 },
     })
     try {
       const a = credentials()
       assert.equal((await post(`${server.url}/api/auth/register`, a)).status, 201)
       assert.equal((await post(`${server.url}/api/auth/login`, a)).status, 200)
       assert.equal((await post(`${server.url}/api/auth/login`, { ...a, password: 'wrong password' })).status, 401)
+      assert.equal((await post(`${server.url}/api/auth/login`, { ...a, password: 'wrong password' })).status, 401)
       const limited = await post(`${server.url}/api/auth/login`, a)
-      assert.equal(limited.status, 429, 'the third attempt on one account is refused, right password or not')
+      assert.equal(limited.status, 429, 'after 2 failures this address waits for this account, right password or not')
       assert.match(limited.headers.get('retry-after') ?? '', /^\d+$/)
+      assert.equal(limited.headers.get('cache-control'), 'no-store')
       assert.deepEqual(Object.keys(await limited.json() as object).sort(), ['error', 'message'])
-      // Another account from the same address: allowed until the per-IP budget (4) is spent.
+      // Another account from the same address: allowed until the per-IP budget (5) is spent.
       const b = credentials()
       assert.equal((await post(`${server.url}/api/auth/login`, b)).status, 401)
       const ipLimited = await post(`${server.url}/api/auth/login`, credentials())
@@ -52,6 +54,7 @@ describe('rate limits on a real socket', () => {
       assert.equal(locks.length, 1)
       assert.equal(locks[0]?.secret, 'login')
       assert.ok(locks[0]?.notes.includes(a.email))
+      assert.ok(locks[0]?.notes.includes('127.0.0.1'))
       assert.ok(!locks[0]?.notes.includes(a.password))
       assert.match(locks[0]?.requestId ?? '', /^[0-9a-f-]{36}$/)
     } finally {

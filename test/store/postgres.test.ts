@@ -1,5 +1,6 @@
 /** PostgreSQL specifics: concurrent migrations, unreachable servers, recovery after lost connections. */
 import assert from 'node:assert/strict'
+import { POSTGRES_MIGRATIONS } from '../../src/store/postgres/migrations.ts'
 import { after, before, describe, it } from 'node:test'
 import { openStore } from '../../src/store/open.ts'
 import type { ChangeChannel, Store } from '../../src/store/store.ts'
@@ -43,7 +44,7 @@ describe('postgres store: migrations and recovery', { skip: postgresFactory.skip
       for (const o of opened) if (o.status === 'fulfilled') stores.push(o.value)
       assert.deepEqual(opened.map((o) => o.status), ['fulfilled', 'fulfilled', 'fulfilled'])
       const { rows } = await adminQuery(`SELECT version FROM ${schema}.schema_migrations ORDER BY version`)
-      assert.deepEqual(rows.map((r: { version: number }) => r.version), [1, 2])
+      assert.deepEqual(rows.map((r: { version: number }) => r.version), POSTGRES_MIGRATIONS.map((m) => m.version))
       await stores[0]!.setSetting('shared', 'yes')
       assert.equal(await stores[2]!.getSetting('shared'), 'yes')
     } finally {

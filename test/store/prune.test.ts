@@ -31,7 +31,7 @@ function rotate(store: Store, old: string, next: string, now: number, familyId?:
 /** A session created at `createdAt` whose family and first token expire at `expiresAt`. */
 function fam(userId: string, token: string, createdAt: number, expiresAt: number): ReturnType<typeof session> {
   const s = session(userId, token, 'kid-r1', createdAt)
-  return { ...s, expiresAt, token: { ...s.token, expiresAt } }
+  return { ...s, expiresAt, token: { ...s.token!, expiresAt } }
 }
 
 for (const factory of STORES) {

@@ -1,5 +1,6 @@
 /** SQLite specifics: file modes, reopening, migrations, lock timeouts, broken files. */
 import assert from 'node:assert/strict'
+import { SQLITE_MIGRATIONS } from '../../src/store/sqlite/migrations.ts'
 import { chmodSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -57,7 +58,7 @@ describe('sqlite store files', () => {
       await second.close()
     }
     const raw = new DatabaseSync(file)
-    assert.deepEqual(raw.prepare('SELECT version FROM schema_migrations').all().map((r) => r.version), [1, 2])
+    assert.deepEqual(raw.prepare('SELECT version FROM schema_migrations').all().map((r) => r.version), SQLITE_MIGRATIONS.map((m) => m.version))
     raw.close()
   })
 

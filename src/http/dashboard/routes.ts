@@ -4,7 +4,6 @@
  * (`/api/admin/*`), which accepts this session's cookie besides a Bearer token.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { normalizeEmail } from '../../service/auth.ts'
 import { ServiceError } from '../../service/errors.ts'
 import { PASSWORD_MAX } from '../../service/passwords.ts'
 import type { PasswordHasher } from '../../service/passwords.ts'
@@ -86,15 +85,18 @@ export async function dashboardRoutes(app: FastifyInstance, service: Service, op
 
     scope.post<{ Body: { email: string, password: string } }>('/admin/api/sign-in', {
       schema: { body: signInBody },
-      preHandler: [limits.perIp, limits.perAccount],
+      preHandler: [limits.perIp],
     }, async (request, reply) => {
       sessions.checkOrigin(request)
-      const normalized = normalizeEmail(request.body.email)
-      const row = normalized === null ? null : await service.store.getUserByEmail(normalized)
-      // Unknown user: one verification anyway, so timing does not tell it apart; a non-admin gets the same 401.
-      const ok = row === null ? await passwords.verifyDummy(request.body.password) : await passwords.verify(row.passwordHash, request.body.password)
-      if (row === null || !ok || row.role !== 'admin') throw new ServiceError('invalid_credentials')
-      const session = sessions.start({ id: row.id, email: row.email, role: row.role, tokenVersion: row.tokenVersion }, request, reply)
+      // The login's own check, backoff per (account, address) included.
+      const row = await service.auth.checkCredentials(request.body.email, request.body.password, request.ip, request.id)
+      // A non-admin gets the same 401 as a wrong password.
+      if (row.role !== 'admin') throw new ServiceError('invalid_credentials')
+      if (row.mustChangePassword) throw new ServiceError('password_change_required', 'This account must set a new password first (POST /api/auth/password after login)')
+      const user = { id: row.id, email: row.email, role: row.role, tokenVersion: row.tokenVersion }
+      service.revocations.remember(user)
+      const sid = await service.auth.startSession(row.id, sessions.ttlSeconds)
+      const session = sessions.start(user, sid, request, reply)
       request.log.info({ userId: row.id }, 'dashboard sign-in')
       return sessionReply(session)
     })
@@ -107,7 +109,11 @@ export async function dashboardRoutes(app: FastifyInstance, service: Service, op
       } catch (err) {
         if (!(err instanceof ServiceError)) throw err
       }
-      if (live !== null) sessions.checkCsrf(request, live.csrf)
+      if (live !== null) {
+        sessions.checkCsrf(request, live.csrf)
+        // Ended in the store: a copy of the cookie stops working too, on every instance.
+        await service.auth.endSession(live.sid, 'sign-out')
+      }
       sessions.end(request, reply)
       return reply.code(204).send()
     })

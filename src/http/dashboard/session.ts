@@ -1,16 +1,19 @@
 /**
- * The dashboard's sign-in session: a cookie holding `{ uid, ver, iat, exp, csrf }` sealed with
- * AES-256-GCM under a key derived from the master key, so any instance opens it without
- * server-side state. Each request re-reads the user through the revocation cache: a role
- * change, a logout-all (token version) or an emergency (global not-before) ends the session.
+ * The dashboard's sign-in session: a cookie holding `{ uid, sid, ver, iat, exp, csrf }` sealed
+ * with AES-256-GCM under a key derived from the master key, so any instance opens it. `sid`
+ * names a session in the store: sign-out ends it there, so a copied cookie stops working at
+ * once on every instance. Each request goes through the service's one session check (the
+ * session, the user, a logout-all's token version, an emergency's global not-before).
  *
  * State-changing requests need, besides the cookie, the session's CSRF token in the
  * `x-csrf-token` header and an `Origin` naming this host (SameSite=Strict is the third layer).
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
+import { secretEquals } from '../../core/constant-time.ts'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { isRekeyError } from '../../core/errors.ts'
 import { open, seal } from '../../core/seal.ts'
+import { checkSession } from '../../service/auth/session-check.ts'
 import { ServiceError } from '../../service/errors.ts'
 import type { CachedUser, RevocationCache } from '../../service/revocations.ts'
 
@@ -29,6 +32,8 @@ const MAX_COOKIE_CHARS = 1024
 /** What the cookie holds. Times in epoch seconds. */
 interface SessionClaims {
   readonly uid: string
+  /** The session in the store (ended by sign-out). */
+  readonly sid: string
   readonly ver: number
   readonly iat: number
   readonly exp: number
@@ -38,6 +43,7 @@ interface SessionClaims {
 /** A signed-in dashboard user. */
 export interface DashboardSession {
   readonly user: CachedUser
+  readonly sid: string
   readonly csrf: string
   /** Epoch seconds. */
   readonly expiresAt: number
@@ -51,13 +57,6 @@ export function cookieValue(header: string | undefined, name: string): string | 
     if (eq !== -1 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim()
   }
   return undefined
-}
-
-/** Constant-time comparison of two strings (digests first, so lengths do not leak either). */
-function sameSecret(a: string, b: string): boolean {
-  const da = createHash('sha256').update(a, 'utf8').digest()
-  const db = createHash('sha256').update(b, 'utf8').digest()
-  return timingSafeEqual(da, db)
 }
 
 const signIn = (message: string): ServiceError => new ServiceError('unauthorized', message)
@@ -81,13 +80,18 @@ export class DashboardSessions {
     return cookieValue(request.headers.cookie, SESSION_COOKIE) !== undefined
   }
 
-  /** Starts a session for `user` (an admin whose password was checked): sets the cookie. */
-  start(user: CachedUser, request: FastifyRequest, reply: FastifyReply): DashboardSession {
+  /** The lifetime of a session, seconds. */
+  get ttlSeconds(): number {
+    return this.#ttl
+  }
+
+  /** Starts session `sid` (created in the store) for `user` (an admin whose password was checked): sets the cookie. */
+  start(user: CachedUser, sid: string, request: FastifyRequest, reply: FastifyReply): DashboardSession {
     const iat = Math.floor(this.#now() / 1000)
-    const claims: SessionClaims = { uid: user.id, ver: user.tokenVersion, iat, exp: iat + this.#ttl, csrf: randomBytes(32).toString('base64url') }
+    const claims: SessionClaims = { uid: user.id, sid, ver: user.tokenVersion, iat, exp: iat + this.#ttl, csrf: randomBytes(32).toString('base64url') }
     const value = seal(this.#key, JSON.stringify(claims), AAD)
     void reply.header('set-cookie', this.#cookie(request, value, this.#ttl))
-    return { user, csrf: claims.csrf, expiresAt: claims.exp }
+    return { user, sid, csrf: claims.csrf, expiresAt: claims.exp }
   }
 
   /** Clears the cookie. */
@@ -112,20 +116,24 @@ export class DashboardSessions {
     const claims = this.#open(raw)
     if (claims === null) throw signIn('The dashboard session is invalid; sign in again')
     if (claims.exp <= Math.floor(this.#now() / 1000)) throw signIn('The dashboard session has expired; sign in again')
-    if (claims.iat < this.#revocations.notBefore) throw signIn('Every session was ended (emergency); sign in again')
     // Before the user lookup: a forged cross-site request learns nothing, not even whether the session is live.
     if (options.mutating) this.checkCsrf(request, claims.csrf)
-    const user = this.#revocations.peek(claims.uid) ?? await this.#revocations.getUser(claims.uid)
-    if (user === null || user.tokenVersion !== claims.ver) throw signIn('The dashboard session was revoked; sign in again')
+    let user: CachedUser
+    try {
+      user = await checkSession(this.#revocations, { userId: claims.uid, iat: claims.iat, ver: claims.ver, sid: claims.sid })
+    } catch (err) {
+      if (!isRekeyError(err)) throw err
+      throw signIn(`${err.message}; sign in again`)
+    }
     if (user.role !== 'admin') throw new ServiceError('forbidden')
-    return { user, csrf: claims.csrf, expiresAt: claims.exp }
+    return { user, sid: claims.sid, csrf: claims.csrf, expiresAt: claims.exp }
   }
 
   /** 403 unless the request names this origin and carries the session's CSRF token. */
   checkCsrf(request: FastifyRequest, expected: string): void {
     this.checkOrigin(request)
     const given = request.headers[CSRF_HEADER]
-    if (typeof given !== 'string' || given === '' || !sameSecret(given, expected)) {
+    if (typeof given !== 'string' || given === '' || !secretEquals(given, expected)) {
       throw new ServiceError('forbidden', 'The CSRF token is missing or wrong; reload the dashboard')
     }
   }
@@ -148,7 +156,7 @@ export class DashboardSessions {
       throw err
     }
     const c = parsed as Partial<SessionClaims> | null
-    if (c === null || typeof c !== 'object' || typeof c.uid !== 'string' || typeof c.csrf !== 'string'
+    if (c === null || typeof c !== 'object' || typeof c.uid !== 'string' || typeof c.sid !== 'string' || typeof c.csrf !== 'string'
       || !Number.isSafeInteger(c.ver) || !Number.isSafeInteger(c.iat) || !Number.isSafeInteger(c.exp)) return null
     return c as SessionClaims
   }

@@ -1,14 +1,23 @@
-import type { FastifyInstance, preHandlerHookHandler } from 'fastify'
-import { normalizeEmail } from '../../service/auth.ts'
+import type { FastifyInstance, FastifyReply, preHandlerHookHandler } from 'fastify'
 import { ServiceError } from '../../service/errors.ts'
 import type { Service } from '../../service/service.ts'
 import { bearerToken } from '../bearer.ts'
-import { credentialsBody, refreshBody, tokenPairReply, type Credentials, type RefreshRequest } from '../schemas.ts'
+import {
+  credentialsBody, passwordChangeBody, refreshBody, tokenPairReply,
+  type Credentials, type PasswordChange, type RefreshRequest,
+} from '../schemas.ts'
 
-/** Rate-limit hooks for login, made by the app from `@fastify/rate-limit`. */
+/**
+ * Rate-limit hooks for login, made by the app from `@fastify/rate-limit`. Failed logins per
+ * (account, address) are the auth service's backoff (`checkCredentials`), not a hook.
+ */
 export interface LoginLimits {
   readonly perIp: preHandlerHookHandler
-  readonly perAccount: preHandlerHookHandler
+}
+
+/** Token answers must not be kept by browsers or proxies (RFC 6749 §5.1). */
+function noStore(reply: FastifyReply): void {
+  void reply.header('cache-control', 'no-store').header('pragma', 'no-cache')
 }
 
 /** The `/api/auth/*` routes. */
@@ -22,12 +31,18 @@ export function authRoutes(app: FastifyInstance, service: Service, limits: Login
 
   app.post<{ Body: Credentials }>('/api/auth/login', {
     schema: { body: credentialsBody, response: { 200: tokenPairReply } },
-    preHandler: [limits.perIp, limits.perAccount],
-  }, async (request) => auth.login(request.body.email, request.body.password))
+    preHandler: [limits.perIp],
+  }, async (request, reply) => {
+    noStore(reply)
+    return auth.login(request.body.email, request.body.password, request.ip, request.id)
+  })
 
   app.post<{ Body: RefreshRequest }>('/api/auth/refresh', {
     schema: { body: refreshBody, response: { 200: tokenPairReply } },
-  }, async (request) => auth.refresh(request.body.refreshToken))
+  }, async (request, reply) => {
+    noStore(reply)
+    return auth.refresh(request.body.refreshToken)
+  })
 
   app.post<{ Body: RefreshRequest }>('/api/auth/logout', { schema: { body: refreshBody } }, async (request, reply) => {
     await auth.logout(request.body.refreshToken)
@@ -49,11 +64,14 @@ export function authRoutes(app: FastifyInstance, service: Service, limits: Login
     const { user } = await auth.authenticate(bearerToken(request, reply))
     return { id: user.id, email: user.email, role: user.role }
   })
-}
 
-/** The per-account key of a login: the normalized email (or the raw text, bounded). */
-export function accountKey(body: unknown): string {
-  const email = (body as { email?: unknown } | null)?.email
-  if (typeof email !== 'string') return 'account:'
-  return `account:${normalizeEmail(email) ?? email.slice(0, 254).toLowerCase()}`
+  // Bearer: an access token, or the passwordChangeToken a login answered with 403 password_change_required.
+  app.post<{ Body: PasswordChange }>('/api/auth/password', {
+    schema: { body: passwordChangeBody },
+    preHandler: [limits.perIp],
+  }, async (request, reply) => {
+    noStore(reply)
+    await auth.changePassword(bearerToken(request, reply), request.body.currentPassword, request.body.newPassword, request.ip, request.id)
+    return reply.code(204).send()
+  })
 }

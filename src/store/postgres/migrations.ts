@@ -192,6 +192,13 @@ END
 $fn$;
 `,
   },
+  {
+    version: 3,
+    name: 'auth: forced password change',
+    sql: `
+ALTER TABLE users ADD COLUMN must_change_password INTEGER NOT NULL DEFAULT 0;
+`,
+  },
 ])
 
 /** The schema version this code writes. */

@@ -46,6 +46,7 @@ export async function createFamily(q: SqlExecutor, s: NewSession): Promise<void>
     'INSERT INTO session_families (id, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)',
     [s.familyId, s.userId, s.createdAt, s.expiresAt],
   )
+  if (s.token === undefined) return
   await q.run(
     'INSERT INTO refresh_tokens (token_hash, family_id, kid, issued_at, expires_at) VALUES ($1, $2, $3, $4, $5)',
     [s.token.tokenHash, s.familyId, s.token.kid, s.token.issuedAt, s.token.expiresAt],
@@ -175,6 +176,31 @@ export async function revokeAllForUser(q: SqlExecutor, userId: string, reason: s
     await appendOptional(q, opts.audit)
   }
   return changed
+}
+
+/** Ends every live family of a user but `keepFamilyId` (a password change keeps the session that made it). */
+export async function revokeOtherSessions(q: SqlExecutor, userId: string, keepFamilyId: string, reason: string, now: number, opts: MutationOptions = {}): Promise<number> {
+  const changed = await q.run(
+    'UPDATE session_families SET revoked_at = $3, revoke_reason = $4 WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL',
+    [userId, keepFamilyId, now, reason],
+  )
+  if (changed > 0) {
+    await bumpChange(q, 'revocations')
+    await appendOptional(q, opts.audit)
+  }
+  return changed
+}
+
+/**
+ * Families revoked at or after `since`, but not by `except` reasons (an emergency ends every
+ * session; the global not-before already refuses their tokens). Uses the partial index on
+ * `revoked_at`, so instances can re-read it on every `revocations` signal.
+ */
+export async function listRevokedSessions(q: SqlExecutor, since: number, except: readonly string[] = []): Promise<{ id: string, revokedAt: number }[]> {
+  const params: (string | number)[] = [since, ...except]
+  const not = except.length === 0 ? '' : ` AND revoke_reason NOT IN (${except.map((_, i) => `$${i + 2}`).join(', ')})`
+  const rows = await q.all(`SELECT id, revoked_at FROM session_families WHERE revoked_at IS NOT NULL AND revoked_at >= $1${not}`, params)
+  return rows.map((row) => ({ id: text(row, 'id'), revokedAt: int(row, 'revoked_at') }))
 }
 
 export async function revokeAllSessions(q: SqlExecutor, reason: string, now: number, opts: MutationOptions = {}): Promise<number> {

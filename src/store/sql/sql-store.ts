@@ -105,6 +105,20 @@ export class SqlStore implements Store {
     })
   }
   countUsers(): Promise<number> { return this.#read((q) => users.countUsers(q)) }
+  setPassword(userId: string, passwordHash: string, opts: MutationOptions = {}): Promise<boolean> {
+    return this.#write(async (q) => {
+      const found = await users.setPassword(q, userId, passwordHash)
+      if (found) await audit.appendOptional(q, opts.audit)
+      return found
+    })
+  }
+  forcePasswordChange(email: string | null, opts: MutationOptions = {}): Promise<string[]> {
+    return this.#write(async (q) => {
+      const ids = await users.forcePasswordChange(q, email)
+      if (ids.length > 0) await audit.appendOptional(q, opts.audit)
+      return ids
+    })
+  }
 
   // Sessions
   createFamily(session: NewSession): Promise<void> { return this.#write((q) => sessions.createFamily(q, session)) }
@@ -127,6 +141,12 @@ export class SqlStore implements Store {
   }
   revokeAllForUser(userId: string, reason: string, now: number, opts?: MutationOptions): Promise<number> {
     return this.#write((q) => sessions.revokeAllForUser(q, userId, reason, now, opts))
+  }
+  revokeOtherSessions(userId: string, keepFamilyId: string, reason: string, now: number, opts?: MutationOptions): Promise<number> {
+    return this.#write((q) => sessions.revokeOtherSessions(q, userId, keepFamilyId, reason, now, opts))
+  }
+  listRevokedSessions(since: number, exceptReasons: readonly string[] = []): Promise<{ id: string, revokedAt: number }[]> {
+    return this.#read((q) => sessions.listRevokedSessions(q, since, exceptReasons))
   }
   revokeAllSessions(reason: string, now: number, opts?: MutationOptions): Promise<number> {
     return this.#write((q) => sessions.revokeAllSessions(q, reason, now, opts))

@@ -1,10 +1,10 @@
 /** Users: accounts, roles and the token version that logout-all bumps. */
 import type { NewUser, Role, UserRecord } from '../types.ts'
-import { bumpUserChange } from './changes.ts'
+import { bumpChange, bumpUserChange } from './changes.ts'
 import { int, text } from './executor.ts'
 import type { SqlExecutor, SqlRow } from './executor.ts'
 
-const COLUMNS = 'id, email, password_hash, role, token_version, created_at'
+const COLUMNS = 'id, email, password_hash, role, token_version, created_at, must_change_password'
 
 function toUser(row: SqlRow): UserRecord {
   return {
@@ -14,6 +14,7 @@ function toUser(row: SqlRow): UserRecord {
     role: text(row, 'role') as Role,
     tokenVersion: int(row, 'token_version'),
     createdAt: int(row, 'created_at'),
+    mustChangePassword: int(row, 'must_change_password') !== 0,
   }
 }
 
@@ -58,4 +59,33 @@ export async function setRole(q: SqlExecutor, userId: string, role: Role): Promi
 export async function countUsers(q: SqlExecutor): Promise<number> {
   const rows = await q.all('SELECT COUNT(*) AS n FROM users')
   return rows[0] === undefined ? 0 : int(rows[0], 'n')
+}
+
+/**
+ * Sets a new password hash and clears the forced-change mark. Channel `users` (cached users
+ * carry no hash, but the mark changes what a login may do).
+ */
+export async function setPassword(q: SqlExecutor, userId: string, passwordHash: string): Promise<boolean> {
+  const changed = await q.run('UPDATE users SET password_hash = $2, must_change_password = 0 WHERE id = $1', [userId, passwordHash])
+  if (changed === 0) return false
+  await bumpUserChange(q, 'users', userId)
+  return true
+}
+
+/**
+ * Marks users so their next login can only set a new password, and bumps their token
+ * version so every access token they hold stops working. `email` null: every user.
+ * The ids marked.
+ */
+export async function forcePasswordChange(q: SqlExecutor, email: string | null): Promise<string[]> {
+  const rows = email === null
+    ? await q.all('UPDATE users SET must_change_password = 1, token_version = token_version + 1 RETURNING id')
+    : await q.all('UPDATE users SET must_change_password = 1, token_version = token_version + 1 WHERE email = $1 RETURNING id', [normalizeEmail(email)])
+  const ids = rows.map((row) => text(row, 'id'))
+  if (email === null) {
+    if (ids.length > 0) await bumpChange(q, 'revocations')
+  } else {
+    for (const id of ids) await bumpUserChange(q, 'revocations', id)
+  }
+  return ids
 }

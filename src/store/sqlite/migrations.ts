@@ -136,6 +136,13 @@ CREATE INDEX instances_last_seen ON instances (last_seen);
 CREATE INDEX audit_events_secret ON audit_events (secret, seq);
 `,
   },
+  {
+    version: 3,
+    name: 'auth: forced password change',
+    sql: `
+ALTER TABLE users ADD COLUMN must_change_password INTEGER NOT NULL DEFAULT 0;
+`,
+  },
 ])
 
 /** The schema version this code writes. */
