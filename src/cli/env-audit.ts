@@ -9,7 +9,7 @@
  * the `.bak` copy to restore from.
  */
 import { rm } from 'node:fs/promises'
-import { writeSecretFileAtomic } from '../service/env-file.ts'
+import { writeSecretFileAtomic } from '../config/env-file.ts'
 import { recordAudit } from '../service/audit-log.ts'
 import { recordRotationIn } from '../service/inventory.ts'
 import { describeError, operatorOf, type CliIo, type GlobalOptions } from './context.ts'

@@ -7,7 +7,7 @@ import { createSecretKey } from 'node:crypto'
 import { deriveKid } from '../core/kid.ts'
 import { envLayout, finalizeSafeAt, inGrace, type EnvLayout, type EnvPlan, type EnvSecret } from '../core/env-rotation.ts'
 import { generateSecret } from '../core/secret.ts'
-import { applyEnvChange, parseEnv, readEnvFile, updateEnvFile } from '../service/env-file.ts'
+import { applyEnvChange, parseEnv, readEnvFile, updateEnvFile } from '../config/env-file.ts'
 import { CliExit, EXIT, operatorOf, type CliIo, type GlobalOptions } from './context.ts'
 import { auditedEnvChange, type EnvAuditResult } from './env-audit.ts'
 

@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import path from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { describe, it, mock } from 'node:test'
-import { parseEnv } from '../../src/service/env-file.ts'
+import { parseEnv } from '../../src/config/env-file.ts'
 import { runBin, runCli, tempDir } from './helpers.ts'
 
 const OPS = ['--operator', 'alice']

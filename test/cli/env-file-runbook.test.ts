@@ -3,7 +3,7 @@ import { readFileSync, statSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { describe, it, mock } from 'node:test'
 import { Keyring } from '../../src/index.ts'
-import { parseEnv } from '../../src/service/env-file.ts'
+import { parseEnv } from '../../src/config/env-file.ts'
 import { runBin, runCli, tempDir } from './helpers.ts'
 
 const OLD = 'a'.repeat(16) + '0123456789abcdef0123456789abcdef'

@@ -6,7 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { isPostgresLocation, loadConfig } from '../../config/load.ts'
 import { isRekeyError } from '../../core/errors.ts'
-import { writeSecretFileAtomic } from '../../service/env-file.ts'
+import { writeSecretFileAtomic } from '../../config/env-file.ts'
 import { masterKeyFileOf } from '../../service/master-key.ts'
 import { rotateMasterKey } from '../../service/master-key-rotation.ts'
 import { openStore } from '../../store/open.ts'

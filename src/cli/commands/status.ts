@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
 import { envLayout, type EnvSecret } from '../../core/env-rotation.ts'
-import { readEnvFile } from '../../service/env-file.ts'
+import { readEnvFile } from '../../config/env-file.ts'
 import type { StatusReport } from '../../service/key-views.ts'
 import { CliExit, EXIT, type CliIo, type GlobalOptions } from '../context.ts'
 import { describeEnvSecret } from '../env-mode.ts'
