@@ -55,7 +55,8 @@ const trimSpaces = (s: string): string => s.replace(/^[ \t]+|[ \t]+$/g, '')
 
 /** Parses env-file text into lines, assignments and the problems rekey sees on its own. */
 export function parseEnvDocument(text: string): EnvDocument {
-  const eol = text.includes('\r\n') ? '\r\n' : '\n'
+  // CRLF only when every line ends so; a mixed file is written with LF (every parser reads both alike).
+  const eol = text.includes('\r\n') && !/(^|[^\r])\n/.test(text) ? '\r\n' : '\n'
   const lines = text.split(/\r?\n/)
   if (lines.length > 0 && lines[lines.length - 1] === '') lines.pop()
   const entries: EnvEntry[] = []
