@@ -102,7 +102,8 @@ export function parseEnvDocument(text: string): EnvDocument {
         last = j
       }
       const tail = after.trimStart()
-      if (tail !== '' && !tail.startsWith('#')) problems.push({ line: last + 1, message: `${key} has text after its closing quote (Node ignores it, dotenv reads the whole line)` })
+      if (inner.endsWith('\\') && after.includes(q)) problems.push({ line: i + 1, message: `${key} has a backslash-escaped quote (\\${q}): Node ends the value at that quote, dotenv does not; use other quotes around the value` })
+      else if (tail !== '' && !tail.startsWith('#')) problems.push({ line: last + 1, message: `${key} has text after its closing quote (Node ignores it, dotenv reads the whole line)` })
       entries.push({ key, value: q === '"' ? inner.replaceAll('\\n', '\n') : inner, quote: q as EnvQuote, prefix, line: i + 1, lastLine: last + 1 })
       i = last
       continue
