@@ -81,10 +81,10 @@ export function describeEnvSecret(vars: Readonly<Record<string, string>>, layout
   }
 }
 
-/** `86400 s (24 h)`. */
+/** `24 h (assumed: ...)`: the lifetime and where it came from. */
 export function lifetimeText(lifetime: TokenLifetime): string {
   const s = lifetime.seconds
-  const human = s % 86_400 === 0 ? `${s / 86_400} d` : s % 3600 === 0 ? `${s / 3600} h` : s % 60 === 0 ? `${s / 60} min` : `${s} s`
+  const human = s % 86_400 === 0 && s > 172_800 ? `${s / 86_400} d` : s % 3600 === 0 ? `${s / 3600} h` : s % 60 === 0 ? `${s / 60} min` : `${s} s`
   return `${human} (${lifetime.source})`
 }
 
