@@ -50,9 +50,10 @@ export function noticeText(event: LifecycleEvent): string {
     case 'rotate-completed':
       return `:white_check_mark: rekey: rotation of ${what} completed by ${event.operator}: ${event.kids.join(', ')} now signs${event.finalizeSafeAt == null ? '' : `; finalize is safe from ${event.finalizeSafeAt}`}`
     case 'finalized':
-      return `:lock: rekey: ${what} finalized by ${event.operator}: ${event.kids.join(', ')} retired`
+      // "rekey: <name>" would read as a `key: value` pair to the masker, so the verb comes first.
+      return `:lock: rekey: finalize of ${what} by ${event.operator}: ${event.kids.join(', ')} retired`
     case 'rolled-back':
-      return `:rewind: rekey: ${what} rolled back by ${event.operator}: ${event.kids.join(', ')} signs again`
+      return `:rewind: rekey: rollback of ${what} by ${event.operator}: ${event.kids.join(', ')} signs again`
     case 'emergency':
       return `:rotating_light: rekey: emergency rotation of ${what} by ${event.operator}: revoked keys cut, ${event.kids.join(', ')} now signs${event.reason === undefined || event.reason === '' ? '' : `; reason: ${event.reason}`}`
   }
