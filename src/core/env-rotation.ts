@@ -83,12 +83,13 @@ export const MANAGED_ENV_VARS: readonly string[] = Object.freeze([
 ])
 
 /**
- * Refuses (`ERR_CONFIG`, the keyring's own message) a file whose JWT variables contradict
- * each other, such as `JWT_SECRET` beside `JWT_SECRET_CURRENT`: the app would refuse to
- * start on it, and any rewrite would be a guess.
+ * Refuses (`ERR_CONFIG`, the keyring's own message) a file that mixes conventions, such as
+ * `JWT_SECRET` beside `JWT_SECRET_CURRENT`: the app would refuse to start on it, and any
+ * rewrite would be a guess.
  */
 export function assertOneConvention(vars: Vars): void {
-  const problems = readEnvKeys(vars, 'access').problems.filter((p) => /set together|is set but .* is not/.test(p))
+  // Only contradictions between conventions: a lone _PREV (a half-finished finalize) is what finalize repairs.
+  const problems = readEnvKeys(vars, 'access').problems.filter((p) => /set together/.test(p))
   if (problems.length > 0) throw new RekeyError('ERR_CONFIG', `Invalid access key configuration: ${problems.join('; ')}`, { problems })
 }
 

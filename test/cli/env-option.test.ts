@@ -78,7 +78,7 @@ describe('item 5: --env and REKEY_ENV_FILE', () => {
     const app = path.join(dir, 'app')
     mkdirSync(app)
     writeFileSync(path.join(app, 'package.json'), '{ "name": "app", "version": "1.0.0", "private": true }\n')
-    const installed = await run('npm', ['install', '--offline', '--no-audit', '--no-fund', '--ignore-scripts', '--loglevel=error', tarball], { cwd: app }, 200_000)
+    const installed = await run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--ignore-scripts', '--loglevel=error', tarball], { cwd: app }, 200_000)
     assert.equal(installed.code, 0, installed.stderr)
     t.diagnostic(`npm pack + npm install: ${Date.now() - started} ms`)
     const bin = path.join(app, 'node_modules', '.bin', 'rekey')
