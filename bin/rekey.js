@@ -1,5 +1,6 @@
 #!/usr/bin/env -S node --
-// ("--" stops Node from reading our --env-file option as its own.)
+// ("--" stops Node from reading our --env-file option as its own. `node bin/rekey.js` and
+// `npx rekey` have no such guard: there, name the file with --env PATH or REKEY_ENV_FILE.)
 // The rekey CLI. An installed package runs its compiled build; a checkout runs the build
 // when it is newer than every source file, else the TypeScript sources (Node 24 strips
 // their types, which costs a few hundred milliseconds at start).

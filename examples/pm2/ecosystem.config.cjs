@@ -1,6 +1,6 @@
 // rekey under PM2.
 //   start:   pm2 start ecosystem.config.cjs --env production
-//   rotate:  npx rekey --env-file /etc/rekey/rekey.env rotate && pm2 reload rekey --update-env
+//   rotate:  npx rekey --env /etc/rekey/rekey.env rotate && pm2 reload rekey --update-env
 // `pm2 reload` restarts the instances one at a time (cluster mode), so the service stays up
 // while every instance picks up the new keys. Secrets are read from the env file named by
 // REKEY_ENV_FILE at start, never written here. See docs/deploy/pm2.md.

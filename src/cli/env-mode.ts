@@ -1,40 +1,91 @@
 /**
- * The env-file side of rotate, finalize, rollback and status: read the file, plan with
- * the core rules, write atomically with an audit row in the store beside the file
- * (see env-audit.ts), report without a secret.
+ * The env-file side of rotate, finalize, rollback, emergency and status: read the file
+ * (refused unless rekey, Node and dotenv read it alike, each JWT variable assigned once and
+ * one convention in use), plan with the core rules, write once atomically with one audit row
+ * per secret in the store beside the file (see env-audit.ts), check the file as read back,
+ * then report without a secret and send the webhook notices.
  */
 import { createSecretKey } from 'node:crypto'
+import path from 'node:path'
+import { backupsHolding, DEFAULT_ENV_BACKUPS, shredFile } from '../config/env-backups.ts'
+import { readEnvFileStrict, updateEnvFile, type EnvChange, type EnvFileRead, type EnvWriteResult } from '../config/env-file.ts'
+import { readEnvKeys } from '../core/env.ts'
+import {
+  assertOneConvention, envLayout, finalizeSafeAt, inGrace, MANAGED_ENV_VARS, signingSecret, signingVar, tokenLifetimeOf,
+  type EnvConvention, type EnvLayout, type EnvPlan, type EnvSecret, type TokenLifetime,
+} from '../core/env-rotation.ts'
 import { deriveKid } from '../core/kid.ts'
-import { envLayout, finalizeSafeAt, inGrace, type EnvLayout, type EnvPlan, type EnvSecret } from '../core/env-rotation.ts'
 import { generateSecret } from '../core/secret.ts'
-import { applyEnvChange, parseEnv, readEnvFile, updateEnvFile } from '../service/env-file.ts'
 import { CliExit, EXIT, operatorOf, type CliIo, type GlobalOptions } from './context.ts'
-import { auditedEnvChange, type EnvAuditResult } from './env-audit.ts'
+import { auditedEnvChange, type EnvAuditEntry, type EnvAuditResult } from './env-audit.ts'
+import { envEvents, noticeKindOf, sendEnvNotices, type EnvNoticeKind } from './env-notices.ts'
 
-/** Maps `--secret` to a secret of the file; other names belong to managed mode. */
-export function envSecretOf(name: string | undefined): EnvSecret {
-  if (name === undefined || name === 'jwt' || name === 'JWT_SECRET') return 'jwt'
-  if (name === 'access' || name === 'refresh') return name
-  throw new CliExit(EXIT.USAGE, `--secret ${name} is not an env-file JWT secret: use access or refresh, or leave it out for JWT_SECRET`)
+/** The comment that remembers a file's chosen convention (`--convention current-new`). */
+export const CONVENTION_MARKER = '# rekey: convention=current-new (JWT_SECRET_CURRENT/JWT_SECRET_NEW; set by rekey rotate --convention)'
+
+/** Maps `--secret` to the secrets of the file it names; `all`: every JWT secret the file has. */
+export function envSecretsOf(name: string | undefined, vars: Readonly<Record<string, string>>): EnvSecret[] {
+  if (name === undefined || name === 'jwt' || name === 'JWT_SECRET') return ['jwt']
+  if (name === 'access' || name === 'refresh') return [name]
+  if (name === 'all') {
+    const present = presentSecrets(vars)
+    if (present.length === 0) throw new CliExit(EXIT.USAGE, 'this file holds no JWT secret to rotate (create one with gen --var JWT_SECRET)')
+    return present
+  }
+  throw new CliExit(EXIT.USAGE, `--secret ${name} is not an env-file JWT secret: use access, refresh or all, or leave it out for JWT_SECRET`)
+}
+
+/** The JWT secrets a file holds: the generic one (either convention), the access and refresh ones. */
+export function presentSecrets(vars: Readonly<Record<string, string>>): EnvSecret[] {
+  const set = (n: string): boolean => (vars[n] ?? '') !== ''
+  const out: EnvSecret[] = []
+  if (['JWT_SECRET', 'JWT_SECRET_PREV', 'JWT_SECRET_CURRENT', 'JWT_SECRET_NEW'].some(set)) out.push('jwt')
+  if (set('JWT_ACCESS_SECRET') || set('JWT_ACCESS_SECRET_PREV')) out.push('access')
+  if (set('JWT_REFRESH_SECRET') || set('JWT_REFRESH_SECRET_PREV')) out.push('refresh')
+  return out
 }
 
 const kidOf = (secret: string | undefined): string | undefined => (secret === undefined || secret === '' ? undefined : deriveKid(createSecretKey(Buffer.from(secret, 'utf8'))))
 
-/** What status shows of one secret in a file: kids and dates, never values. */
-export function describeEnvSecret(vars: Record<string, string>, layout: EnvLayout): Record<string, unknown> {
+/** The file, read for a command that acts on its JWT secrets: it must exist and be unambiguous. */
+export async function readJwtEnvFile(globals: GlobalOptions): Promise<EnvFileRead & { file: string }> {
+  const file = globals.envFile as string
+  const read = await readEnvFileStrict(file, MANAGED_ENV_VARS)
+  if (!read.exists) throw new CliExit(EXIT.USAGE, `${file} does not exist`)
+  assertOneConvention(read.env)
+  return { ...read, file }
+}
+
+/** The convention of the generic secret: `--convention`, else the file's marker, else none. */
+export function conventionOf(read: EnvFileRead, flag: string | undefined): EnvConvention | undefined {
+  if (flag !== undefined && flag !== 'pair' && flag !== 'current-new') throw new CliExit(EXIT.USAGE, '--convention must be pair (JWT_SECRET/JWT_SECRET_PREV) or current-new (JWT_SECRET_CURRENT/JWT_SECRET_NEW)')
+  if (flag !== undefined) return flag
+  return read.doc.lines.includes(CONVENTION_MARKER) ? 'current-new' : undefined
+}
+
+/** What status shows of one secret in a file: kids, dates and the token lifetime, never values. */
+export function describeEnvSecret(vars: Readonly<Record<string, string>>, layout: EnvLayout, lifetime: TokenLifetime): Record<string, unknown> {
   const grace = inGrace(vars, layout)
-  const signer = layout.convention === 'staged' && !grace ? vars.JWT_SECRET_CURRENT : vars[layout.signVar]
+  const signer = signingSecret(vars, layout)
   return {
-    secret: layout.signVar,
+    secret: layout.restVar ?? layout.signVar,
     convention: layout.convention === 'staged' ? 'JWT_SECRET_CURRENT/JWT_SECRET_NEW' : `${layout.signVar}/${layout.verifyVar}`,
     phase: signer === undefined ? 'no key' : grace ? 'grace' : 'steady',
     keys: [
-      ...(signer === undefined ? [] : [{ kid: kidOf(signer), state: 'current', variable: grace || layout.convention === 'pair' ? layout.signVar : 'JWT_SECRET_CURRENT' }]),
+      ...(signer === undefined ? [] : [{ kid: kidOf(signer), state: 'current', variable: signingVar(vars, layout) }]),
       ...(grace ? [{ kid: kidOf(vars[layout.verifyVar]), state: 'previous', variable: layout.verifyVar }] : []),
     ],
-    rotatedAt: vars[layout.dateVar] ?? null,
-    finalizeSafeAt: grace ? finalizeSafeAt(vars, layout)?.toISOString() ?? null : null,
+    rotatedAt: grace ? vars[layout.dateVar] ?? null : null,
+    tokenLifetime: { seconds: lifetime.seconds, source: lifetime.source, assumed: lifetime.assumed },
+    finalizeSafeAt: grace ? finalizeSafeAt(vars, layout, lifetime)?.toISOString() ?? null : null,
   }
+}
+
+/** `24 h (assumed: ...)`: the lifetime and where it came from. */
+export function lifetimeText(lifetime: TokenLifetime): string {
+  const s = lifetime.seconds
+  const human = s % 86_400 === 0 && s > 172_800 ? `${s / 86_400} d` : s % 3600 === 0 ? `${s / 3600} h` : s % 60 === 0 ? `${s / 60} min` : `${s} s`
+  return `${human} (${lifetime.source})`
 }
 
 /** The inventory and audit name of a file's secret: the family, whatever the convention. */
@@ -54,7 +105,7 @@ function kidNotes(before: Record<string, unknown>, after: Record<string, unknown
  * (the rotation was done before rekey kept one); a rollback is not a rotation.
  */
 function rotationOf(method: string, before: Readonly<Record<string, string>>, layout: EnvLayout, now: number): { rotatedAt: number | null, onlyIfUnknown?: boolean } {
-  if (method.startsWith('rotate')) return { rotatedAt: now }
+  if (method.startsWith('rotate') || method.startsWith('emergency')) return { rotatedAt: now }
   if (method.startsWith('finalize')) {
     const at = Date.parse(before[layout.dateVar] ?? '')
     return { rotatedAt: Number.isNaN(at) ? now : at, onlyIfUnknown: true }
@@ -62,52 +113,152 @@ function rotationOf(method: string, before: Readonly<Record<string, string>>, la
   return { rotatedAt: null }
 }
 
-/** Runs one planned change on the env file, with its audit row, and prints what happened. */
-export async function applyEnvPlan(
-  io: CliIo,
-  globals: GlobalOptions,
-  secretName: string | undefined,
-  plan: (vars: Record<string, string>, layout: EnvLayout, fresh: () => string) => EnvPlan | undefined,
-): Promise<void> {
-  const file = globals.envFile as string
-  const { text, env, exists } = await readEnvFile(file)
-  if (!exists) throw new CliExit(EXIT.USAGE, `${file} does not exist`)
-  const layout = envLayout(env, envSecretOf(secretName))
-  const change = plan(env, layout, () => generateSecret())
-  if (change === undefined) {
-    io.stdout(globals.json === true ? `${JSON.stringify({ changed: false, ...describeEnvSecret(env, layout) })}\n` : `nothing to do: no old key of ${layout.signVar} is in its grace window\n`)
+/** Options every env-file rewrite of JWT secrets takes. */
+export interface EnvPlanOptions {
+  /** `--token-lifetime`. */
+  readonly tokenLifetime?: string
+  /** `--convention`. */
+  readonly convention?: string
+  /** `--shred-backups`: remove the backups that still hold a dropped secret. */
+  readonly shredBackups?: boolean
+  /** The notice to send once written; default from the method. */
+  readonly notice?: EnvNoticeKind
+  /** Lines printed after the report (what the operator must still do). */
+  readonly followUp?: readonly string[]
+  /** Extra text for the audit notes (an emergency's reason). */
+  readonly reason?: string
+}
+
+/** A planner: what to change for one secret, or `undefined` for nothing to do. */
+export type EnvPlanner = (vars: Readonly<Record<string, string>>, layout: EnvLayout, fresh: () => string, lifetime: TokenLifetime) => EnvPlan | undefined
+
+/** The number of backup generations: `REKEY_ENV_BACKUPS`, default 5. */
+function backupsOf(io: CliIo): number {
+  const raw = io.env.REKEY_ENV_BACKUPS
+  if (raw === undefined || raw === '') return DEFAULT_ENV_BACKUPS
+  const n = Number(raw)
+  if (!Number.isInteger(n) || n < 1 || n > 100) throw new CliExit(EXIT.USAGE, 'REKEY_ENV_BACKUPS must be a whole number from 1 to 100')
+  return n
+}
+
+/** Runs the planned change of one or more secrets of the env file in one write, with their audit rows, and prints what happened. */
+export async function applyEnvPlan(io: CliIo, globals: GlobalOptions, secretName: string | undefined, plan: EnvPlanner, options: EnvPlanOptions = {}): Promise<void> {
+  const read = await readJwtEnvFile(globals)
+  const { file, text, env } = read
+  const convention = conventionOf(read, options.convention)
+  const targets = envSecretsOf(secretName, env).map((secret) => {
+    const layout = envLayout(env, secret, convention)
+    const lifetime = tokenLifetimeOf(layout, env, io.env, options.tokenLifetime, file)
+    return { secret, layout, lifetime, plan: plan(env, layout, () => generateSecret(), lifetime) }
+  })
+  const planned = targets.filter((t): t is typeof t & { plan: EnvPlan } => t.plan !== undefined)
+  if (planned.length === 0) {
+    const described = targets.map((t) => describeEnvSecret(env, t.layout, t.lifetime))
+    if (globals.json === true) io.stdout(`${JSON.stringify({ changed: false, file, secrets: described, ...described[0] })}\n`)
+    else for (const t of targets) io.stdout(`nothing to do: no old key of ${t.layout.restVar ?? t.layout.signVar} is in its grace window\n`)
     return
   }
-  // The kids before and after go in the audit notes: they name the keys without revealing them.
-  const predicted = parseEnv(applyEnvChange(text, { set: change.set, remove: change.remove }))
-  const kids = kidNotes(describeEnvSecret(env, layout), describeEnvSecret(predicted, envLayout(predicted, layout.secret)))
-  let after: Record<string, string> = predicted
-  const audit = await auditedEnvChange(io, globals, { ...env, ...predicted }, {
-    secret: SECRET_NAMES[layout.secret],
-    method: change.method,
-    notes: `${change.notes}; ${kids}`,
-    ...rotationOf(change.method, env, layout, Date.now()),
+  const change: EnvChange = {
+    set: Object.assign({}, ...planned.map((t) => t.plan.set)) as Record<string, string>,
+    remove: planned.flatMap((t) => t.plan.remove),
+    ...(convention === 'current-new' ? { append: [CONVENTION_MARKER] } : {}),
+    ...(convention === 'pair' ? { drop: [CONVENTION_MARKER] } : {}),
+  }
+  const predicted = predict(env, change)
+  const now = Date.now()
+  const entries: EnvAuditEntry[] = planned.map((t) => ({
+    secret: SECRET_NAMES[t.secret],
+    method: t.plan.method,
+    notes: `${t.plan.notes}; ${kidNotes(describeEnvSecret(env, t.layout, t.lifetime), describeEnvSecret(predicted, envLayout(predicted, t.secret, convention), t.lifetime))}${options.reason === undefined ? '' : `; reason: ${options.reason}`}`,
+    ...rotationOf(t.plan.method, env, t.layout, now),
     kind: 'jwt',
-  }, { path: file, oldText: text }, async () => {
-    after = (await updateEnvFile(file, { set: change.set, remove: change.remove })).after
+  }))
+  let written: EnvWriteResult | undefined
+  const audit = await auditedEnvChange(io, globals, { ...env, ...predicted }, entries, { path: file, oldText: text }, async () => {
+    written = await updateEnvFile(file, change, {
+      single: MANAGED_ENV_VARS,
+      expectText: text,
+      backups: backupsOf(io),
+      verify: (after) => signerCheck(after, planned),
+    })
   })
-  const state = describeEnvSecret(after, envLayout(after, layout.secret))
-  const report = { changed: true, file, method: change.method, notes: change.notes, operator: operatorOf(globals), ...state, audit }
+  const result = written as unknown as EnvWriteResult
+  const after = result.after
+  const dropped = planned.flatMap((t) => t.plan.dropped ?? [])
+  const holding = dropped.length === 0 ? [] : await backupsHolding(result.target, dropped)
+  const shredded: string[] = []
+  if (options.shredBackups === true) for (const backup of holding) shredded.push(await shredFile(backup).then(() => backup))
+  const states: Record<string, unknown>[] = planned.map((t) => ({ ...describeEnvSecret(after, envLayout(after, t.secret, convention), t.lifetime), method: t.plan.method, notes: t.plan.notes }))
+  const befores = planned.map((t) => describeEnvSecret(env, t.layout, t.lifetime))
+  const kind = options.notice ?? noticeKindOf(planned[0]?.plan.method ?? '')
+  if (kind !== undefined) {
+    await sendEnvNotices(io, env, envEvents(kind, {
+      secrets: planned.map((t) => SECRET_NAMES[t.secret]),
+      kids: states.map((s, i) => kind === 'finalize' ? kidIn(befores[i] as Record<string, unknown>, 'previous') : kidIn(s, 'current')),
+      operator: operatorOf(globals),
+      at: now,
+      finalizeSafeAt: states.map((s) => s.finalizeSafeAt as string | null).find((s) => s !== null) ?? null,
+      ...(options.reason === undefined ? {} : { reason: options.reason }),
+    }))
+  }
+  const report = {
+    changed: true, file, target: result.target, mode: `0${result.mode.toString(8)}`, backup: result.backup, warnings: result.warnings,
+    backupsHoldingDroppedSecrets: options.shredBackups === true ? [] : holding, shreddedBackups: shredded,
+    operator: operatorOf(globals), audit, secrets: states, ...(options.followUp === undefined ? {} : { followUp: options.followUp }),
+    // One secret: its fields at the top level too, as before `--secret all` existed.
+    ...(states.length === 1 ? { method: planned[0]?.plan.method, notes: planned[0]?.plan.notes, ...states[0] } : {}),
+  }
+  for (const warning of result.warnings) io.stderr(`rekey: warning: ${warning}\n`)
   if (globals.json === true) {
     io.stdout(`${JSON.stringify(report)}\n`)
     return
   }
-  io.stdout(`${change.method}: ${change.notes}\n`)
-  for (const key of state.keys as { kid: string, state: string, variable: string }[]) io.stdout(`  ${key.state.padEnd(8)} ${key.kid}  (${key.variable})\n`)
-  if (state.finalizeSafeAt !== null) io.stdout(`  finalize is safe from ${String(state.finalizeSafeAt)}\n`)
-  io.stdout(`  ${file} rewritten (0600); the old file is ${file}.bak\n`)
-  io.stdout(`  audit row ${audit.seq} in ${audit.store}\n`)
+  for (const state of states) {
+    io.stdout(`${String(state.method)} ${String(state.secret)}: ${String(state.notes)}\n`)
+    for (const key of state.keys as { kid: string, state: string, variable: string }[]) io.stdout(`  ${key.state.padEnd(8)} ${key.kid}  (${key.variable})\n`)
+    io.stdout(`  token lifetime ${lifetimeText(tokenLifetimeOfState(state))}\n`)
+    if (state.finalizeSafeAt !== null) io.stdout(`  finalize is safe from ${String(state.finalizeSafeAt)}\n`)
+  }
+  io.stdout(`${file} rewritten${result.target === path.resolve(file) ? '' : ` at its target ${result.target}`} (mode 0${result.mode.toString(8)} kept); the old file is ${result.backup ?? 'not kept (it was new)'}\n`)
+  if (holding.length > 0 && shredded.length === 0) io.stdout(`backups still holding a retired or revoked secret: ${holding.join(', ')} (remove them with --shred-backups)\n`)
+  if (shredded.length > 0) io.stdout(`shredded backups holding a retired or revoked secret: ${shredded.join(', ')}\n`)
+  io.stdout(`audit row${audit.seqs.length > 1 ? 's' : ''} ${audit.seqs.join(', ')} in ${audit.store}\n`)
+  for (const line of options.followUp ?? []) io.stdout(`${line}\n`)
+}
+
+const tokenLifetimeOfState = (state: Record<string, unknown>): TokenLifetime => state.tokenLifetime as TokenLifetime
+
+/** The variables after a change, as planned (before the writer renders them). */
+function predict(env: Readonly<Record<string, string>>, change: EnvChange): Record<string, string> {
+  const out: Record<string, string> = { ...env }
+  for (const key of change.remove ?? []) delete out[key]
+  return { ...out, ...change.set }
+}
+
+/**
+ * The check on the file as read back: for each secret, the keyring the app builds from the
+ * file signs with the secret the plan meant (a second assignment or a precedence rule that
+ * shadows it would leave the old key signing while every report said it was rotated).
+ */
+function signerCheck(after: Readonly<Record<string, string>>, planned: readonly { layout: EnvLayout, plan: EnvPlan }[]): string | undefined {
+  for (const { layout, plan } of planned) {
+    if (plan.signing === undefined) continue
+    const keys = readEnvKeys(after, layout.purpose)
+    const family = layout.restVar ?? layout.signVar
+    // A generic JWT_SECRET beside JWT_ACCESS_SECRET does not sign access tokens: only its own reading counts.
+    const signer = keys.source.includes(family) || keys.source.includes(layout.signVar)
+      ? keys.keys.find((k) => k.state === 'current')
+      : undefined
+    const got = signer !== undefined && 'secret' in signer ? String(signer.secret) : signingSecret(after, layout)
+    if (got !== plan.signing) return `${family}: the key that signs is kid ${kidOf(got) ?? 'none'}, not the new kid ${kidOf(plan.signing) ?? 'none'}`
+  }
+  return undefined
 }
 
 /** Writes a new secret into `--var` of the env file, with its audit row; nothing secret is returned. */
 export async function applyEnvGen(io: CliIo, globals: GlobalOptions, variable: string, secret: string, description: string): Promise<EnvAuditResult> {
   const file = globals.envFile as string
-  const { text, env, exists } = await readEnvFile(file)
+  const { text, env, exists } = await readEnvFileStrict(file, [variable, ...MANAGED_ENV_VARS])
   const old = env[variable]
   return auditedEnvChange(io, globals, { ...env, [variable]: secret }, {
     secret: variable,
@@ -115,13 +266,14 @@ export async function applyEnvGen(io: CliIo, globals: GlobalOptions, variable: s
     notes: `${description}; kid ${kidOf(old) ?? 'none'} -> ${kidOf(secret) ?? 'none'}`,
     rotatedAt: Date.now(),
   }, { path: file, oldText: exists ? text : null }, async () => {
-    await updateEnvFile(file, { set: { [variable]: secret } })
+    const result = await updateEnvFile(file, { set: { [variable]: secret } }, { expectText: text, backups: backupsOf(io), single: [variable] })
+    for (const warning of result.warnings) io.stderr(`rekey: warning: ${warning}\n`)
   })
 }
 
 /** Refuses commands that need managed mode, until it exists. */
 export function requireEnvFile(globals: GlobalOptions, command: string): void {
   if (globals.envFile === undefined) {
-    throw new CliExit(EXIT.USAGE, `rekey ${command} needs --env-file PATH here: managed mode (keys in the store) is not available in this version`)
+    throw new CliExit(EXIT.USAGE, `rekey ${command} needs --env PATH (or --env-file PATH) here: managed mode (keys in the store) is not available in this version`)
   }
 }

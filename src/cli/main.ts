@@ -42,17 +42,34 @@ function jsonError(err: unknown): string {
   return JSON.stringify({ error: code, message: err instanceof Error ? err.message : String(err) })
 }
 
+/**
+ * `--env PATH` and `REKEY_ENV_FILE` are spellings of `--env-file` that Node never reads:
+ * `npx rekey --env-file .env` has Node (running npx) load that file into its own process
+ * first. All three name one file; two that disagree are refused.
+ */
+function resolveEnvFileOption(program: Command, io: CliIo): void {
+  const opts = program.opts<{ envFile?: string, env?: string }>()
+  const named = [opts.envFile, opts.env].filter((v): v is string => v !== undefined)
+  if (named.some((v) => v === '')) throw new CliExit(EXIT.USAGE, '--env / --env-file needs a file path')
+  if (new Set(named).size > 1) throw new CliExit(EXIT.USAGE, `--env ${opts.env} and --env-file ${opts.envFile} name different files: give one`)
+  const fromEnv = io.env.REKEY_ENV_FILE
+  const file = named[0] ?? (fromEnv === undefined || fromEnv === '' ? undefined : fromEnv)
+  if (file !== undefined) program.setOptionValue('envFile', file)
+}
+
 /** Builds the `rekey` program: global options, then one registered command per file. */
 export function buildProgram(io: CliIo = defaultIo): Command {
   const program = new Command('rekey')
     .description('secret rotation for Node.js services: keys, rotation, audit and the auth service')
-    .option('--env-file <path>', 'env-file mode: read and rewrite this .env file')
+    .option('--env-file <path>', 'env-file mode: read and rewrite this .env file (through npx or node, use --env: Node reads --env-file itself)')
+    .option('--env <path>', 'alias of --env-file, safe through npx and node; also REKEY_ENV_FILE')
     .option('--store <sqlite-path-or-postgres-url>', 'managed mode store (default REKEY_STORE, then ./.rekey/rekey.db)')
     .option('--json', 'machine-readable output')
     .option('--operator <name>', 'who is acting, for the audit log (default: the OS user)')
     .showHelpAfterError('(run rekey --help for usage)')
     .exitOverride()
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
+  program.hook('preAction', () => { resolveEnvFileOption(program, io) })
   registerGen(program, io)
   registerServe(program, io)
   registerRotate(program, io)

@@ -17,7 +17,7 @@ import { readEnvKeys, type Env } from '../core/env.ts'
 import { RekeyError } from '../core/errors.ts'
 import type { KeyInput } from '../core/key.ts'
 import { Keyring } from '../core/keyring.ts'
-import { readEnvFile } from './env-file.ts'
+import { readEnvFile } from '../config/env-file.ts'
 
 /** Quiet time after the last change in the directory before the file is read, ms (100). */
 export const DEFAULT_DEBOUNCE_MS = 100

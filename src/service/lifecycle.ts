@@ -72,7 +72,7 @@ export interface LifecycleOptions {
 
 /** A committed lifecycle step, for notices. Never carries key material. */
 export interface LifecycleEvent {
-  readonly type: 'rotate-started' | 'rotate-completed' | 'finalized' | 'rolled-back'
+  readonly type: 'rotate-started' | 'rotate-completed' | 'finalized' | 'rolled-back' | 'emergency'
   /** `jwt-access`, `jwt-refresh`. */
   readonly secrets: readonly string[]
   /** The kids staged, promoted, retired or restored. */
@@ -81,6 +81,8 @@ export interface LifecycleEvent {
   readonly at: number
   /** rotate-completed: when finalize becomes safe (ISO), if known. */
   readonly finalizeSafeAt?: string | null
+  /** emergency: the reason given. */
+  readonly reason?: string
 }
 
 /** A key staged by rotate. */

@@ -50,15 +50,25 @@ export function noticeText(event: LifecycleEvent): string {
     case 'rotate-completed':
       return `:white_check_mark: rekey: rotation of ${what} completed by ${event.operator}: ${event.kids.join(', ')} now signs${event.finalizeSafeAt == null ? '' : `; finalize is safe from ${event.finalizeSafeAt}`}`
     case 'finalized':
-      return `:lock: rekey: ${what} finalized by ${event.operator}: ${event.kids.join(', ')} retired`
+      // "rekey: <name>" would read as a `key: value` pair to the masker, so the verb comes first.
+      return `:lock: rekey: finalize of ${what} by ${event.operator}: ${event.kids.join(', ')} retired`
     case 'rolled-back':
-      return `:rewind: rekey: ${what} rolled back by ${event.operator}: ${event.kids.join(', ')} signs again`
+      return `:rewind: rekey: rollback of ${what} by ${event.operator}: ${event.kids.join(', ')} signs again`
+    case 'emergency':
+      return `:rotating_light: rekey: emergency rotation of ${what} by ${event.operator}: revoked keys cut, ${event.kids.join(', ')} now signs${event.reason === undefined || event.reason === '' ? '' : `; reason: ${event.reason}`}`
   }
 }
 
-/** The text of a reminder. */
-export function reminderText(name: string, kind: string, stage: string, dueAt: number, automatic: boolean): string {
-  const when = stage === 'T-0' ? `is due for rotation now (due ${iso(dueAt)})` : `is due for rotation in ${stage === 'T-1d' ? '1 day' : '7 days'} (${iso(dueAt)})`
+/** `1 day`, `5 days`: whole days left until `dueAt`, rounded up (a stage is reached late when the service was down). */
+function daysLeft(dueAt: number, now: number): string {
+  const days = Math.max(1, Math.ceil((dueAt - now) / DAY_MS))
+  return days === 1 ? '1 day' : `${days} days`
+}
+
+/** The text of a reminder; `now` (default: the stage's nominal time) gives the days left. */
+export function reminderText(name: string, kind: string, stage: string, dueAt: number, automatic: boolean, now?: number): string {
+  const nominal = dueAt - (stage === 'T-1d' ? DAY_MS : 7 * DAY_MS)
+  const when = stage === 'T-0' ? `is due for rotation now (due ${iso(dueAt)})` : `is due for rotation in ${daysLeft(dueAt, now ?? nominal)} (${iso(dueAt)})`
   const how = automatic ? 'the rekey scheduler rotates it automatically' : `rotate it, then run \`rekey record ${name}\``
   return `:alarm_clock: rekey reminder: ${name} (${kind}) ${when}; ${how}`
 }
@@ -120,7 +130,7 @@ export class Webhooks {
       const stage = reminderStage(entry.dueAt, now)
       if (stage === null) continue
       if (!await store.markReminderSent(entry.name, entry.dueAt, stage)) continue
-      if (await this.post(reminderText(entry.name, entry.kind, stage, entry.dueAt, automatic.has(entry.name)))) sent++
+      if (await this.post(reminderText(entry.name, entry.kind, stage, entry.dueAt, automatic.has(entry.name), now))) sent++
     }
     return sent
   }

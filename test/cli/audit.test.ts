@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import path from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { describe, it, mock } from 'node:test'
-import { parseEnv } from '../../src/service/env-file.ts'
+import { parseEnv } from '../../src/config/env-file.ts'
 import { runBin, runCli, tempDir } from './helpers.ts'
 
 const OPS = ['--operator', 'alice']
@@ -113,7 +113,7 @@ describe('audit rows of env-file operations', () => {
     const file = envFile(dir)
     const before = readFileSync(file, 'utf8')
     // A directory where the backup must go makes the rewrite fail inside the audit transaction.
-    mkdirSync(path.join(dir, '.env.bak', 'blocker'), { recursive: true })
+    mkdirSync(path.join(dir, '.env.bak.1', 'blocker'), { recursive: true })
     const r = await runCli(['--env-file', file, ...OPS, 'rotate'])
     assert.equal(r.code, 1)
     assert.equal(readFileSync(file, 'utf8'), before)
@@ -129,7 +129,7 @@ describe('audit rows of env-file operations', () => {
     const r = await runCli(['--env-file', file, '--store', path.join(dir, 'not-a-dir', 'rekey.db'), ...OPS, 'rotate'])
     assert.notEqual(r.code, 0)
     assert.equal(readFileSync(file, 'utf8'), before)
-    assert.equal(existsSync(`${file}.bak`), false)
+    assert.equal(existsSync(`${file}.bak.1`), false)
   })
 })
 

@@ -3,7 +3,7 @@ import { readFileSync, statSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { describe, it, mock } from 'node:test'
 import { Keyring } from '../../src/index.ts'
-import { parseEnv } from '../../src/service/env-file.ts'
+import { parseEnv } from '../../src/config/env-file.ts'
 import { runBin, runCli, tempDir } from './helpers.ts'
 
 const OLD = 'a'.repeat(16) + '0123456789abcdef0123456789abcdef'
@@ -42,9 +42,10 @@ describe('env-file runbook: JWT_SECRET / JWT_SECRET_PREV', () => {
     assert.ok(text.startsWith('# production settings\n\nPORT=3000\nexport JWT_SECRET="'), 'comments, blank lines, order, export and quotes kept')
     assert.match(text, /JWT_EXPIRATION=15m {3}# access token lifetime\n/)
     assert.match(text, /DATABASE_URL='postgres:\/\/app@db\/app'\n/)
-    assert.equal(statSync(file).mode & 0o777, 0o600)
-    assert.equal(readFileSync(`${file}.bak`, 'utf8'), HEADER)
-    assert.equal(statSync(`${file}.bak`).mode & 0o777, 0o600)
+    assert.equal(statSync(file).mode & 0o777, 0o644, 'the file keeps its mode')
+    assert.match(rotated.stderr, /readable by everyone on this machine \(mode 0644\)/)
+    assert.equal(readFileSync(`${file}.bak.1`, 'utf8'), HEADER)
+    assert.equal(statSync(`${file}.bak.1`).mode & 0o777, 0o600)
 
     // During grace the old token verifies as previous, new tokens are signed by the new key.
     const grace = keyringOf(file)
@@ -130,6 +131,10 @@ describe('env-file runbook: JWT_SECRET_CURRENT / JWT_SECRET_NEW', () => {
     const ring = keyringOf(file)
     assert.equal(ring.verify(oldToken).state, 'previous')
     mock.timers.setTime(start + 20 * 60_000)
+    const early = await runCli(['--env-file', file, 'finalize'])
+    assert.equal(early.code, 1, 'no JWT_EXPIRATION: 24 hours are assumed, not 15 minutes')
+    assert.match(early.stderr, /may be live until 2026-05-02T00:01:00.000Z \(token lifetime assumed: no JWT_EXPIRATION/)
+    mock.timers.setTime(start + 86_400_000 + 60_000)
     assert.equal((await runCli(['--env-file', file, 'finalize'])).code, 0)
     const final = envOf(file)
     assert.deepEqual(Object.keys(final).sort(), ['JWT_SECRET', 'OTHER'])

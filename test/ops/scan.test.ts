@@ -55,7 +55,8 @@ describe('rekey scan', () => {
     assert.equal(at('@secretlint/secretlint-rule-slack').length, 0, 'removed, ignored and node_modules files are not in the working tree scan')
     const live = findings.filter((f) => f.live)
     assert.equal(live.length, 2)
-    for (const f of live) assert.match(f.message, /rekey emergency/)
+    // The live secret is one of the env file's: the advice is that file's env-file emergency.
+    for (const f of live) assert.ok(f.message.includes(`run \`rekey --env ${envFile} emergency --reason "leaked"\` now`), f.message)
     for (const f of findings) {
       assert.match(f.fingerprint, /^[0-9a-f]{32}$/)
       assert.ok(f.preview.length <= 5 || f.preview.startsWith('kid '), `preview ${f.preview} is at most 4 characters and …`)
@@ -69,7 +70,7 @@ describe('rekey scan', () => {
     assertNoSecret(planted, stdout, stderr)
     assert.match(stdout, /^LIVE src\/keys\.js:1 {2}rekey\/live-secret {2}kid /m)
     assert.match(stdout, /config\/aws\.js:3 {2}@secretlint\/secretlint-rule-aws {2}k9Xq…/)
-    assert.match(stdout, /Run `rekey emergency` now/)
+    assert.match(stdout, /Run the emergency command each one names now \(`rekey emergency`, or `rekey --env FILE emergency` for a secret of an env file\)/)
     assert.match(stderr, /finding\(s\), live secrets among them/)
   })
 

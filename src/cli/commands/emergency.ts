@@ -1,8 +1,19 @@
 import type { Command } from 'commander'
 import type { EmergencyReport } from '../../service/lifecycle.ts'
 import type { SweepProgress } from '../../service/session-maintenance.ts'
-import { CliExit, EXIT, type CliIo, type GlobalOptions } from '../context.ts'
+import { planRotate } from '../../core/env-rotation.ts'
+import { maskSecrets } from '../../core/mask.ts'
+import type { CliIo, GlobalOptions } from '../context.ts'
+import { applyEnvPlan } from '../env-mode.ts'
 import { managedSecretOf, printReport, withManaged } from '../managed.ts'
+
+/** What an operator must still do after an env-file emergency: rekey cannot reach the app. */
+export const ENV_EMERGENCY_FOLLOW_UP: readonly string[] = Object.freeze([
+  'still to do:',
+  '  1. reload or restart the app now, everywhere it runs: until it reads the file again it keeps the old secrets',
+  '  2. if the app keeps refresh tokens or sessions (a database, Redis), revoke them all there: a new secret does not end stored sessions',
+  '  3. if an auth key leaked with it (a password hash store, DATABASE_URL, an API key), rotate that too and force password resets',
+])
 
 /**
  * `rekey emergency`: compromise response. Acts at once, without a confirmation prompt (a
@@ -15,10 +26,18 @@ export function registerEmergency(program: Command, io: CliIo): void {
     .description('compromise response: revoke the keys, issue new ones, end every session, report recent use of the revoked keys')
     .option('--secret <name>', 'access, refresh or all (default)')
     .option('--reason <text>', 'why, for the audit log and the revoked keys')
-    .addHelpText('after', '\nExamples:\n  rekey emergency --reason "JWT secret pushed to a public repo"\n  rekey --json emergency --secret refresh --reason "refresh key leaked"\n\nIt acts at once: every user signs in again.')
-    .action(async (options: { secret?: string, reason?: string }, command: Command) => {
+    .option('--shred-backups', 'env-file: remove the backups that still hold a revoked secret')
+    .addHelpText('after', '\nExamples:\n  rekey emergency --reason "JWT secret pushed to a public repo"\n  rekey --json emergency --secret refresh --reason "refresh key leaked"\n  rekey --env .env emergency --reason "JWT secret pushed to a public repo" --shred-backups\n\nIt acts at once: every user signs in again. In env-file mode it hard-rotates every JWT secret\nof the file in one write (one audit row per secret, the webhook notice) and prints what is\nstill to do.')
+    .action(async (options: { secret?: string, reason?: string, shredBackups?: boolean }, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>()
-      if (globals.envFile !== undefined) throw new CliExit(EXIT.USAGE, 'rekey emergency acts on managed keys: leave out --env-file (in a .env file, use rotate --hard)')
+      if (globals.envFile !== undefined) {
+        const reason = options.reason === undefined || options.reason.trim() === '' ? 'not given' : maskSecrets(options.reason.trim())
+        await applyEnvPlan(io, globals, options.secret ?? 'all', (vars, layout, fresh) => {
+          const plan = planRotate(vars, layout, fresh(), new Date(), true)
+          return { ...plan, method: 'emergency', notes: 'hard rotation: the old key is revoked, every token it signed is refused' }
+        }, { notice: 'emergency', reason, followUp: ENV_EMERGENCY_FOLLOW_UP, shredBackups: options.shredBackups === true })
+        return
+      }
       const secret = managedSecretOf(options.secret)
       // Progress of the session sweep on stderr (at most once a second, and when done), so
       // stdout stays the report; the keys and the not-before are committed before it starts.

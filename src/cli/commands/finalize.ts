@@ -11,14 +11,19 @@ export function registerFinalize(program: Command, io: CliIo): void {
   addSmokeOptions(program
     .command('finalize')
     .description('end the grace window: the old key stops verifying (refused, exit 1, while its tokens can be live)')
-    .option('--secret <name>', 'env-file: access, refresh, or (default) the JWT_SECRET family; managed: access, refresh or all (default)')
-    .option('--force', 'finalize now even though tokens signed by the old key may still be live'))
-    .addHelpText('after', '\nExamples:\n  rekey --env-file .env finalize\n  rekey --env-file .env finalize --force\n  rekey finalize --secret refresh     # managed: refused while live sessions hold its tokens\n  rekey finalize --smoke https://auth.example.com --smoke-email smoke@example.com --smoke-password-env SMOKE_PASSWORD\n\nFinalize cannot be undone: with --smoke the smoke test runs first, and a failure (exit 1) leaves the keys as they are.')
-    .action(async (options: { secret?: string, force?: boolean } & SmokeFlags, command: Command) => {
+    .option('--secret <name>', 'env-file: access, refresh, all, or (default) the JWT_SECRET family; managed: access, refresh or all (default)')
+    .option('--force', 'finalize now even though tokens signed by the old key may still be live')
+    .option('--token-lifetime <duration>', 'env-file: the app\'s token lifetime when the file does not say (default: JWT_EXPIRATION, else 24h assumed)')
+    .option('--shred-backups', 'env-file: remove the backups that still hold the retired key'))
+    .addHelpText('after', '\nExamples:\n  rekey --env .env finalize\n  rekey --env .env finalize --force\n  rekey --env .env finalize --token-lifetime 1h --shred-backups\n  rekey finalize --secret refresh     # managed: refused while live sessions hold its tokens\n  rekey finalize --smoke https://auth.example.com --smoke-email smoke@example.com --smoke-password-env SMOKE_PASSWORD\n\nFinalize cannot be undone: with --smoke the smoke test runs first, and a failure (exit 1) leaves the keys as they are.')
+    .action(async (options: { secret?: string, force?: boolean, tokenLifetime?: string, shredBackups?: boolean } & SmokeFlags, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>()
       if (isDbSecret(options.secret)) return await finalizeDbCommand(io, globals, options)
       if (globals.envFile !== undefined) {
-        await applyEnvPlan(io, globals, options.secret, (vars, layout) => planFinalize(vars, layout, new Date(), options.force === true))
+        await applyEnvPlan(io, globals, options.secret, (vars, layout, _fresh, lifetime) => planFinalize(vars, layout, new Date(), options.force === true, lifetime), {
+          ...(options.tokenLifetime === undefined ? {} : { tokenLifetime: options.tokenLifetime }),
+          shredBackups: options.shredBackups === true,
+        })
         return
       }
       const secret = managedSecretOf(options.secret)

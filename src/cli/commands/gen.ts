@@ -19,11 +19,11 @@ function bytesArg(value: string): number {
 export function registerGen(program: Command, io: CliIo): void {
   program
     .command('gen')
-    .description('generate a strong secret; with --env-file and --var it is written there and not printed')
+    .description('generate a strong secret; with --env (or --env-file) and --var it is written there and not printed')
     .option('--bytes <n>', 'random bytes, 32 to 64', bytesArg, 32)
     .option('--encoding <encoding>', 'hex, base64 or base64url', 'hex')
     .option('--var <name>', 'the variable to set in --env-file')
-    .addHelpText('after', '\nExamples:\n  rekey gen\n  rekey gen --bytes 64 --encoding base64url\n  rekey --env-file .env gen --var JWT_SECRET')
+    .addHelpText('after', '\nExamples:\n  rekey gen\n  rekey gen --bytes 64 --encoding base64url\n  rekey --env .env gen --var JWT_SECRET')
     .action(async (options: GenOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions & GenOptions>()
       if (!['hex', 'base64', 'base64url'].includes(options.encoding)) {
@@ -35,7 +35,7 @@ export function registerGen(program: Command, io: CliIo): void {
         return
       }
       if (options.var === undefined || globals.envFile === undefined) {
-        throw new CliExit(EXIT.USAGE, 'give both --env-file and --var to write the secret into a file')
+        throw new CliExit(EXIT.USAGE, 'give both --env (or --env-file) and --var to write the secret into a file')
       }
       if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(options.var)) throw new CliExit(EXIT.USAGE, '--var must be a variable name')
       const audit = await applyEnvGen(io, globals, options.var, secret, `new ${options.bytes}-byte ${options.encoding} secret`)

@@ -9,8 +9,8 @@ export function registerRollback(program: Command, io: CliIo): void {
   program
     .command('rollback')
     .description('the previous key signs again (while it still exists); the newer one verifies until finalize')
-    .option('--secret <name>', 'env-file: access, refresh, or (default) the JWT_SECRET family; managed: access, refresh or all (default)')
-    .addHelpText('after', '\nExamples:\n  rekey --env-file .env rollback\n  rekey rollback --secret access      # managed')
+    .option('--secret <name>', 'env-file: access, refresh, all, or (default) the JWT_SECRET family; managed: access, refresh or all (default)')
+    .addHelpText('after', '\nExamples:\n  rekey --env .env rollback\n  rekey rollback --secret access      # managed')
     .action(async (options: { secret?: string }, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>()
       if (globals.envFile !== undefined) {

@@ -11,6 +11,9 @@ interface RotateOptions extends SmokeFlags {
   secret?: string
   hard?: boolean
   timeout?: string
+  convention?: string
+  tokenLifetime?: string
+  shredBackups?: boolean
 }
 
 /**
@@ -21,14 +24,20 @@ export function registerRotate(program: Command, io: CliIo): void {
   addSmokeOptions(program
     .command('rotate')
     .description('graceful rotation: a new key signs, the old one verifies until finalize')
-    .option('--secret <name>', 'env-file: access, refresh, or (default) the JWT_SECRET family; managed: access, refresh or all (default)')
+    .option('--secret <name>', 'env-file: access, refresh, all, or (default) the JWT_SECRET family; managed: access, refresh or all (default)')
     .option('--hard', 'drop the old key now: every token it signed is refused (forces re-login)')
+    .option('--convention <name>', 'env-file: pair (JWT_SECRET/JWT_SECRET_PREV) or current-new (JWT_SECRET_CURRENT/JWT_SECRET_NEW), remembered for the file')
+    .option('--token-lifetime <duration>', 'env-file: the app\'s token lifetime when the file does not say (default: JWT_EXPIRATION, else 24h assumed)')
+    .option('--shred-backups', 'env-file, with --hard: remove the backups that still hold the dropped key')
     .option('--timeout <duration>', 'managed: how long to wait for every running instance to load the new key (default 30s)'))
     .addHelpText('after', [
       '',
       'Examples:',
-      '  rekey --env-file .env rotate',
-      '  rekey --env-file .env rotate --secret refresh --hard',
+      '  rekey --env .env rotate',
+      '  rekey --env .env rotate --secret refresh --hard',
+      '  rekey --env .env rotate --secret all',
+      '  rekey --env .env rotate --convention current-new',
+      '  REKEY_ENV_FILE=.env npx rekey rotate',
       '  rekey rotate                       # managed: the keys in ./.rekey/rekey.db',
       '  rekey --store postgres://rekey@db/rekey rotate --secret access --timeout 10s',
       '  rekey rotate --smoke https://auth.example.com --smoke-email smoke@example.com --smoke-password-env SMOKE_PASSWORD',
@@ -43,7 +52,11 @@ export function registerRotate(program: Command, io: CliIo): void {
       const globals = command.optsWithGlobals<GlobalOptions>()
       if (options.secret === 'master-key') return await rotateMasterKeyCommand(io, globals)
       if (globals.envFile !== undefined) {
-        await applyEnvPlan(io, globals, options.secret, (vars, layout, fresh) => planRotate(vars, layout, fresh(), new Date(), options.hard === true))
+        await applyEnvPlan(io, globals, options.secret, (vars, layout, fresh, lifetime) => planRotate(vars, layout, fresh(), new Date(), options.hard === true, lifetime), {
+          ...(options.convention === undefined ? {} : { convention: options.convention }),
+          ...(options.tokenLifetime === undefined ? {} : { tokenLifetime: options.tokenLifetime }),
+          shredBackups: options.shredBackups === true,
+        })
         return
       }
       const secret = managedSecretOf(options.secret)

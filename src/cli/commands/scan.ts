@@ -3,7 +3,7 @@ import { rekeyVersion } from '../../ops/backup/version.ts'
 import { LiveMatcher } from '../../ops/scan/live-secrets.ts'
 import { addEnvFileSecrets, addStoreSecrets } from '../../ops/scan/live-sources.ts'
 import { applyBaseline, formatJson, formatSarif, formatText, FORMATS, loadBaseline, type ScanFormat } from '../../ops/scan/report.ts'
-import { readEnvFile } from '../../service/env-file.ts'
+import { readEnvFile } from '../../config/env-file.ts'
 import { commandConfig } from '../audit-store.ts'
 import { CliExit, EXIT, type CliIo, type GlobalOptions } from '../context.ts'
 

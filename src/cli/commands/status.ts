@@ -1,9 +1,8 @@
 import type { Command } from 'commander'
-import { envLayout, type EnvSecret } from '../../core/env-rotation.ts'
-import { readEnvFile } from '../../service/env-file.ts'
+import { envLayout, tokenLifetimeOf } from '../../core/env-rotation.ts'
 import type { StatusReport } from '../../service/key-views.ts'
-import { CliExit, EXIT, type CliIo, type GlobalOptions } from '../context.ts'
-import { describeEnvSecret } from '../env-mode.ts'
+import type { CliIo, GlobalOptions } from '../context.ts'
+import { conventionOf, describeEnvSecret, lifetimeText, presentSecrets, readJwtEnvFile } from '../env-mode.ts'
 import { printReport, withManaged } from '../managed.ts'
 
 /**
@@ -15,30 +14,32 @@ export function registerStatus(program: Command, io: CliIo): void {
   program
     .command('status')
     .description('keys and their states, the rotation phase, and when finalize becomes safe')
-    .addHelpText('after', '\nExamples:\n  rekey --env-file .env status\n  rekey --env-file .env --json status\n  rekey status                  # managed: ./.rekey/rekey.db\n  rekey --json --store postgres://rekey@db/rekey status')
-    .action(async (_options: unknown, command: Command) => {
+    .addHelpText('after', '\nExamples:\n  rekey --env .env status\n  rekey --env .env --json status\n  rekey status                  # managed: ./.rekey/rekey.db\n  rekey --json --store postgres://rekey@db/rekey status')
+    .option('--token-lifetime <duration>', 'env-file: the app\'s token lifetime when the file does not say (default: JWT_EXPIRATION, else 24h assumed)')
+    .action(async (options: { tokenLifetime?: string }, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>()
       if (globals.envFile === undefined) {
         const report = await withManaged(io, globals, (ctx) => ctx.lifecycle.status())
         printReport(io, globals, report, () => managedLines(report))
         return
       }
-      const { env, exists } = await readEnvFile(globals.envFile as string)
-      if (!exists) throw new CliExit(EXIT.USAGE, `${globals.envFile} does not exist`)
-      const secrets: EnvSecret[] = []
-      if (env.JWT_SECRET !== undefined || env.JWT_SECRET_CURRENT !== undefined || env.JWT_SECRET_NEW !== undefined) secrets.push('jwt')
-      if (env.JWT_ACCESS_SECRET !== undefined) secrets.push('access')
-      if (env.JWT_REFRESH_SECRET !== undefined) secrets.push('refresh')
-      const report = secrets.map((s) => describeEnvSecret(env, envLayout(env, s)))
+      const read = await readJwtEnvFile(globals)
+      const { env, file } = read
+      const convention = conventionOf(read, undefined)
+      const report = presentSecrets(env).map((s) => {
+        const layout = envLayout(env, s, convention)
+        return describeEnvSecret(env, layout, tokenLifetimeOf(layout, env, io.env, options.tokenLifetime, file))
+      })
       if (globals.json === true) {
         io.stdout(`${JSON.stringify({ file: globals.envFile, secrets: report })}\n`)
         return
       }
-      if (report.length === 0) io.stdout(`no JWT secret in ${globals.envFile} (create one with: rekey --env-file ${globals.envFile} gen --var JWT_SECRET)\n`)
+      if (report.length === 0) io.stdout(`no JWT secret in ${globals.envFile} (create one with: rekey --env ${globals.envFile} gen --var JWT_SECRET)\n`)
       for (const s of report) {
         io.stdout(`${String(s.secret)}  phase: ${String(s.phase)}  convention: ${String(s.convention)}\n`)
         for (const key of s.keys as { kid: string, state: string, variable: string }[]) io.stdout(`  ${key.state.padEnd(8)} ${key.kid}  (${key.variable})\n`)
         if (s.rotatedAt !== null) io.stdout(`  rotated at       ${String(s.rotatedAt)}\n`)
+        io.stdout(`  token lifetime   ${lifetimeText(s.tokenLifetime as Parameters<typeof lifetimeText>[0])}\n`)
         if (s.finalizeSafeAt !== null) io.stdout(`  finalize safe at ${String(s.finalizeSafeAt)}\n`)
       }
     })

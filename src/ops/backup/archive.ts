@@ -16,7 +16,7 @@ import { Decrypter, Encrypter } from 'age-encryption'
 import { create as tarCreate, Parser, type ReadEntry } from 'tar'
 import { RekeyError } from '../../core/errors.ts'
 import { BackupError } from './backup-error.ts'
-import { syncDirectory } from '../../service/env-file.ts'
+import { syncDirectory } from '../../config/env-file.ts'
 
 /** How an archive is encrypted: a passphrase, or recipients (`age1...`). */
 export interface SealOptions {

@@ -10,7 +10,7 @@ import * as sqlite from 'node:sqlite'
 import { DatabaseSync } from 'node:sqlite'
 import { RekeyError } from '../../core/errors.ts'
 import { BackupError } from './backup-error.ts'
-import { syncDirectory } from '../../service/env-file.ts'
+import { syncDirectory } from '../../config/env-file.ts'
 
 /** Tables whose rows make a store "not empty" for restore (the seeded single rows do not count). */
 export const DATA_TABLES = Object.freeze(['users', 'session_families', 'refresh_tokens', 'keys', 'audit_events', 'secrets', 'settings'])

@@ -9,7 +9,7 @@
  *   `db-rotation.<VAR>`. Both change in one transaction with the audit row.
  */
 import { open, seal } from '../../core/seal.ts'
-import { readEnvFile, updateEnvFile } from '../../service/env-file.ts'
+import { readEnvFile, updateEnvFile } from '../../config/env-file.ts'
 import { auditWrite } from '../../service/audit.ts'
 import type { AuditEventInput } from '../../store/types.ts'
 import type { AuditTrail } from './audit-trail.ts'

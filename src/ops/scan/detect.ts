@@ -8,7 +8,7 @@ import { lintSource } from '@secretlint/core'
 import { secretLintProfiler } from '@secretlint/profiler'
 import { creator as recommendedPreset } from '@secretlint/secretlint-rule-preset-recommend'
 import { fingerprintOf, LIVE_RULE, maskSecret, type Finding } from './finding.ts'
-import type { LiveMatcher } from './live-secrets.ts'
+import { emergencyCommandOf, type LiveMatcher } from './live-secrets.ts'
 
 const CONFIG = { rules: [{ id: '@secretlint/secretlint-rule-preset-recommend', rule: recommendedPreset }] }
 
@@ -104,7 +104,7 @@ export async function detect(text: string, origin: TextOrigin, matcher: LiveMatc
           fingerprint: fingerprintOf(LIVE_RULE, origin.file, hit.origin.kid),
           live: true,
           preview: `kid ${hit.origin.kid}`,
-          message: `a live rekey secret (${hit.origin.label}, kid ${hit.origin.kid}) is in this file: it still signs or verifies tokens; run \`rekey emergency\` now`,
+          message: `a live rekey secret (${hit.origin.label}, kid ${hit.origin.kid}) is in this file: it still signs or verifies tokens; run \`${emergencyCommandOf(hit.origin.label)}\` now`,
         })
       }
     }

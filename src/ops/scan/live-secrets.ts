@@ -16,6 +16,16 @@ export interface LiveOrigin {
   readonly kid: string
 }
 
+/**
+ * The command that cuts a live secret: for a secret of an env file (`JWT_SECRET in .env`),
+ * the env-file emergency of that file; for a store key, the managed emergency.
+ */
+export function emergencyCommandOf(label: string): string {
+  const file = / in (.+)$/.exec(label)?.[1]
+  if (label.startsWith('store ') || file === undefined) return 'rekey emergency'
+  return `rekey --env ${/^[\w./-]+$/.test(file) ? file : `'${file.replaceAll("'", "'\\''")}'`} emergency --reason "leaked"`
+}
+
 /** A token that matched a live secret. */
 export interface LiveHit {
   readonly origin: LiveOrigin

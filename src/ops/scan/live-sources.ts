@@ -6,7 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs'
 import { isPostgresLocation } from '../../config/store-location.ts'
 import { RekeyError } from '../../core/errors.ts'
-import { readEnvFile } from '../../service/env-file.ts'
+import { readEnvFile } from '../../config/env-file.ts'
 import { keyInputOf } from '../../service/keys.ts'
 import { decodeMasterKey, masterKeyFileOf } from '../../config/master-key.ts'
 import { maskLocation } from '../../store/errors.ts'

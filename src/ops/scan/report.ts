@@ -52,7 +52,7 @@ export function formatJson(result: ScanResult, findings: readonly Finding[], sup
 }
 
 function ruleText(rule: string): { name: string, text: string } {
-  if (rule === LIVE_RULE) return { name: 'LiveRekeySecret', text: 'A secret rekey uses right now is in the repository; run `rekey emergency`' }
+  if (rule === LIVE_RULE) return { name: 'LiveRekeySecret', text: 'A secret rekey uses right now is in the repository; run `rekey emergency` (for a secret of an env file: `rekey --env FILE emergency`)' }
   if (rule === ENV_FILE_RULE) return { name: 'TrackedEnvFile', text: 'An env file is committed to git' }
   const short = rule.replace(/^@secretlint\/secretlint-rule-/, '')
   return { name: short, text: `Credential found by secretlint (${short})` }
@@ -99,7 +99,7 @@ export function formatText(result: ScanResult, findings: readonly Finding[], sup
     out.push(`  ${f.message}`)
   }
   const live = findings.filter((f) => f.live).length
-  if (live > 0) out.push('', `${live} live rekey secret(s) found: they still sign or verify tokens. Run \`rekey emergency\` now, then remove them from the repository.`)
+  if (live > 0) out.push('', `${live} live rekey secret(s) found: they still sign or verify tokens. Run the emergency command each one names now (\`rekey emergency\`, or \`rekey --env FILE emergency\` for a secret of an env file), then remove them from the repository.`)
   const scope = result.commits > 0 ? `${result.commits} commits, ${result.files} file changes` : `${result.files} files`
   const extra = [suppressed > 0 ? `${suppressed} suppressed by the baseline` : '', result.skipped > 0 ? `${result.skipped} skipped (binary or over 1 MiB)` : ''].filter((s) => s !== '')
   out.push(`${findings.length === 0 ? 'no leaks found' : `${findings.length} finding(s)`} in ${scope}${extra.length > 0 ? `; ${extra.join(', ')}` : ''}`)
