@@ -86,6 +86,8 @@ export interface StoreOperations {
   bumpTokenVersion(userId: string, opts?: MutationOptions): Promise<number | null>
   /** Sets the role; `false` for an unknown user. Channel `users`. */
   setRole(userId: string, role: Role, opts?: MutationOptions): Promise<boolean>
+  /** Replaces the user's password hash (made by the service); `false` for an unknown user. Channel `users`. */
+  setPasswordHash(userId: string, passwordHash: string, opts?: MutationOptions): Promise<boolean>
   countUsers(): Promise<number>
 
   // Sessions (refresh-token families)
