@@ -51,6 +51,9 @@ export function exitCodeOf(err: unknown): number {
 /** One line for people: the code and message, never a stack trace. */
 export function describeError(err: unknown): string {
   if (isRekeyError(err)) return `${(err as RekeyError).code}: ${err.message}`
+  // Errors of the ops (a BackupError) carry a catalog code too: the line always names it.
+  const code = (err as { code?: unknown } | null)?.code
+  if (err instanceof Error && typeof code === 'string' && /^ERR_[A-Z_]+$/.test(code)) return `${code}: ${err.message}`
   if (err instanceof Error) return err.message
   return String(err)
 }

@@ -116,6 +116,8 @@ export interface StoreOperations {
   bumpTokenVersion(userId: string, opts?: MutationOptions): Promise<number | null>
   /** Sets the role; `false` for an unknown user. Channel `users`. */
   setRole(userId: string, role: Role, opts?: MutationOptions): Promise<boolean>
+  /** Replaces the user's password hash (made by the service); `false` for an unknown user. Channel `users`. */
+  setPasswordHash(userId: string, passwordHash: string, opts?: MutationOptions): Promise<boolean>
   countUsers(): Promise<number>
   /** Sets a user's password hash and clears the forced-change mark; `false` for an unknown user. Channel `users`. */
   setPassword(userId: string, passwordHash: string, opts?: MutationOptions): Promise<boolean>

@@ -1,5 +1,5 @@
 /** Stores with data, archives made by hand (honest and malicious), and a CLI runner for the backup tests. */
-import { randomUUID } from 'node:crypto'
+import { randomBytes, randomUUID } from 'node:crypto'
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import { writeFile } from 'node:fs/promises'
 import os from 'node:os'
@@ -12,6 +12,10 @@ import { openStore } from '../../src/store/open.ts'
 import type { Store } from '../../src/store/store.ts'
 
 export const PASSPHRASE = 'correct-horse-battery-staple-42'
+/** The master key of the test stores: archives are authenticated under it. */
+export const MASTER_KEY = randomBytes(32)
+/** REKEY_MASTER_KEY for CLI runs on the test stores. */
+export const MASTER_ENV = Object.freeze({ REKEY_MASTER_KEY: MASTER_KEY.toString('base64') })
 /** A low scrypt work factor so tests do not spend a second per archive; the header carries it. */
 export const FAST = { passphrase: PASSPHRASE, scryptLogN: 10 }
 
@@ -45,6 +49,8 @@ export async function filledStore(t: { after: (fn: () => void) => void }, users:
   const opened = await openStore(storePath)
   await fill(opened, users)
   await opened.close()
+  // As `rekey serve` leaves an embedded store: its master key beside it.
+  writeFileSync(path.join(path.dirname(storePath), 'master.key'), `${MASTER_KEY.toString('base64')}\n`, { mode: 0o600 })
   return { dir, storePath }
 }
 

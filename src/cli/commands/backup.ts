@@ -3,6 +3,7 @@ import type { Command } from 'commander'
 import { RekeyError } from '../../core/errors.ts'
 import { parseS3Url, uploadToS3 } from '../../ops/backup/s3-upload.ts'
 import { maskLocation } from '../../store/errors.ts'
+import { resolveMasterKey } from '../../config/master-key.ts'
 import { commandConfig } from '../audit-store.ts'
 import type { CliIo, GlobalOptions } from '../context.ts'
 
@@ -32,7 +33,7 @@ export async function readIdentities(file: string): Promise<string[]> {
 export function registerBackup(program: Command, io: CliIo): void {
   const backup = program
     .command('backup')
-    .description('encrypted backup of the store (the master key is never inside): rekey-backup-<UTC stamp>.tgz.age, 0600')
+    .description('encrypted, authenticated backup of the store (MAC keyed from the master key, which is never inside): rekey-backup-<UTC stamp>.tgz.age, 0600')
     .option('--out <dir>', 'directory for the archive', './backups')
     .option('--recipient <age1...>', 'encrypt to this age recipient instead of REKEY_BACKUP_PASSPHRASE (repeatable)', collect)
     .option('--s3 <s3://bucket/prefix>', 'also upload the archive (needs @aws-sdk/client-s3; AWS_* variables)')
@@ -48,12 +49,15 @@ export function registerBackup(program: Command, io: CliIo): void {
       const globals = command.optsWithGlobals<GlobalOptions>()
       const target = options.s3 === undefined ? undefined : parseS3Url(options.s3)
       if (options.kmsKeyId !== undefined && target === undefined) throw new RekeyError('ERR_CONFIG', '--kms-key-id needs --s3')
-      const location = (await commandConfig(io, globals)).store
+      const config = await commandConfig(io, globals)
+      const location = config.store
       const started = Date.now()
+      // The archive's MAC is keyed from the store's master key: never generated here.
+      const masterKey = (await resolveMasterKey(config)).key
       const { createBackup } = await import('../../ops/backup/backup.ts')
       const result = await createBackup(location, options.out, {
         ...(options.recipient === undefined ? { passphrase: io.env.REKEY_BACKUP_PASSPHRASE } : { recipients: options.recipient }),
-      })
+      }, masterKey)
       const uploaded = target === undefined ? undefined : await uploadToS3(result.file, target, options.kmsKeyId)
       const m = result.manifest
       const rows = Object.values(m.rowCounts).reduce((a, b) => a + b, 0)
@@ -70,16 +74,18 @@ export function registerBackup(program: Command, io: CliIo): void {
 
   backup
     .command('verify')
-    .description('restore drill: decrypt, check hashes, restore into a temporary store, check integrity and row counts; exit 1 on any problem')
+    .description('restore drill: decrypt, check the MAC under the master key and the hashes, restore into a temporary store, check integrity and row counts; exit 1 on any problem')
     .argument('<archive>', 'a rekey-backup-*.tgz.age file')
     .option('--identity <file>', 'age identity file, for archives made with --recipient')
     .action(async (archive: string, options: { identity?: string }, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>()
       const identities = options.identity === undefined ? [] : await readIdentities(options.identity)
       const started = Date.now()
-      const location = (await commandConfig(io, globals)).store
+      const config = await commandConfig(io, globals)
+      const location = config.store
+      const masterKey = (await resolveMasterKey(config)).key
       const { verifyBackup } = await import('../../ops/backup/backup.ts')
-      const report = await verifyBackup(archive, { passphrase: io.env.REKEY_BACKUP_PASSPHRASE, identities }, location)
+      const report = await verifyBackup(archive, { passphrase: io.env.REKEY_BACKUP_PASSPHRASE, identities }, masterKey, location)
       const m = report.manifest
       const result = { archive, ok: true, dialect: m.dialect, schemaVersion: m.schemaVersion, createdAt: m.createdAt, rekeyVersion: m.rekeyVersion, tables: report.tables, rows: report.rows, ms: Date.now() - started }
       if (globals.json === true) {
@@ -88,6 +94,6 @@ export function registerBackup(program: Command, io: CliIo): void {
       }
       io.stdout(`backup ok: ${archive}\n`)
       io.stdout(`  made ${m.createdAt} by rekey ${m.rekeyVersion}; ${m.dialect}, schema version ${m.schemaVersion}\n`)
-      io.stdout(`  decrypted, hashes match, restored into a temporary store: integrity ok, ${report.rows} rows in ${report.tables} tables as the manifest says (${result.ms} ms)\n`)
+      io.stdout(`  authentic (MAC under master key k:${m.masterKeyId}), decrypted, hashes match, only rekey's own schema, restored into a temporary store: integrity ok, ${report.rows} rows in ${report.tables} tables as the manifest says (${result.ms} ms)\n`)
     })
 }

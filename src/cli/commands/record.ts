@@ -43,7 +43,9 @@ export function registerRecord(program: Command, io: CliIo): void {
       const fileVars = await envFileVars(globals)
       const config = await commandConfig(io, globals, fileVars)
       const location = config.store
-      const notes = options.notes ?? ''
+      // A backdated rotation says so in its audit row: the row's own date is when it was recorded.
+      const backdated = options.at === undefined ? '' : `rotated at ${isoSeconds(options.at)} (recorded ${isoSeconds(now)})`
+      const notes = [backdated, options.notes ?? ''].filter((n) => n !== '').join('; ')
       const { store, audit } = await openForWrite(io, config)
       const { secret, seq } = await withStore(store, () => recordRotation(store, audit, config.cadence, {
         secret: name,
@@ -54,7 +56,7 @@ export function registerRecord(program: Command, io: CliIo): void {
         liveSecrets: liveSecretsOf(io.env, fileVars),
         ...(options.kind === undefined ? {} : { kind: options.kind }),
         ...(options.at === undefined ? {} : { rotatedAt: options.at }),
-        ...(options.notes === undefined ? {} : { secretNotes: notes }),
+        ...(options.notes === undefined ? {} : { secretNotes: options.notes }),
       }))
       const rotatedAt = secret.lastRotatedAt ?? now
       const dueAt = rotatedAt + secret.cadenceDays * 86_400_000

@@ -1,5 +1,6 @@
 import type { Command } from 'commander'
 import { maskLocation } from '../../store/errors.ts'
+import { resolveMasterKey } from '../../config/master-key.ts'
 import { commandConfig } from '../audit-store.ts'
 import type { CliIo, GlobalOptions } from '../context.ts'
 import { readIdentities } from './backup.ts'
@@ -8,17 +9,20 @@ import { readIdentities } from './backup.ts'
 export function registerRestore(program: Command, io: CliIo): void {
   program
     .command('restore')
-    .description('restore the store from a backup after a full drill; a store holding data is only replaced with --force (stop every instance first)')
+    .description('restore the store from an authentic backup after a full drill; refused while any instance runs on the store; a store holding data is only replaced with --force')
     .argument('<archive>', 'a rekey-backup-*.tgz.age file')
     .option('--identity <file>', 'age identity file, for archives made with --recipient')
-    .option('--force', 'replace a store that holds data')
+    .option('--force', 'replace a store that holds data (never a store an instance is running on)')
     .addHelpText('after', '\nExamples:\n  REKEY_BACKUP_PASSPHRASE=... rekey restore backups/rekey-backup-20261123T021700Z.tgz.age\n  rekey --store ./.rekey/rekey.db restore backup.tgz.age --identity ops.agekey --force')
     .action(async (archive: string, options: { identity?: string, force?: boolean }, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>()
       const identities = options.identity === undefined ? [] : await readIdentities(options.identity)
-      const location = (await commandConfig(io, globals)).store
+      const config = await commandConfig(io, globals)
+      const location = config.store
+      // The archive must be authentic under the master key the restored store will run with.
+      const masterKey = (await resolveMasterKey(config)).key
       const { restoreBackup } = await import('../../ops/backup/backup.ts')
-      const report = await restoreBackup(archive, { passphrase: io.env.REKEY_BACKUP_PASSPHRASE, identities }, location, options.force === true)
+      const report = await restoreBackup(archive, { passphrase: io.env.REKEY_BACKUP_PASSPHRASE, identities }, location, masterKey, options.force === true)
       const m = report.manifest
       if (globals.json === true) {
         io.stdout(`${JSON.stringify({ archive, store: maskLocation(location), restored: true, dialect: m.dialect, createdAt: m.createdAt, rows: report.rows, tables: report.tables, kept: report.kept })}\n`)

@@ -6,10 +6,12 @@
  * - {@link verifyBackup}: decrypt, check every hash, restore into a temporary store, check
  *   integrity, schema version and row counts. Any failure is a BackupError.
  * - {@link restoreBackup}: the same checks, then the store is replaced; a store holding data is
- *   only replaced with `force`.
+ *   only replaced with `force`, and never while an instance is running on it.
  *
- * The master key is never in an archive: without it, a restored store's managed keys cannot
- * be opened. Keep it apart (a password manager, a KMS).
+ * Every archive is authenticated with a MAC keyed from the master key (`authenticity.ts`),
+ * checked before anything else is trusted; only rekey's own schema objects are ever backed up
+ * or restored (`own-schema.ts`). The master key is never in an archive: without it, a
+ * restored store's managed keys cannot be opened. Keep it apart (a password manager, a KMS).
  */
 import { createHash } from 'node:crypto'
 import { createReadStream, mkdtempSync, promises as fs } from 'node:fs'
@@ -17,13 +19,19 @@ import os from 'node:os'
 import path from 'node:path'
 import { isPostgresLocation } from '../../config/load.ts'
 import { RekeyError } from '../../core/errors.ts'
+import { masterKeyId } from '../../service/audit-segments.ts'
+import { LIVE_WINDOW_MS } from '../../service/lifecycle.ts'
 import { maskLocation } from '../../store/errors.ts'
 import { openStore } from '../../store/open.ts'
 import { readArchive, writeArchive, type SealOptions, type UnsealOptions } from './archive.ts'
+import { checkManifestMac, manifestMac } from './authenticity.ts'
 import { BackupError } from './backup-error.ts'
-import { ARCHIVE_FORMAT, MANIFEST_NAME, PART_NAME, parseManifest, type Dialect, type Manifest } from './manifest.ts'
-import { checkPostgresDump, postgresDataRows, restorePostgres, snapshotPostgres } from './postgres-snapshot.ts'
-import { checkSqliteCopy, replaceSqliteStore, snapshotSqlite, sqliteDataRows } from './sqlite-snapshot.ts'
+import { ARCHIVE_FORMAT, MAC_NAME, MANIFEST_NAME, PART_NAME, parseManifest, type Dialect, type Manifest } from './manifest.ts'
+import {
+  checkOwnEntries, checkPostgresDump, dumpToc, postgresDataRows, postgresLiveInstances, postgresTargetSchema, restoreDump, snapshotPostgres,
+  type LiveInstance,
+} from './postgres-snapshot.ts'
+import { checkOwnSqlite, checkSqliteCopy, replaceSqliteStore, snapshotSqlite, sqliteDataRows, sqliteLiveInstances, type SnapshotFacts } from './sqlite-snapshot.ts'
 import { rekeyVersion } from './version.ts'
 
 /** `20261123T021700Z` for a date. */
@@ -58,8 +66,11 @@ export interface BackupResult {
   readonly manifest: Manifest
 }
 
-/** Backs up the store at `location` into `outDir` (created 0700 if missing). */
-export async function createBackup(location: string, outDir: string, seal: SealOptions, now: Date = new Date()): Promise<BackupResult> {
+/**
+ * Backs up the store at `location` into `outDir` (created 0700 if missing), authenticated
+ * under `masterKey` (the store's). A store holding objects that are not rekey's own is refused.
+ */
+export async function createBackup(location: string, outDir: string, seal: SealOptions, masterKey: Buffer, now: Date = new Date()): Promise<BackupResult> {
   const dialect: Dialect = isPostgresLocation(location) ? 'postgres' : 'sqlite'
   // Checked before the snapshot, so a missing passphrase costs nothing.
   if ((seal.recipients ?? []).length === 0 && (seal.passphrase ?? '') === '') {
@@ -69,31 +80,51 @@ export async function createBackup(location: string, outDir: string, seal: SealO
   return withTempDir(async (dir) => {
     const part = PART_NAME[dialect]
     const snapshotFile = path.join(dir, part)
-    const facts = dialect === 'sqlite' ? await snapshotSqlite(location, snapshotFile) : await snapshotPostgres(location, snapshotFile)
+    const facts: SnapshotFacts & { schema?: string } = dialect === 'sqlite' ? await snapshotSqlite(location, snapshotFile) : await snapshotPostgres(location, snapshotFile)
+    // A planted trigger or view would be carried into every restore: refuse it now, not then.
+    if (facts.schema === undefined) checkOwnSqlite(snapshotFile)
+    else checkOwnEntries(await dumpToc(snapshotFile), facts.schema)
     const manifest: Manifest = {
       format: ARCHIVE_FORMAT,
       rekeyVersion: rekeyVersion(),
       dialect,
       schemaVersion: facts.schemaVersion,
-      ...('schema' in facts ? { pgSchema: (facts as { schema: string }).schema } : {}),
+      ...(facts.schema === undefined ? {} : { pgSchema: facts.schema }),
       createdAt: now.toISOString(),
+      masterKeyId: masterKeyId(masterKey),
       source: maskLocation(location),
       parts: [{ name: part, ...(await sha256File(snapshotFile)) }],
       rowCounts: facts.rowCounts,
     }
-    await fs.writeFile(path.join(dir, MANIFEST_NAME), `${JSON.stringify(manifest, null, 2)}\n`, { mode: 0o600 })
+    const manifestBytes = Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`, 'utf8')
+    await fs.writeFile(path.join(dir, MANIFEST_NAME), manifestBytes, { mode: 0o600 })
+    await fs.writeFile(path.join(dir, MAC_NAME), `${manifestMac(masterKey, manifestBytes)}\n`, { mode: 0o600 })
     const file = path.join(outDir, `rekey-backup-${stampOf(now)}.tgz.age`)
-    const bytes = await writeArchive(dir, [MANIFEST_NAME, part], file, seal)
+    const bytes = await writeArchive(dir, [MANIFEST_NAME, MAC_NAME, part], file, seal)
     return { file, bytes, manifest }
   })
 }
 
-/** Decrypts and extracts into `dir`, then checks the manifest and every hash. */
-async function openArchive(file: string, unseal: UnsealOptions, dir: string): Promise<Manifest> {
-  const extracted = await readArchive(file, unseal, new Set([MANIFEST_NAME, ...Object.values(PART_NAME)]), dir)
+/**
+ * Decrypts and extracts into `dir`, then checks, in this order: the MAC of the manifest under
+ * `masterKey` (before the manifest's content is trusted at all), the manifest, every hash.
+ */
+async function openArchive(file: string, unseal: UnsealOptions, masterKey: Buffer, dir: string): Promise<Manifest> {
+  const extracted = await readArchive(file, unseal, new Set([MANIFEST_NAME, MAC_NAME, ...Object.values(PART_NAME)]), dir)
   if (!extracted.has(MANIFEST_NAME)) throw new BackupError('the archive has no manifest.json')
-  const manifest = parseManifest(await fs.readFile(path.join(dir, MANIFEST_NAME), 'utf8'))
-  const expected = new Set([MANIFEST_NAME, ...manifest.parts.map((p) => p.name)])
+  const manifestBytes = await fs.readFile(path.join(dir, MANIFEST_NAME))
+  let claimed: { format?: unknown, masterKeyId?: unknown } = {}
+  try {
+    claimed = JSON.parse(manifestBytes.toString('utf8')) as typeof claimed
+  } catch { /* parseManifest names it, once authentic */ }
+  if (!extracted.has(MAC_NAME)) {
+    // parseManifest explains format 1 (made before MACs existed); anything else is a forgery.
+    if (claimed.format === 'rekey-backup/1') parseManifest(manifestBytes.toString('utf8'))
+    throw new BackupError('the archive has no manifest.mac: it cannot be proven authentic, so it is refused; nothing was restored')
+  }
+  checkManifestMac(masterKey, manifestBytes, await fs.readFile(path.join(dir, MAC_NAME), 'utf8'), claimed.masterKeyId)
+  const manifest = parseManifest(manifestBytes.toString('utf8'))
+  const expected = new Set([MANIFEST_NAME, MAC_NAME, ...manifest.parts.map((p) => p.name)])
   for (const name of extracted.keys()) if (!expected.has(name)) throw new BackupError(`the archive holds ${name}, which its manifest does not list`)
   for (const p of manifest.parts) {
     const got = extracted.get(p.name)
@@ -115,11 +146,12 @@ function summary(manifest: Manifest): VerifyReport {
   return { manifest, tables: counts.length, rows: counts.reduce((a, b) => a + b, 0) }
 }
 
-/** Runs the drill on an extracted archive: a temporary store, integrity, schema version, counts. */
+/** Runs the drill on an extracted archive: own schema only, a temporary store, integrity, schema version, counts. */
 async function drill(dir: string, manifest: Manifest, pgUrl: string | undefined): Promise<void> {
   const part = path.join(dir, PART_NAME[manifest.dialect])
   let problems: string[]
   if (manifest.dialect === 'sqlite') {
+    checkOwnSqlite(part)
     problems = checkSqliteCopy(part, manifest)
     if (problems.length === 0) {
       // The copy must also open as a store with this rekey (a newer schema is refused here).
@@ -136,15 +168,20 @@ async function drill(dir: string, manifest: Manifest, pgUrl: string | undefined)
     if (pgUrl === undefined || !isPostgresLocation(pgUrl)) {
       throw new RekeyError('ERR_CONFIG', 'this is a PostgreSQL backup: give --store postgres://... (or REKEY_STORE); the drill restores it into a temporary database there')
     }
-    problems = await checkPostgresDump(pgUrl, part, manifest.pgSchema as string, manifest)
+    const entries = await dumpToc(part)
+    checkOwnEntries(entries, manifest.pgSchema as string)
+    problems = await checkPostgresDump(pgUrl, part, manifest.pgSchema as string, manifest, entries, path.join(dir, 'drill.list'))
   }
   if (problems.length > 0) throw new BackupError(`the restore drill failed: ${problems.join('; ')}`)
 }
 
-/** `backup verify`: the whole restore drill. `pgUrl` is needed for PostgreSQL backups. */
-export async function verifyBackup(file: string, unseal: UnsealOptions, pgUrl?: string): Promise<VerifyReport> {
+/**
+ * `backup verify`: the whole restore drill, the MAC checked under `masterKey` first.
+ * `pgUrl` is needed for PostgreSQL backups.
+ */
+export async function verifyBackup(file: string, unseal: UnsealOptions, masterKey: Buffer, pgUrl?: string): Promise<VerifyReport> {
   return withTempDir(async (dir) => {
-    const manifest = await openArchive(file, unseal, dir)
+    const manifest = await openArchive(file, unseal, masterKey, dir)
     await drill(dir, manifest, pgUrl)
     return summary(manifest)
   })
@@ -156,25 +193,50 @@ export interface RestoreReport extends VerifyReport {
   readonly kept: string | null
 }
 
+const ago = (now: number, at: number): string => `${Math.max(0, Math.round((now - at) / 1000))} s ago`
+
 /**
- * Restores `file` into the store at `location` after the full drill. A store holding data is
- * refused (ERR_UNSAFE) unless `force`. Stop every instance first.
+ * Refuses (ERR_UNSAFE) while any instance has a fresh heartbeat in the target: it would keep
+ * writing to the replaced store, and those writes would be lost. `--force` does not change that.
  */
-export async function restoreBackup(file: string, unseal: UnsealOptions, location: string, force: boolean, now: Date = new Date()): Promise<RestoreReport> {
+async function refuseLiveInstances(location: string, schema: string | undefined, now: number): Promise<void> {
+  const since = now - LIVE_WINDOW_MS
+  const live: LiveInstance[] = schema === undefined ? sqliteLiveInstances(location, since) : await postgresLiveInstances(location, schema, since)
+  if (live.length === 0) return
+  const names = live.map((i) => `${i.instanceId} (${i.hostname} pid ${i.pid}, last seen ${ago(now, i.lastSeen)})`).join(', ')
+  throw new RekeyError('ERR_UNSAFE', `restore refused: ${live.length} instance(s) are running on ${maskLocation(location)}: ${names}. Stop them first (a stopped instance removes its heartbeat; a killed one counts as running for ${LIVE_WINDOW_MS / 1000} s after its last one). --force does not override this`)
+}
+
+/**
+ * Restores `file` into the store at `location` after the MAC check and the full drill.
+ * Refused (ERR_UNSAFE) while an instance runs on the store, and for a store holding data
+ * unless `force`.
+ */
+export async function restoreBackup(file: string, unseal: UnsealOptions, location: string, masterKey: Buffer, force: boolean, now: Date = new Date()): Promise<RestoreReport> {
   return withTempDir(async (dir) => {
-    const manifest = await openArchive(file, unseal, dir)
+    const manifest = await openArchive(file, unseal, masterKey, dir)
     const targetIsPostgres = isPostgresLocation(location)
     if (targetIsPostgres !== (manifest.dialect === 'postgres')) {
       throw new RekeyError('ERR_CONFIG', `this is a ${manifest.dialect} backup and the store ${maskLocation(location)} is not`)
     }
-    const rows = targetIsPostgres ? await postgresDataRows(location, manifest.pgSchema as string) : sqliteDataRows(location)
+    const schema = targetIsPostgres ? manifest.pgSchema as string : undefined
+    if (schema !== undefined) {
+      const target = await postgresTargetSchema(location)
+      if (target !== schema) {
+        throw new RekeyError('ERR_CONFIG', `this backup is of schema ${schema} and ${maskLocation(location)} uses schema ${target}: restore into a URL whose search_path is ${schema} (?options=-c%20search_path%3D${schema})`)
+      }
+    }
+    await refuseLiveInstances(location, schema, now.getTime())
+    const rows = schema !== undefined ? await postgresDataRows(location, schema) : sqliteDataRows(location)
     if (rows > 0 && !force) {
       throw new RekeyError('ERR_UNSAFE', `the store ${maskLocation(location)} holds data (${rows} rows): restoring would replace it; stop every instance and add --force`)
     }
     await drill(dir, manifest, targetIsPostgres ? location : undefined)
+    // The drill took a while: an instance may have started meanwhile.
+    await refuseLiveInstances(location, schema, Date.now())
     const part = path.join(dir, PART_NAME[manifest.dialect])
     let kept: string | null = null
-    if (targetIsPostgres) await restorePostgres(location, part)
+    if (schema !== undefined) await restoreDump(location, part, schema, await dumpToc(part), path.join(dir, 'restore.list'), true)
     else kept = await replaceSqliteStore(part, location, stampOf(now))
     return { ...summary(manifest), kept }
   })

@@ -1,11 +1,16 @@
 /**
  * The manifest inside every backup archive: what was backed up, from which schema, how many
  * rows each table held, and the SHA-256 of each part. `backup verify` checks all of it.
+ * `manifest.mac` beside it authenticates the manifest's exact bytes (see `authenticity.ts`),
+ * and through the hashes every part.
  */
 import { BackupError } from './backup-error.ts'
 
-export const ARCHIVE_FORMAT = 'rekey-backup/1'
+/** Format 2 added the MAC; format 1 archives carry none and are refused (they cannot be proven authentic). */
+export const ARCHIVE_FORMAT = 'rekey-backup/2'
 export const MANIFEST_NAME = 'manifest.json'
+/** The HMAC of manifest.json's bytes under the backup key derived from the master key, hex. */
+export const MAC_NAME = 'manifest.mac'
 
 /** The snapshot file inside the archive, by dialect: the only names an archive may hold besides the manifest. */
 export const PART_NAME = Object.freeze({ sqlite: 'store.sqlite', postgres: 'store.pgdump' } as const)
@@ -28,6 +33,8 @@ export interface Manifest {
   readonly pgSchema?: string
   /** ISO-8601 UTC. */
   readonly createdAt: string
+  /** Which master key the MAC is under (its public id `k:...`, as in the audit log). */
+  readonly masterKeyId: string
   /** Where the backup came from, password masked. */
   readonly source: string
   readonly parts: readonly ManifestPart[]
@@ -46,7 +53,9 @@ export function parseManifest(text: string): Manifest {
     throw new BackupError('the manifest is not valid JSON')
   }
   const problems: string[] = []
+  if (m.format === 'rekey-backup/1') throw new BackupError('this archive was made by an older rekey (format rekey-backup/1) and carries no MAC: it cannot be proven authentic, so it is refused; take a new backup')
   if (m.format !== ARCHIVE_FORMAT) problems.push(`format is not ${ARCHIVE_FORMAT}`)
+  if (typeof m.masterKeyId !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(m.masterKeyId)) problems.push('masterKeyId must be a key id')
   if (m.dialect !== 'sqlite' && m.dialect !== 'postgres') problems.push('dialect must be sqlite or postgres')
   if (!isCount(m.schemaVersion)) problems.push('schemaVersion must be a non-negative integer')
   if (typeof m.createdAt !== 'string' || Number.isNaN(Date.parse(m.createdAt))) problems.push('createdAt must be a date')

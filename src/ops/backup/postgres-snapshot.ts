@@ -1,15 +1,23 @@
 /**
  * PostgreSQL: `pg_dump -Fc` of the store's schema inside an exported snapshot, so the dump and
  * the row counts in the manifest see the same instant; the restore drill in a temporary
- * database; and `pg_restore --clean` into the store. The URL's password reaches the tools
- * through PGPASSWORD, never on a command line, and never appears in a message.
+ * database; and the restore into the store. The URL's password reaches the tools through
+ * PGPASSWORD, never on a command line, and never appears in a message.
+ *
+ * A dump of a schema carries `CREATE SCHEMA` for it. Every database already has `public`, so
+ * a dump of a store in `public` restored as is fails ("schema public already exists"): every
+ * restore goes through the dump's table of contents (`pg_restore -l`), checks that it holds
+ * only rekey's own objects, and leaves out the schema entry when the target has the schema.
  */
 import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
+import { promises as fs } from 'node:fs'
 import pg from 'pg'
 import { RekeyError } from '../../core/errors.ts'
 import { maskLocation } from '../../store/errors.ts'
+import { mapPgError } from '../../store/postgres/pg-errors.ts'
 import { BackupError } from './backup-error.ts'
+import { foreignPostgresEntries, parseToc, type TocEntry } from './own-schema.ts'
 import { compareCounts, DATA_TABLES, type SnapshotFacts } from './sqlite-snapshot.ts'
 
 /** The URL without its password, and the password for PGPASSWORD. */
@@ -20,13 +28,15 @@ function splitPassword(url: string): { url: string, password: string | undefined
   return { url: parsed.toString(), password }
 }
 
-/** Runs a PostgreSQL client tool; ERR_CONFIG naming it when it is not installed. */
-function runTool(tool: 'pg_dump' | 'pg_restore', args: readonly string[], url: string): Promise<void> {
-  const { password } = splitPassword(url)
+/** Runs a PostgreSQL client tool and returns its stdout; ERR_CONFIG naming it when it is not installed. */
+function runTool(tool: 'pg_dump' | 'pg_restore', args: readonly string[], url: string | null): Promise<string> {
+  const password = url === null ? undefined : splitPassword(url).password
   return new Promise((resolve, reject) => {
     const env = { ...process.env, ...(password === undefined ? {} : { PGPASSWORD: password }) }
-    const child = spawn(tool, [...args], { env, stdio: ['ignore', 'ignore', 'pipe'] })
+    const child = spawn(tool, [...args], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stdout = ''
     let stderr = ''
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => { if (stdout.length < 4 * 1024 * 1024) stdout += chunk })
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => { if (stderr.length < 8192) stderr += chunk })
     child.once('error', (err) => {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
@@ -34,7 +44,7 @@ function runTool(tool: 'pg_dump' | 'pg_restore', args: readonly string[], url: s
       } else reject(err)
     })
     child.once('close', (code) => {
-      if (code === 0) resolve()
+      if (code === 0) resolve(stdout)
       else reject(new BackupError(`${tool} failed (exit ${code}): ${maskLocation(stderr.trim()).replace(/postgres(ql)?:\/\/[^\s@]*@/gi, 'postgres://***@')}`))
     })
   })
@@ -46,7 +56,8 @@ async function connect(url: string): Promise<pg.Client> {
   try {
     await client.connect()
   } catch (err) {
-    throw new RekeyError('ERR_STORE_UNAVAILABLE', `cannot connect to ${maskLocation(url)}: ${(err as Error).message}`)
+    const mapped = mapPgError(err, maskLocation(url))
+    throw mapped instanceof RekeyError ? mapped : new RekeyError('ERR_STORE_UNAVAILABLE', `cannot connect to ${maskLocation(url)}: ${(err as Error).message}`)
   }
   return client
 }
@@ -79,7 +90,7 @@ export async function snapshotPostgres(url: string, outFile: string): Promise<Sn
     const snapshot = (await client.query<{ id: string }>('SELECT pg_export_snapshot() AS id')).rows[0]?.id as string
     const found = await schemaFacts(client, schema)
     if (!('schema_migrations' in found.rowCounts)) throw new RekeyError('ERR_CONFIG', `no rekey store in schema ${schema} of ${maskLocation(url)}`)
-    await runTool('pg_dump', ['--format=custom', `--snapshot=${snapshot}`, `--schema=${schema}`, '--no-owner', '--no-acl', `--file=${outFile}`, `--dbname=${splitPassword(url).url}`], url)
+    await runTool('pg_dump', ['--format=custom', `--snapshot=${snapshot}`, `--schema="${schema}"`, '--no-owner', '--no-acl', `--file=${outFile}`, `--dbname=${splitPassword(url).url}`], url)
     await client.query('COMMIT')
     return { ...found, schema }
   } finally {
@@ -87,18 +98,70 @@ export async function snapshotPostgres(url: string, outFile: string): Promise<Sn
   }
 }
 
-/** The URL of another database on the same server. */
+/** The URL of another database on the same server (the query string, e.g. search_path, kept). */
 function withDatabase(url: string, database: string): string {
   const parsed = new URL(url)
   parsed.pathname = `/${database}`
   return parsed.toString()
 }
 
+/** The table of contents of a dump (`pg_restore -l`). */
+export async function dumpToc(dump: string): Promise<TocEntry[]> {
+  return parseToc(await runTool('pg_restore', ['--list', dump], null))
+}
+
+/** BackupError naming the entries of the dump that are not rekey's own objects in `schema`. */
+export function checkOwnEntries(entries: readonly TocEntry[], schema: string): void {
+  const foreign = foreignPostgresEntries(entries, schema)
+  if (foreign.length > 0) {
+    throw new BackupError(`the dump holds objects that are not rekey's own, so it is refused before anything is restored: ${foreign.slice(0, 10).join(', ')}${foreign.length > 10 ? ` and ${foreign.length - 10} more` : ''}`)
+  }
+}
+
 /**
- * The restore drill: restores the dump into a temporary database on the store's server,
+ * The schema a connection to `url` creates its tables in: `current_schema()`, or, when the
+ * search_path names a schema that does not exist yet, its first entry.
+ */
+async function targetSchema(client: pg.Client): Promise<{ schema: string, exists: boolean }> {
+  const row = (await client.query<{ s: string | null, p: string }>("SELECT current_schema() AS s, current_setting('search_path') AS p")).rows[0]
+  if (row?.s !== null && row?.s !== undefined) return { schema: row.s, exists: true }
+  const first = (row?.p ?? '').split(',').map((x) => x.trim().replace(/^"(.*)"$/, '$1')).find((x) => x !== '' && x !== '$user')
+  if (first === undefined) throw new RekeyError('ERR_CONFIG', 'the target database has no schema to restore into: set search_path in the URL (?options=-c%20search_path%3Dname)')
+  return { schema: first, exists: false }
+}
+
+/**
+ * Restores `dump` (of `schema`) into the database of `url`, whose search_path must lead to
+ * that same schema: a list of the dump's entries (without the schema itself when the target
+ * already has it) through `pg_restore --single-transaction`, all or nothing. With `clean`,
+ * rekey's tables there are dropped first, in that same transaction.
+ */
+export async function restoreDump(url: string, dump: string, schema: string, entries: readonly TocEntry[], listFile: string, clean: boolean): Promise<void> {
+  checkOwnEntries(entries, schema)
+  const client = await connect(url)
+  let target: { schema: string, exists: boolean }
+  try {
+    target = await targetSchema(client)
+  } finally {
+    await client.end().catch(() => {})
+  }
+  if (target.schema !== schema) {
+    throw new RekeyError('ERR_CONFIG', `this backup is of schema ${schema} and ${maskLocation(url)} uses schema ${target.schema}: restore into a URL whose search_path is ${schema} (?options=-c%20search_path%3D${schema})`)
+  }
+  const keep = entries.filter((e) => !(target.exists && (e.kind === 'SCHEMA' || (e.kind === 'COMMENT' && e.name === `SCHEMA ${schema}`))))
+  await fs.writeFile(listFile, `${keep.map((e) => e.line).join('\n')}\n`, { mode: 0o600 })
+  await runTool('pg_restore', [
+    ...(clean ? ['--clean', '--if-exists'] : []),
+    '--single-transaction', '--exit-on-error', '--no-owner', '--no-acl', `--use-list=${listFile}`, `--dbname=${splitPassword(url).url}`, dump,
+  ], url)
+}
+
+/**
+ * The restore drill: restores the dump into a temporary database on the store's server (the
+ * URL's search_path kept, so the dump's schema is created there or, for public, found),
  * compares schema version and row counts with the manifest, and drops the database.
  */
-export async function checkPostgresDump(url: string, dump: string, schema: string, expected: SnapshotFacts): Promise<string[]> {
+export async function checkPostgresDump(url: string, dump: string, schema: string, expected: SnapshotFacts, entries: readonly TocEntry[], listFile: string): Promise<string[]> {
   const name = `rekey_verify_${randomBytes(6).toString('hex')}`
   const admin = await connect(url)
   try {
@@ -110,9 +173,9 @@ export async function checkPostgresDump(url: string, dump: string, schema: strin
     try {
       const target = withDatabase(url, name)
       try {
-        await runTool('pg_restore', ['--exit-on-error', '--no-owner', '--no-acl', `--dbname=${splitPassword(target).url}`, dump], target)
+        await restoreDump(target, dump, schema, entries, listFile, false)
       } catch (err) {
-        if (err instanceof BackupError) return [`the dump does not restore: ${err.message}`]
+        if (err instanceof BackupError && !/not rekey's own/.test(err.message)) return [`the dump does not restore: ${err.message}`]
         throw err
       }
       const client = await connect(target)
@@ -149,7 +212,34 @@ export async function postgresDataRows(url: string, schema: string): Promise<num
   }
 }
 
-/** `pg_restore --clean --if-exists --single-transaction` of the dump into the store's database. */
-export async function restorePostgres(url: string, dump: string): Promise<void> {
-  await runTool('pg_restore', ['--clean', '--if-exists', '--single-transaction', '--exit-on-error', '--no-owner', '--no-acl', `--dbname=${splitPassword(url).url}`, dump], url)
+/** Instances of the store in `schema` whose last heartbeat is at or after `since` (ms). */
+export async function postgresLiveInstances(url: string, schema: string, since: number): Promise<LiveInstance[]> {
+  const client = await connect(url)
+  try {
+    const exists = (await client.query('SELECT 1 FROM information_schema.tables WHERE table_schema = $1 AND table_name = $2', [schema, 'instances'])).rows.length > 0
+    if (!exists) return []
+    const { rows } = await client.query<{ instance_id: string, hostname: string, pid: number, last_seen: string }>(
+      `SELECT instance_id, hostname, pid, last_seen FROM ${quote(schema)}.instances WHERE last_seen >= $1 ORDER BY instance_id`, [since])
+    return rows.map((r) => ({ instanceId: r.instance_id, hostname: r.hostname, pid: Number(r.pid), lastSeen: Number(r.last_seen) }))
+  } finally {
+    await client.end().catch(() => {})
+  }
+}
+
+/** A running instance, as its heartbeat row names it. */
+export interface LiveInstance {
+  readonly instanceId: string
+  readonly hostname: string
+  readonly pid: number
+  readonly lastSeen: number
+}
+
+/** The schema `url` stores in (see {@link restoreDump}): the one a restore writes to. */
+export async function postgresTargetSchema(url: string): Promise<string> {
+  const client = await connect(url)
+  try {
+    return (await targetSchema(client)).schema
+  } finally {
+    await client.end().catch(() => {})
+  }
 }

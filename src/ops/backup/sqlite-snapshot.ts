@@ -10,6 +10,7 @@ import * as sqlite from 'node:sqlite'
 import { DatabaseSync } from 'node:sqlite'
 import { RekeyError } from '../../core/errors.ts'
 import { BackupError } from './backup-error.ts'
+import { foreignSqliteObjects } from './own-schema.ts'
 import { syncDirectory } from '../../config/env-file.ts'
 
 /** Tables whose rows make a store "not empty" for restore (the seeded single rows do not count). */
@@ -76,6 +77,35 @@ export function checkSqliteCopy(file: string, expected: SnapshotFacts): string[]
     if (found.schemaVersion !== expected.schemaVersion) problems.push(`schema version ${found.schemaVersion}, the manifest says ${expected.schemaVersion}`)
     problems.push(...compareCounts(found.rowCounts, expected.rowCounts))
     return problems
+  } finally {
+    db.close()
+  }
+}
+
+/** BackupError naming what in the SQLite file is not rekey's own schema (a trigger, a view, an extra table...). */
+export function checkOwnSqlite(file: string): void {
+  const db = new DatabaseSync(file, { readOnly: true })
+  let foreign: string[]
+  try {
+    foreign = foreignSqliteObjects(db, facts(db).schemaVersion)
+  } finally {
+    db.close()
+  }
+  if (foreign.length > 0) {
+    throw new BackupError(`the store holds objects that are not rekey's own, so it is refused before anything is restored: ${foreign.slice(0, 10).join(', ')}${foreign.length > 10 ? ` and ${foreign.length - 10} more` : ''}`)
+  }
+}
+
+/** Instances of the SQLite store whose last heartbeat is at or after `since` (ms); none for a missing file. */
+export function sqliteLiveInstances(storePath: string, since: number): Array<{ instanceId: string, hostname: string, pid: number, lastSeen: number }> {
+  if (!existsSync(storePath)) return []
+  const db = new DatabaseSync(storePath, { readOnly: true })
+  try {
+    db.exec('PRAGMA busy_timeout = 5000')
+    const tables = new Set(db.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all().map((r) => String(r.name)))
+    if (!tables.has('instances')) return []
+    return db.prepare('SELECT instance_id, hostname, pid, last_seen FROM instances WHERE last_seen >= ? ORDER BY instance_id').all(since)
+      .map((r) => ({ instanceId: String(r.instance_id), hostname: String(r.hostname), pid: Number(r.pid), lastSeen: Number(r.last_seen) }))
   } finally {
     db.close()
   }

@@ -1,7 +1,12 @@
 /**
- * PostgreSQL errors as the caller sees them. Connection-level failures (refused, reset,
- * terminated backend, pool connect timeout, server shutting down) become
- * ERR_STORE_UNAVAILABLE; unique violations and serialization failures become ERR_CONFLICT.
+ * PostgreSQL errors as the caller sees them. Every error that means "the database is not
+ * serving you" becomes ERR_STORE_UNAVAILABLE (HTTP 503 with Retry-After): the socket-level
+ * failures, SQLSTATE classes 08 (connection exception), 53 (insufficient resources: too many
+ * connections, out of memory, disk full), 57P (operator intervention: shutdown, terminated
+ * backend, database dropped, idle timeout) and 28 (authentication), 3D000 (the database does
+ * not exist), 55000 when the database is not accepting connections (ALLOW_CONNECTIONS false),
+ * and the pool's own messages for dead connections. Unique violations and serialization
+ * failures become ERR_CONFLICT. Anything else is a bug and passes unchanged.
  */
 import { isRekeyError } from '../../core/errors.ts'
 import { conflict, uniqueConflict, unavailable } from '../errors.ts'
@@ -12,19 +17,23 @@ const NETWORK_CODES = new Set([
   'ENOTFOUND', 'EAI_AGAIN', 'EPIPE', 'ENOENT', // ENOENT: a Unix socket path that is not there
 ])
 
-/** SQLSTATEs of a server that cannot serve now (besides class 08, connection exceptions). */
+/** SQLSTATEs of a server that cannot serve now, besides the classes in {@link UNAVAILABLE_CLASSES}. */
 const UNAVAILABLE_SQLSTATES = new Set([
-  '57P01', // admin_shutdown (also pg_terminate_backend)
-  '57P02', // crash_shutdown
-  '57P03', // cannot_connect_now
   '57014', // query_canceled (statement_timeout)
   '55P03', // lock_not_available
-  '53300', // too_many_connections
-  '53400', // configuration_limit_exceeded
-  '28000', // invalid_authorization_specification
-  '28P01', // invalid_password
-  '3D000', // invalid_catalog_name: the database does not exist
+  '3D000', // invalid_catalog_name: the database does not exist (dropped, or a typo in the URL)
 ])
+
+/**
+ * SQLSTATE classes that always mean "not serving you": 08 connection exception, 53
+ * insufficient resources (53300 too many connections, 53400 a configured limit), 57P operator
+ * intervention (57P01 admin shutdown and pg_terminate_backend, 57P02 crash, 57P03 cannot
+ * connect now, 57P04 database dropped, 57P05 idle session timeout), 28 authentication.
+ */
+const UNAVAILABLE_CLASSES = ['08', '53', '57P', '28']
+
+/** 55000 (object_not_in_prerequisite_state) is broad; only this message of it means "not serving". */
+const NOT_ACCEPTING = /is not (currently )?accepting connections/
 
 /** Words for the codes an operator is most likely to meet. */
 const REASONS: Readonly<Record<string, string>> = {
@@ -32,11 +41,13 @@ const REASONS: Readonly<Record<string, string>> = {
   ETIMEDOUT: 'connection timed out',
   ENOTFOUND: 'host not found',
   '57P01': 'the server terminated the connection',
+  '57P04': 'the database was dropped',
   '57014': 'statement timeout',
   '53300': 'too many connections',
   '28P01': 'authentication failed',
   '28000': 'authentication failed',
   '3D000': 'the database does not exist',
+  '55000': 'the database is not accepting connections',
 }
 
 /** Messages pg and pg-pool use for a dead or unusable connection (they carry no code). */
@@ -66,7 +77,10 @@ function errorCode(err: Error): string | undefined {
 export function isConnectionError(err: unknown): boolean {
   if (!(err instanceof Error)) return false
   const code = errorCode(err)
-  if (code !== undefined && (NETWORK_CODES.has(code) || UNAVAILABLE_SQLSTATES.has(code) || code.startsWith('08'))) return true
+  if (code !== undefined) {
+    if (NETWORK_CODES.has(code) || UNAVAILABLE_SQLSTATES.has(code) || UNAVAILABLE_CLASSES.some((c) => code.startsWith(c))) return true
+    if (code === '55000' && NOT_ACCEPTING.test(err.message)) return true
+  }
   return UNAVAILABLE_MESSAGES.some((m) => err.message.includes(m))
 }
 

@@ -104,6 +104,13 @@ export class SqlStore implements Store {
       return found
     })
   }
+  setPasswordHash(userId: string, passwordHash: string, opts: MutationOptions = {}): Promise<boolean> {
+    return this.#write(async (q) => {
+      const found = await users.setPasswordHash(q, userId, passwordHash)
+      if (found) await audit.appendOptional(q, opts.audit)
+      return found
+    })
+  }
   countUsers(): Promise<number> { return this.#read((q) => users.countUsers(q)) }
   setPassword(userId: string, passwordHash: string, opts: MutationOptions = {}): Promise<boolean> {
     return this.#write(async (q) => {

@@ -56,6 +56,13 @@ export async function setRole(q: SqlExecutor, userId: string, role: Role): Promi
   return true
 }
 
+export async function setPasswordHash(q: SqlExecutor, userId: string, passwordHash: string): Promise<boolean> {
+  const changed = await q.run('UPDATE users SET password_hash = $2 WHERE id = $1', [userId, passwordHash])
+  if (changed === 0) return false
+  await bumpChange(q, 'users')
+  return true
+}
+
 export async function countUsers(q: SqlExecutor): Promise<number> {
   const rows = await q.all('SELECT COUNT(*) AS n FROM users')
   return rows[0] === undefined ? 0 : int(rows[0], 'n')
