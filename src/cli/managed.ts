@@ -80,6 +80,7 @@ export async function withManaged<T>(io: CliIo, globals: GlobalOptions, fn: (ctx
       store, masterKey, computeHash, accessTokenTtl: config.accessTokenTtl, refreshTokenTtl: config.refreshTokenTtl,
       ...(config.accessKeyAlg === undefined ? {} : { accessKeyAlg: config.accessKeyAlg }),
       cadencePolicy: cadencePolicyOf(),
+      publishDelayMs: (config.jwksMaxAge ?? 300) * 1000,
       ...(notify === null ? {} : { onEvent: (event) => notify.notice(event) }),
     })
     return await fn({ config, store, masterKey, computeHash, lifecycle, actor: { operator: operatorOf(globals), requestId: null } })

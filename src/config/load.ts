@@ -44,6 +44,10 @@ export interface RekeyConfig {
   readonly keySource: KeySource
   /** The config file read, or `null`. */
   readonly configFile: string | null
+  /** REKEY_JWKS_MAX_AGE, seconds: the JWKS max-age and the publication delay of asymmetric keys. */
+  readonly jwksMaxAge: number
+  /** REKEY_FINALIZE_WHEN_SHARE_BELOW as a fraction (0.05), or undefined. */
+  readonly finalizeWhenShareBelow: number | undefined
 }
 
 /** What {@link loadConfig} reads. */

@@ -67,7 +67,22 @@ export interface LifecycleOptions {
   readonly cadencePolicy?: CadencePolicy
   /** Told of each rotation step after its transaction commits (webhook notices). Must not throw; errors are ignored. */
   readonly onEvent?: (event: LifecycleEvent) => void
+  /**
+   * The publication delay of staged asymmetric access keys, ms: REKEY_JWKS_MAX_AGE, so every
+   * JWKS cache holds the new key before its first token. Default 0. HS256 keys are never delayed.
+   */
+  readonly publishDelayMs?: number
 }
+
+/** While rotate waits for a staged key's publication: when it may sign, and how long is left. */
+export interface PublishProgress {
+  readonly kids: readonly string[]
+  readonly until: string
+  readonly remainingMs: number
+}
+
+/** The store setting holding, per staged kid, when its publication delay ends (epoch ms, JSON). */
+export const PUBLISH_UNTIL_SETTING = 'rotation.publish_until'
 
 /** A committed lifecycle step, for notices. Never carries key material. */
 export interface LifecycleEvent {
@@ -106,6 +121,10 @@ export interface RotateReport {
   readonly changes: readonly { readonly kid: string, readonly purpose: string, readonly from: string, readonly to: string }[]
   /** When finalize becomes safe (ISO), once promoted gracefully. */
   readonly finalizeSafeAt: string | null
+  /** Until when the staged asymmetric key is published before it signs (ISO); `null` when it is not delayed (HS256, delay 0). */
+  readonly publishedUntil?: string | null
+  /** What an unpromoted rotation waits for: the instances' acknowledgements, or the publication delay (`noWait`). */
+  readonly waitingFor?: 'instances' | 'publication' | null
 }
 
 /** What finalize did. */
@@ -140,6 +159,8 @@ export interface EmergencyReport {
   /** Whether every live instance had loaded the new key set when the report was made. */
   readonly propagated: boolean
   readonly instances: readonly InstanceStatus[]
+  /** Set when an asymmetric access key signed without its publication delay. */
+  readonly publishNotice?: string | null
 }
 
 /** The purposes a target names. TypeError for anything else (callers validate input first). */
@@ -281,7 +302,15 @@ export class Lifecycle {
    * After `timeoutMs` without every acknowledgement it returns `promoted: false`, the key
    * still staged; calling rotate again finishes the job.
    */
-  async rotate(input: { secret?: SecretTarget, hard?: boolean, timeoutMs?: number, actor: Actor }): Promise<RotateReport> {
+  async rotate(input: {
+    secret?: SecretTarget, hard?: boolean, timeoutMs?: number, actor: Actor,
+    /** This rotation's publication delay, ms (`--publish-delay`); default the lifecycle's. */
+    publishDelayMs?: number
+    /** Return at staging while the publication delay runs (the scheduler promotes); promote at once if it has passed. */
+    noWait?: boolean
+    /** Called about once a second while waiting through the publication delay. Must not throw. */
+    onProgress?: (progress: PublishProgress) => void
+  }): Promise<RotateReport> {
     const { store, masterKey } = this.#o
     const purposes = purposesOf(input.secret)
     const hard = input.hard === true
@@ -311,10 +340,21 @@ export class Lifecycle {
 
     if (insert.length > 0) this.#emit({ type: 'rotate-started', secrets: purposes.map((p) => `jwt-${p}`), kids: insert.map((k) => k.kid), operator: input.actor.operator, at: now })
     failpoint('rotate:after-stage')
-    const wait = await this.waitForInstances(version, input.timeoutMs ?? DEFAULT_ROTATE_TIMEOUT_MS)
+    const publication = await this.#publication(staged, [...keyset.keys, ...insert.map((k) => ({ kid: k.kid, alg: k.alg, createdAt: k.createdAt }))], input.publishDelayMs)
     const acked = (i: InstanceHeartbeat): InstanceStatus & { acknowledged: boolean } => ({ ...instanceStatus(i, version), acknowledged: i.keysetVersion >= version })
-    const base = { secrets: purposes, staged, hard, waitedMs: wait.waitedMs, instances: wait.instances.map(acked) }
-    if (!wait.acknowledged) return { ...base, promoted: false, signingEverywhere: false, keysetVersion: version, changes: [], finalizeSafeAt: null }
+    const publishedUntil = publication === null ? null : new Date(publication.until).toISOString()
+    if (publication !== null && input.noWait === true && this.#clock.now() < publication.until) {
+      const seen = await this.waitForInstances(version, 0)
+      return {
+        secrets: purposes, staged, hard, waitedMs: 0, instances: seen.instances.map(acked), promoted: false, signingEverywhere: false,
+        keysetVersion: version, changes: [], finalizeSafeAt: null, publishedUntil, waitingFor: 'publication',
+      }
+    }
+    const wait = await this.waitForInstances(version, input.timeoutMs ?? DEFAULT_ROTATE_TIMEOUT_MS)
+    const base = { secrets: purposes, staged, hard, waitedMs: wait.waitedMs, instances: wait.instances.map(acked), publishedUntil }
+    if (!wait.acknowledged) return { ...base, promoted: false, signingEverywhere: false, keysetVersion: version, changes: [], finalizeSafeAt: null, waitingFor: 'instances' }
+    // Publish before use: outside verifiers (JWKS caches, jose's cooldown) have the key before its first token.
+    if (publication !== null) await this.#waitForPublication(publication, input.onProgress)
 
     const fresh = await store.getKeyset()
     const promotedAt = this.#clock.now()
@@ -356,6 +396,46 @@ export class Lifecycle {
       keysetVersion: promotedVersion,
       changes: describe(changes, purposeOf),
       finalizeSafeAt: retireAfter.length === 0 ? null : new Date(Math.max(...retireAfter)).toISOString(),
+      waitingFor: null,
+    }
+  }
+
+  /**
+   * When the staged asymmetric access keys may sign: staging + the publication delay, kept in
+   * the store so a resumed rotation, another operator or the scheduler waits out the same time.
+   * `null` when no staged key is delayed (HS256, or a delay of 0).
+   */
+  async #publication(staged: readonly StagedKey[], keys: readonly { kid: string, alg: string, createdAt: number }[], delayMs: number | undefined): Promise<{ kids: string[], until: number } | null> {
+    const delayed = staged.flatMap((s) => {
+      const key = keys.find((k) => k.kid === s.kid)
+      return s.purpose === 'access' && key !== undefined && !/^HS/.test(key.alg) ? [key] : []
+    })
+    if (delayed.length === 0) return null
+    let recorded: Record<string, unknown> = {}
+    try {
+      recorded = JSON.parse(await this.#o.store.getSetting(PUBLISH_UNTIL_SETTING) ?? '{}') as Record<string, unknown>
+    } catch { /* unreadable: recomputed below */ }
+    const next: Record<string, number> = {}
+    for (const key of delayed) {
+      const known = recorded[key.kid]
+      // An explicit delay (`--publish-delay`) wins, also when resuming; else the one recorded at staging.
+      next[key.kid] = delayMs === undefined && typeof known === 'number' && Number.isFinite(known)
+        ? known
+        : key.createdAt + Math.max(0, delayMs ?? this.#o.publishDelayMs ?? 0)
+    }
+    if (delayed.some((k) => recorded[k.kid] !== next[k.kid])) await this.#o.store.setSetting(PUBLISH_UNTIL_SETTING, JSON.stringify(next))
+    if (delayed.every((k) => (next[k.kid] as number) <= k.createdAt)) return null
+    return { kids: delayed.map((k) => k.kid), until: Math.max(...Object.values(next)) }
+  }
+
+  async #waitForPublication(publication: { kids: string[], until: number }, onProgress: ((p: PublishProgress) => void) | undefined): Promise<void> {
+    for (;;) {
+      const remainingMs = publication.until - this.#clock.now()
+      if (remainingMs <= 0) return
+      try {
+        onProgress?.({ kids: publication.kids, until: new Date(publication.until).toISOString(), remainingMs })
+      } catch { /* progress output must not stop a rotation */ }
+      await sleep(Math.min(1000, remainingMs))
     }
   }
 
@@ -495,6 +575,10 @@ export class Lifecycle {
         sessionsSigned: [...revokedKids].map((kid) => ({ kid, liveSessions: live.get(kid) ?? 0 })).filter((s) => purposeOf(s.kid) === 'refresh'),
         propagated: wait.acknowledged,
         instances: wait.instances.map((i) => instanceStatus(i, result.version)),
+        // An emergency cannot wait for publication: say what that means for outside verifiers.
+        publishNotice: insert.some((k) => k.purpose === 'access' && !/^HS/.test(k.alg))
+          ? 'the new access key signed at once, without the publication delay: verifiers outside rekey that cache the JWKS may reject new tokens until they refetch it'
+          : null,
       }
     }
   }

@@ -49,6 +49,8 @@ export interface SchedulerOptions {
   /** Where reminders go; `null`: none are sent. */
   readonly webhooks?: Webhooks | null
   readonly log: { info(obj: object, msg: string): void, warn(obj: object, msg: string): void }
+  /** REKEY_FINALIZE_WHEN_SHARE_BELOW as a fraction: finalize on usage evidence before the time rule. */
+  readonly finalizeWhenShareBelow?: number
 }
 
 /** One step a tick took or tried. */
@@ -161,7 +163,10 @@ export class Scheduler {
     if (mine.some((k) => k.state === 'previous')) {
       actions.push(await this.#job(`finalize:${purpose}`, async () => {
         try {
-          const report = await this.#o.lifecycle.finalize({ secret: purpose, actor: this.#actor })
+          const report = await this.#o.lifecycle.finalize({
+            secret: purpose, actor: this.#actor,
+            ...(this.#o.finalizeWhenShareBelow === undefined ? {} : { whenShareBelow: this.#o.finalizeWhenShareBelow }),
+          })
           return report.changed ? `retired ${report.retired.map((k) => k.kid).join(', ')}` : null
         } catch (err) {
           // Not safe yet: the grace window is still open. Not a failure.
@@ -179,8 +184,10 @@ export class Scheduler {
     return actions.filter((a) => a.outcome !== 'waiting' || a.detail !== undefined)
   }
 
-  async #rotate(purpose: ServiceKeyPurpose, why: string): Promise<string> {
-    const report = await this.#o.lifecycle.rotate({ secret: purpose, actor: this.#actor, ...(this.#o.rotateTimeoutMs === undefined ? {} : { timeoutMs: this.#o.rotateTimeoutMs }) })
+  async #rotate(purpose: ServiceKeyPurpose, why: string): Promise<string | null> {
+    // noWait: a tick never sleeps through a publication delay; a later tick promotes the staged key.
+    const report = await this.#o.lifecycle.rotate({ secret: purpose, actor: this.#actor, noWait: true, ...(this.#o.rotateTimeoutMs === undefined ? {} : { timeoutMs: this.#o.rotateTimeoutMs }) })
+    if (!report.promoted && report.waitingFor === 'publication') return null
     if (!report.promoted) throw new Error(`the staged ${purpose} key was not loaded by every live instance in time; it stays staged`)
     const kid = report.staged[0]?.kid ?? '?'
     this.#o.log.info({ purpose, kid, why }, 'scheduled rotation done')

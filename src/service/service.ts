@@ -169,13 +169,17 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       accessTokenTtl: config.accessTokenTtl,
       refreshTokenTtl: config.refreshTokenTtl,
       cadencePolicy: config.cadence,
+      publishDelayMs: (config.jwksMaxAge ?? 300) * 1000,
       onEvent: (event) => {
         metrics.rotationEvents.inc({ type: event.type })
         webhooks?.notice(event)
       },
     })
     const scheduler = config.scheduler.enabled === 'on' && config.keySource === 'managed'
-      ? new Scheduler({ store, lifecycle, clock, instanceId, cadencePolicy: config.cadence, intervalMs: config.scheduler.interval * 1000, webhooks, log })
+      ? new Scheduler({
+        store, lifecycle, clock, instanceId, cadencePolicy: config.cadence, intervalMs: config.scheduler.interval * 1000, webhooks, log,
+        ...(config.finalizeWhenShareBelow === undefined ? {} : { finalizeWhenShareBelow: config.finalizeWhenShareBelow }),
+      })
       : null
     if (scheduler !== null) {
       scheduler.start()
