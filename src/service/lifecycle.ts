@@ -26,6 +26,8 @@ import { HEARTBEAT_INTERVAL_MS } from './heartbeat.ts'
 import { instanceStatus, keyView, statusReport, type InstanceStatus, type KeyView, type StatusReport } from './key-views.ts'
 import { KEY_PURPOSES, newManagedKey, type ManagedAlg, type ServiceKeyPurpose } from './keys.ts'
 import { NOT_BEFORE_SETTING } from './revocations.ts'
+import { evidenceRows, finalizeEvidenceOf, usageByProcess, type FinalizeEvidence, type KeyProcesses, type Reporter } from './usage-evidence.ts'
+import { recentUseMessage } from '../core/usage-evidence.ts'
 
 /** Which of the service's keys an operation acts on. */
 export type SecretTarget = ServiceKeyPurpose | 'all'
@@ -134,6 +136,12 @@ export interface FinalizeReport {
   readonly retired: readonly { readonly kid: string, readonly purpose: string }[]
   readonly checks: readonly FinalizeCheck[]
   readonly keysetVersion: number
+  /** The usage evidence finalize weighed (every reporting process). */
+  readonly evidence?: FinalizeEvidence
+  /** True when `whenShareBelow` let it go before the time rule. */
+  readonly byShare?: boolean
+  /** Tokens of the retired keys verified in the last 5 minutes: what this finalize cut. */
+  readonly cut?: number
 }
 
 /** What rollback and revoke did. */
@@ -206,6 +214,23 @@ export async function announceTokenLifetimes(store: Store, lifetimes: { access: 
   }
 }
 
+/** What `status` adds about usage: each process's last report, per-kid processes, and finalize's evidence per purpose. */
+export interface UsageStatus {
+  readonly reporters: readonly Reporter[]
+  readonly keyProcesses: KeyProcesses
+  readonly finalizeEvidence: Readonly<Record<string, FinalizeEvidence['recentUse']>>
+}
+
+/** A finalize refusal with the usage evidence added to its message. */
+function withEvidence(err: unknown, evidence: FinalizeEvidence, threshold: number | undefined, addUse = true): unknown {
+  if (!(err instanceof RekeyError) || err.code !== 'ERR_UNSAFE') return err
+  const extra: string[] = []
+  if (addUse && evidence.recentUse.total > 0) extra.push(recentUseMessage(evidence.recentUse))
+  if (threshold !== undefined) extra.push(...evidence.share.map((s) => `--when-share-below: ${s.purpose}: ${s.evidence?.reason ?? 'no previous key'}`))
+  if (extra.length === 0) return err
+  return new RekeyError('ERR_UNSAFE', `${err.message}; ${extra.join('; ')}`, { problems: [...err.problems, ...extra] })
+}
+
 export class Lifecycle {
   readonly #o: LifecycleOptions
   readonly #clock: Clock
@@ -263,8 +288,18 @@ export class Lifecycle {
   }
 
   /** Keys with their use, instances with the key set each has loaded, and secrets due within 7 days. */
-  async status(): Promise<StatusReport> {
-    return statusReport(this.#o.store, await this.#effectivePolicy(), this.#clock.now(), this.#liveWindowMs, this.#o.cadencePolicy ?? DEFAULT_POLICY)
+  async status(): Promise<StatusReport & UsageStatus> {
+    const now = this.#clock.now()
+    const report = await statusReport(this.#o.store, await this.#effectivePolicy(), now, this.#liveWindowMs, this.#o.cadencePolicy ?? DEFAULT_POLICY)
+    const [{ reporters, keyProcesses }, rows, keyset] = await Promise.all([
+      usageByProcess(this.#o.store, now, await this.#o.store.listInstances(now - this.#liveWindowMs)),
+      evidenceRows(this.#o.store, now),
+      this.#o.store.getKeyset(),
+    ])
+    // Next to each purpose's Finalize: who still verifies with its previous keys.
+    const finalizeEvidence = Object.fromEntries(KEY_PURPOSES.filter((p) => keyset.keys.some((k) => k.purpose === p && k.state === 'previous'))
+      .map((p) => [p, finalizeEvidenceOf(rows, keyset.keys, [p], now).recentUse]))
+    return { ...report, reporters, keyProcesses, finalizeEvidence }
   }
 
   /** Records in the secret inventory, inside the caller's transaction, that the keys of `purposes` rotated at `at`. */
@@ -440,31 +475,46 @@ export class Lifecycle {
   }
 
   /** Retires previous keys once safe (see `planFinalize`); ERR_UNSAFE before that unless `force`. */
-  async finalize(input: { secret?: SecretTarget, force?: boolean, actor: Actor }): Promise<FinalizeReport> {
+  async finalize(input: { secret?: SecretTarget, force?: boolean, actor: Actor, /** `--when-share-below`, a fraction (0.05). */ whenShareBelow?: number }): Promise<FinalizeReport> {
     const { store } = this.#o
     const purposes = purposesOf(input.secret)
     const keyset = await store.getKeyset()
     const now = this.#clock.now()
     const live = await store.countLiveSessionsByKid(now)
-    const plan = planFinalize(keyset.keys, purposes, now, await this.#effectivePolicy(), live, { force: input.force === true })
+    // Finalize on evidence: the old key's recent use across every reporting process (see core/usage-evidence.ts).
+    const evidence = finalizeEvidenceOf(await evidenceRows(store, now), keyset.keys, purposes, now, input.whenShareBelow)
+    const byShare = evidence.shareSatisfied && input.force !== true
+    let plan: ReturnType<typeof planFinalize>
+    try {
+      plan = planFinalize(keyset.keys, purposes, now, await this.#effectivePolicy(), live, { force: input.force === true || byShare })
+    } catch (err) {
+      throw withEvidence(err, evidence, input.whenShareBelow)
+    }
+    if (plan.changes.length > 0 && input.force !== true && !byShare && evidence.recentUse.total > 0) {
+      throw withEvidence(new RekeyError('ERR_UNSAFE', `finalize refused: ${recentUseMessage(evidence.recentUse)} (wait until no process uses it, or use --when-share-below P% or --force)`), evidence, input.whenShareBelow, false)
+    }
     const purposeOf = (kid: string): string => keyset.keys.find((k) => k.kid === kid)?.purpose ?? '?'
     if (plan.changes.length === 0) return { changed: false, forced: false, retired: [], checks: [], keysetVersion: keyset.version }
     const unsafe = plan.checks.filter((c) => !c.safe)
+    const cut = evidence.recentUse.total
     const notes = `retired ${plan.changes.map((c) => `${purposeOf(c.kid)} key ${c.kid}`).join(', ')}`
-      + (plan.forced ? `; forced while unsafe: ${unsafe.map((c) => `${c.kid} (${c.reason})`).join('; ')}` : '')
+      + (byShare ? `; on usage evidence: ${evidence.share.map((s) => s.evidence?.reason).join('; ')}; cut ${cut} token(s) verified in the last 5 min` : '')
+      + (plan.forced && !byShare ? `; forced while unsafe: ${unsafe.map((c) => `${c.kid} (${c.reason})`).join('; ')}` : '')
+      + (input.force === true && cut > 0 ? `; forced while in use: ${recentUseMessage(evidence.recentUse)}` : '')
     const version = await store.transaction(async (tx) => {
       const v = await tx.transitionKeys({
         expectedVersion: keyset.version,
         update: plan.changes,
-        audit: this.#audit(input.actor, label(purposes), plan.forced ? 'finalize-force' : 'finalize', notes, now),
+        audit: this.#audit(input.actor, label(purposes), byShare ? 'finalize-share' : plan.forced || (input.force === true && cut > 0) ? 'finalize-force' : 'finalize', notes, now),
       })
       failpoint('finalize:in-transaction')
       return v
     })
     this.#emit({ type: 'finalized', secrets: purposes.map((p) => `jwt-${p}`), kids: plan.changes.map((c) => c.kid), operator: input.actor.operator, at: now })
     return {
-      changed: true, forced: plan.forced, checks: plan.checks, keysetVersion: version,
+      changed: true, forced: (plan.forced && !byShare) || (input.force === true && cut > 0), checks: plan.checks, keysetVersion: version,
       retired: plan.changes.map((c) => ({ kid: c.kid, purpose: purposeOf(c.kid) })),
+      evidence, byShare, cut,
     }
   }
 
