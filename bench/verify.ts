@@ -6,7 +6,9 @@
  *   ROUNDS=9 MS=400 npm run bench
  */
 import { createHmac, createSecretKey, timingSafeEqual } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'
+import path from 'node:path'
 import { createVerifier } from 'fast-jwt'
 import * as jose from 'jose'
 import jsonwebtoken from 'jsonwebtoken'
@@ -23,6 +25,10 @@ const token = keyring.sign(claims, { audience: 'api', issuer: 'https://auth.exam
 const options = { audience: 'api', issuer: 'https://auth.example.com', clockTolerance: 5 }
 
 const rekeyVerify = keyring.verifier(options)
+// The same keys with usage evidence on: a counter per verification, flushed to SQLite every 10 s.
+const usageDir = mkdtempSync(path.join(os.tmpdir(), 'rekey-bench-'))
+const counted = Keyring.fromEnv({ JWT_SECRET: current, JWT_SECRET_PREV: previous }, { usage: { store: path.join(usageDir, 'usage.db'), name: 'bench' } })
+const countedVerify = counted.verifier(options)
 const fastJwtVerify = createVerifier({
   key: current, algorithms: ['HS256'], allowedAud: 'api', allowedIss: 'https://auth.example.com', clockTolerance: 5000, cache: false,
 })
@@ -50,6 +56,7 @@ const rawText = (t: string): unknown => {
 type Case = { name: string, run: (t: string) => unknown, async?: boolean }
 const cases: Case[] = [
   { name: 'rekey verify (2 keys, kid, aud+iss+exp)', run: (t) => rekeyVerify(t) },
+  { name: 'rekey verify, usage reporting on', run: (t) => countedVerify(t) },
   { name: 'fast-jwt (cache off)', run: (t) => fastJwtVerify(t) },
   { name: 'jsonwebtoken', run: (t) => jsonwebtoken.verify(t, secretBuffer, { audience: 'api', issuer: 'https://auth.example.com', clockTolerance: 5, algorithms: ['HS256'] }) },
   { name: 'jose jwtVerify (async)', run: (t) => jose.jwtVerify(t, joseKey, { audience: 'api', issuer: 'https://auth.example.com', clockTolerance: 5 }), async: true },
@@ -99,3 +106,7 @@ const floor = med.get('raw floor (HMAC + compare + JSON.parse)')!
 console.log('')
 const textFloor = med.get('raw floor, MAC compared as text')!
 console.log(`targets: rekey/fast-jwt = ${(rekeyOps / fast).toFixed(2)} (>= 1.30), rekey/floor = ${(rekeyOps / floor).toFixed(2)} (>= 0.80); rekey/text floor = ${(rekeyOps / textFloor).toFixed(2)}`)
+const usageOps = med.get('rekey verify, usage reporting on')!
+console.log(`usage reporting: ${(usageOps / rekeyOps).toFixed(2)}x the verify rate without it`)
+await counted.close()
+rmSync(usageDir, { recursive: true, force: true })

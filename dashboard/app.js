@@ -272,7 +272,7 @@ function render (status) {
       card = secretCard(secret.secret)
       root.append(card)
     }
-    updateSecret(card, secret)
+    updateSecret(card, secret, status)
   }
   for (const card of root.querySelectorAll('[data-secret]')) if (!seen.has(card.dataset.secret)) card.remove()
   renderInstances(status)
@@ -293,6 +293,7 @@ function secretCard (name) {
       h('button', { type: 'button', 'data-action': 'rollback', text: 'Roll back' }),
     ),
     h('p', { class: 'why', id: why, 'data-role': 'finalize-why' }),
+    h('p', { class: 'evidence', 'data-role': 'finalize-evidence' }),
     h('div', { class: 'charts' },
       h('figure', { class: 'chart' },
         h('figcaption', { id: `${id}-share-title`, text: 'Share of verifications per key (per poll interval, up to 3 min)' }),
@@ -319,7 +320,9 @@ function secretCard (name) {
   card.querySelector('[data-action="rotate"]').addEventListener('click', (ev) => {
     void act(ev.currentTarget, `Rotate ${name}`, () => api('POST', '/api/admin/rotate', { secret: name }), (r) => r.promoted
       ? `Rotated ${name}: key ${r.staged.map((k) => k.kid).join(', ')} signs now${r.signingEverywhere ? ' on every instance' : ''}; the old key verifies until finalize${r.finalizeSafeAt ? ` (safe from ${fmt(r.finalizeSafeAt)})` : ''}.`
-      : `Staged ${name} key ${r.staged.map((k) => k.kid).join(', ')}: not every instance has loaded it yet; rotate again to finish.`)
+      : r.waitingFor === 'publication'
+        ? `Staged ${name} key ${r.staged.map((k) => k.kid).join(', ')}: published in the JWKS, it signs from ${fmt(r.publishedUntil)} (the scheduler promotes it, or rotate again then).`
+        : `Staged ${name} key ${r.staged.map((k) => k.kid).join(', ')}: not every instance has loaded it yet; rotate again to finish.`)
   })
   card.querySelector('[data-action="finalize"]').addEventListener('click', (ev) => {
     void act(ev.currentTarget, `Finalize ${name}`, () => api('POST', '/api/admin/finalize', { secret: name }), (r) => r.changed
@@ -333,7 +336,27 @@ function secretCard (name) {
   return card
 }
 
-function updateSecret (card, secret) {
+/** Finalize's usage evidence: who verified the previous key in the last 5 min, and who reports at all. */
+function updateEvidence (card, secret, status) {
+  const el = card.querySelector('[data-role="finalize-evidence"]')
+  const use = status?.finalizeEvidence?.[secret.secret]
+  const reporters = status?.reporters ?? []
+  const who = reporters.length === 0
+    ? 'No process reports usage yet.'
+    : `Reporting: ${reporters.map((r) => `${r.name} (last ${ago(serverNow() - Date.parse(r.lastReportAt))} ago)`).join(', ')}.`
+  if (use === undefined) {
+    el.textContent = who
+    el.dataset.inUse = 'false'
+    return false
+  }
+  el.dataset.inUse = String(use.total > 0)
+  el.textContent = use.total > 0
+    ? `Evidence: the previous key verified ${use.total} token(s) in the last 5 min on ${use.processes.map((p) => `${p.name} (${p.count})`).join(', ')}; finalize would cut them. ${who}`
+    : `Evidence: no reporting process verified a token of the previous key in the last 5 min. ${who}`
+  return use.total > 0
+}
+
+function updateSecret (card, secret, status) {
   const phase = card.querySelector('[data-role="phase"]')
   phase.textContent = { steady: 'steady', staged: 'staged: waiting for instances', grace: 'grace window' }[secret.phase] ?? secret.phase
   phase.dataset.phase = secret.phase
@@ -369,6 +392,8 @@ function updateSecret (card, secret) {
       why.dataset.safeAt = last ?? ''
     }
   }
+  // The server refuses finalize while a reporting process still verifies with the old key.
+  if (updateEvidence(card, secret, status)) allowed = false
   if (finalize.getAttribute('aria-busy') === null) finalize.disabled = !allowed
   card.dataset.finalizeAllowed = String(allowed)
 

@@ -2,6 +2,8 @@
  * rekey: a JWT keyring that verifies with old and new keys during a grace window.
  */
 export { Keyring } from './core/keyring.ts'
+// Registers the store side of `opts.usage` (core does no I/O of its own).
+import './service/usage-report.ts'
 export { generateSecret } from './core/secret.ts'
 export { RekeyError, ERRORS, isRekeyError } from './core/errors.ts'
 export { parseDuration } from './core/duration.ts'
@@ -18,3 +20,6 @@ export type { ErrorCode, ErrorSpec, RekeyErrorOptions } from './core/errors.ts'
 export type { GenerateSecretOptions } from './core/secret.ts'
 export type { Duration } from './core/duration.ts'
 export type { Env, KeyPurpose } from './core/env.ts'
+export type { JwksKeyringOptions } from './core/keyring.ts'
+export type { RemoteJwksStatus } from './core/remote-jwks.ts'
+export type { UsageOptions } from './core/usage-counts.ts'

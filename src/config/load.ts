@@ -56,6 +56,10 @@ export interface RekeyConfig {
   readonly configFile: string | null
   /** `--env-file`, when the store and the master key were also looked for there. */
   readonly envFile?: string
+  /** REKEY_JWKS_MAX_AGE, seconds: the JWKS max-age and the publication delay of asymmetric keys. */
+  readonly jwksMaxAge: number
+  /** REKEY_FINALIZE_WHEN_SHARE_BELOW as a fraction (0.05), or undefined. */
+  readonly finalizeWhenShareBelow: number | undefined
 }
 
 /** What {@link loadConfig} reads. */

@@ -147,6 +147,17 @@ function redisUrl(raw: RawValue): string {
   return text
 }
 
+/** A share threshold: `5%`, `5` (percent) or `0.05`; more than 0 and less than 100 %. Answers a fraction. */
+export function shareThreshold(raw: RawValue): number {
+  const text = asText(raw)
+  const m = /^(\d+(?:\.\d+)?)\s*(%?)$/.exec(text)
+  if (m === null) throw new SettingProblem('must be a percentage such as 5%')
+  const n = Number(m[1])
+  const fraction = m[2] === '%' || n >= 1 ? n / 100 : n
+  if (!(fraction > 0 && fraction < 1)) throw new SettingProblem('must be more than 0% and less than 100%')
+  return fraction
+}
+
 function audience(raw: RawValue): string {
   return nonEmpty(raw)
 }
@@ -213,4 +224,8 @@ export const SETTINGS: readonly SettingSpec[] = Object.freeze([
     doc: 'argon2id iterations (OWASP: 2).' },
   { path: 'argon2.parallelism', env: 'REKEY_ARGON2_PARALLELISM', file: 'argon2.parallelism', default: 1, parse: integer(1, 16),
     doc: 'argon2id lanes (OWASP: 1).' },
+  { path: 'jwksMaxAge', env: 'REKEY_JWKS_MAX_AGE', file: 'jwksMaxAge', default: 300, parse: duration(0, 86_400),
+    doc: '`Cache-Control: max-age` of /.well-known/jwks.json, and the publication delay: a staged asymmetric access key is published this long before it signs (`rotate --publish-delay` overrides it per rotation).' },
+  { path: 'finalizeWhenShareBelow', env: 'REKEY_FINALIZE_WHEN_SHARE_BELOW', file: 'finalizeWhenShareBelow', parse: shareThreshold,
+    doc: 'The scheduler finalizes before the grace window ends once the old key\'s share of verifications, across every reporting process, has stayed below this (e.g. `5%`) for 15 minutes. Unset: only the time rule.' },
 ] satisfies SettingSpec[])

@@ -29,6 +29,7 @@ export const ERRORS = Object.freeze({
   ERR_CONFLICT: { status: 409, meaning: 'Another operation changed the same state first (a concurrent rotation); nothing was changed.' },
   ERR_UNSAFE: { status: 409, meaning: 'The step would cut tokens or sessions that are still valid; it is refused unless forced.' },
   ERR_STORE_UNAVAILABLE: { status: 503, meaning: 'The store (SQLite or PostgreSQL) did not answer; retry later.' },
+  ERR_JWKS_UNAVAILABLE: { status: 503, meaning: 'The JWKS URL of a remote keyring (`Keyring.fromJwks`, `jwksUrl`) did not answer its first fetch; later failures keep the last good key set.' },
 } satisfies Record<string, ErrorSpec>)
 
 /** A code from the catalog. */

@@ -6,6 +6,8 @@ import { createKeyEntry, KeyProblem, weakSecretProblem, type KeyEntry, type KeyI
 import { readEnvKeys, type Env, type KeyPurpose } from './env.ts'
 import { verifies, type KeyState } from './states.ts'
 import { isBase64url, parseHeader, parsePayload, splitToken, type HeaderInfo, type TokenParts } from './token.ts'
+import { displayUrl, RemoteJwks, type RemoteJwksStatus } from './remote-jwks.ts'
+import { startUsageReport, UsageCounts, usageSettingsOf, type UsageOptions, type UsageReport } from './usage-counts.ts'
 
 /** Options of `keyring.sign`. Durations are seconds or text such as `15m`. */
 export interface SignOptions {
@@ -32,12 +34,38 @@ export interface KeyringOptions {
   expiresIn?: Duration
   /** Accept shared secrets under 32 bytes (never in production). Default false. */
   allowWeakSecrets?: boolean
+  /**
+   * Report per-kid verification counts to a store (`rekey status`, finalize's evidence):
+   * `{ store: SQLITE_PATH_OR_POSTGRES_URL, name }`. Counted in memory, written every 10 s off
+   * the verify path; a store outage never fails a verification. Call `keyring.close()` on
+   * shutdown to write the last counts.
+   */
+  usage?: UsageOptions
+}
+
+/** Options of {@link Keyring.fromJwks}: refetch rules, default verify options, usage. */
+export interface JwksKeyringOptions extends VerifyOptions {
+  /** The least time between two refetches for an unknown kid. Default 30 (seconds). */
+  cooldown?: Duration
+  /** How long one fetch may take. Default 5 (seconds). */
+  timeout?: Duration
+  /** As {@link KeyringOptions.usage}. */
+  usage?: UsageOptions
+  /** Called with each failed refresh (the last good key set keeps serving) and each refused kid. Must not throw. */
+  onError?: (err: RekeyError) => void
+}
+
+/** Set only by `fromJwks`: a keyring of public keys, none of which signs. */
+const VERIFY_ONLY = Symbol('rekey.verifyOnly')
+interface InternalOptions extends KeyringOptions {
+  [VERIFY_ONLY]?: boolean
 }
 
 /** Keys as verify reads them; replaced whole, never edited, so a swap is atomic. */
 interface KeySet {
   readonly byKid: ReadonlyMap<string, KeyEntry>
-  readonly signer: KeyEntry
+  /** Undefined only in a verify-only (remote) keyring. */
+  readonly signer: KeyEntry | undefined
   /** Keys that verify, signer first: the order tried for tokens without `kid`. */
   readonly kidless: readonly KeyEntry[]
   /** Keys that no longer verify, to name the reason when a kid-less token fails. */
@@ -48,7 +76,8 @@ interface KeySet {
 
 const HEADER_CACHE_LIMIT = 256
 
-function buildKeySet(inputs: readonly KeyInput[], options: KeyringOptions): KeySet {
+function buildKeySet(inputs: readonly KeyInput[], options: InternalOptions): KeySet {
+  const verifyOnly = options[VERIFY_ONLY] === true
   if (!Array.isArray(inputs)) throw new TypeError('keys must be an array')
   const problems: string[] = []
   let allWeak = true
@@ -78,12 +107,12 @@ function buildKeySet(inputs: readonly KeyInput[], options: KeyringOptions): KeyS
     byKid.set(entry.kid, entry)
   }
   const currentCount = inputs.filter((input) => input?.state === 'current').length
-  if (currentCount !== 1) {
+  if (currentCount !== 1 && !verifyOnly) {
     allWeak = false
     problems.push(currentCount === 0 ? 'no key is current: exactly one key must sign' : `${currentCount} keys are current: exactly one key must sign`)
   }
   const current = entries.filter((e) => e.state === 'current')
-  if (current.length === 1 && current[0]?.sign === undefined) {
+  if (current.length === 1 && current[0]?.sign === undefined && !verifyOnly) {
     allWeak = false
     problems.push(`key ${current[0]?.kid}: the current key has no private material to sign with`)
   }
@@ -91,7 +120,7 @@ function buildKeySet(inputs: readonly KeyInput[], options: KeyringOptions): KeyS
     const code = allWeak ? 'ERR_WEAK_SECRET' : 'ERR_CONFIG'
     throw new RekeyError(code, `Invalid keyring: ${problems.join('; ')}`, { problems })
   }
-  const signer = current[0] as KeyEntry
+  const signer = verifyOnly ? undefined : current[0] as KeyEntry
   const order: KeyState[] = ['current', 'previous', 'next']
   const kidless = order.flatMap((state) => entries.filter((e) => e.state === state))
   const headers = new Map<string, HeaderInfo>()
@@ -129,14 +158,95 @@ function withKid(err: unknown, kid: string): unknown {
  */
 export class Keyring {
   #keys: KeySet
-  #options: Readonly<KeyringOptions>
+  #options: Readonly<InternalOptions>
   #expiresIn: number
   #purpose: KeyPurpose | undefined
+  /** Per-kid counts when `usage` is set; null otherwise (one null check on the verify path). */
+  #counts: UsageCounts | null = null
+  #report: UsageReport | null = null
+  #remote: RemoteJwks | null = null
+  /** Verify options a remote keyring applies by default. */
+  #defaults: VerifyOptions | undefined
 
   constructor(keys: readonly KeyInput[], options: KeyringOptions = {}) {
     this.#options = Object.freeze({ ...options })
     this.#expiresIn = durationOption('expiresIn', options.expiresIn ?? 900)
+    const usage = options.usage === undefined ? undefined : usageSettingsOf(options.usage)
     this.#keys = buildKeySet(keys, this.#options)
+    if (usage !== undefined) {
+      this.#counts = new UsageCounts()
+      this.#report = startUsageReport(this.#counts, usage)
+    }
+  }
+
+  /**
+   * A verify-only keyring over a remote JWK Set (`GET /.well-known/jwks.json` of `rekey serve`,
+   * or any issuer's). Resolves after the first fetch; rejects with `ERR_JWKS_UNAVAILABLE` when
+   * the host does not answer, `ERR_CONFIG` when it answers no JWK Set. Then: the set is refreshed
+   * when its `Cache-Control: max-age` runs out (default 10 minutes); a token naming an unknown
+   * kid triggers at most one refetch per `cooldown` (default 30 s; one request in flight); the
+   * last good set keeps serving while the host is down (`keyring.remote.failures`, `stale`);
+   * a kid whose key material changes is refused. `sign` throws: the keyring holds no private key.
+   */
+  static async fromJwks(url: string | URL, options: JwksKeyringOptions = {}): Promise<Keyring> {
+    let parsed: URL
+    try {
+      parsed = new URL(url)
+    } catch {
+      throw new TypeError('fromJwks: url must be an http:// or https:// URL')
+    }
+    if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') throw new TypeError('fromJwks: url must be an http:// or https:// URL')
+    if (typeof options !== 'object' || options === null) throw new TypeError('fromJwks: options must be an object')
+    const { cooldown, timeout, usage, onError, ...defaults } = options
+    if (onError !== undefined && typeof onError !== 'function') throw new TypeError('fromJwks: onError must be a function')
+    const cooldownMs = durationOption('cooldown', cooldown ?? 30) * 1000
+    const timeoutMs = Math.max(1, durationOption('timeout', timeout ?? 5)) * 1000
+    compileClaimRules(defaults) // misuse of the verify defaults throws now, not at the first request
+    let keyring: Keyring | undefined
+    const remote = new RemoteJwks({
+      url: parsed, cooldownMs, timeoutMs,
+      onKeys: (inputs) => keyring?.update(inputs),
+      ...(onError === undefined ? {} : { onError }),
+    })
+    const inputs = await remote.load()
+    try {
+      keyring = new Keyring(inputs, { [VERIFY_ONLY]: true, ...(usage === undefined ? {} : { usage }) } as InternalOptions)
+    } catch (err) {
+      remote.close()
+      throw err
+    }
+    if (inputs.length === 0) process.emitWarning(`${displayUrl(parsed)} publishes no key rekey can verify with (yet): every token fails until it does`, { code: 'REKEY_JWKS_EMPTY' })
+    keyring.#remote = remote
+    keyring.#defaults = Object.keys(defaults).length === 0 ? undefined : Object.freeze({ ...defaults })
+    return keyring
+  }
+
+  /** For a remote keyring: what its JWKS source has done (fetches, failures, stale, refused kids); `null` for a local one. */
+  get remote(): RemoteJwksStatus | null {
+    return this.#remote?.status() ?? null
+  }
+
+  /** True for a keyring that only verifies (`fromJwks`). */
+  get verifyOnly(): boolean {
+    return this.#keys.signer === undefined
+  }
+
+  /**
+   * For a remote keyring, after `ERR_KEY_UNKNOWN`: waits for the refetch that kid triggered
+   * (at most one per cooldown, shared by concurrent callers) and resolves true when the key
+   * set changed, so the token is worth verifying once more. Resolves false at once for a
+   * local keyring or while the cooldown runs. Never rejects.
+   */
+  refreshForUnknownKid(): Promise<boolean> {
+    return this.#remote?.unknownKid() ?? Promise.resolve(false)
+  }
+
+  /** Stops the usage report (writing the last counts) and the JWKS refresh timer. */
+  async close(): Promise<void> {
+    this.#remote?.close()
+    const report = this.#report
+    this.#report = null
+    await report?.close()
   }
 
   /**
@@ -144,8 +254,9 @@ export class Keyring {
    * problem is reported at once in one `ERR_CONFIG` (or `ERR_WEAK_SECRET` when weak
    * secrets are the only problem); no value is ever echoed.
    */
-  static fromEnv(env: Env = process.env, options: { purpose?: KeyPurpose } = {}): Keyring {
+  static fromEnv(env: Env = process.env, options: { purpose?: KeyPurpose, usage?: UsageOptions } = {}): Keyring {
     const purpose = options.purpose ?? 'access'
+    const usage = options.usage === undefined ? undefined : usageSettingsOf(options.usage)
     if (purpose !== 'access' && purpose !== 'refresh') throw new TypeError('purpose must be "access" or "refresh"')
     const read = readEnvKeys(env, purpose)
     const problems = [...read.problems]
@@ -163,6 +274,8 @@ export class Keyring {
     if (read.keys.length > 0) {
       try {
         keyring = new Keyring(read.keys, { expiresIn: read.expiresIn, allowWeakSecrets: read.allowWeakSecrets })
+        // The report starts only once the keys are valid: a refused configuration opens no store.
+        if (usage !== undefined) keyring.#startUsage(options.usage as UsageOptions)
       } catch (err) {
         if (!(err instanceof RekeyError)) throw err
         problems.push(...err.problems)
@@ -175,6 +288,11 @@ export class Keyring {
     }
     if (read.source === 'JWT_ACCESS_SECRET' || read.source === 'JWT_REFRESH_SECRET') keyring.#purpose = purpose
     return keyring
+  }
+
+  #startUsage(usage: UsageOptions): void {
+    this.#counts = new UsageCounts()
+    this.#report = startUsageReport(this.#counts, usageSettingsOf(usage))
   }
 
   /** Builds a keyring from key inputs (secrets or JWKs with states). */
@@ -196,9 +314,9 @@ export class Keyring {
     return this.#purpose
   }
 
-  /** The kid of the key that signs. */
+  /** The kid of the key that signs; the empty string for a verify-only keyring. */
   get currentKid(): string {
-    return this.#keys.signer.kid
+    return this.#keys.signer?.kid ?? ''
   }
 
   /** The default lifetime of the tokens this keyring signs, in seconds. */
@@ -225,6 +343,7 @@ export class Keyring {
     if (options.subject !== undefined) payload.sub = options.subject
     if (options.jwtId !== undefined) payload.jti = options.jwtId
     const signer = this.#keys.signer
+    if (signer === undefined) throw new TypeError('this keyring only verifies (Keyring.fromJwks): it holds no private key to sign with')
     const input = `${signer.header}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}`
     return `${input}.${(signer.sign as (s: string) => string)(input)}`
   }
@@ -234,7 +353,12 @@ export class Keyring {
    * signer then the verify-only keys), then the claims. Throws a {@link RekeyError}.
    */
   verify(token: string, options?: VerifyOptions): VerifyResult {
-    return this.verifyWith(token, compileClaimRules(options))
+    return this.verifyWith(token, compileClaimRules(this.#withDefaults(options)))
+  }
+
+  #withDefaults(options: VerifyOptions | undefined): VerifyOptions | undefined {
+    if (this.#defaults === undefined) return options
+    return options === undefined ? this.#defaults : { ...this.#defaults, ...options }
   }
 
   /**
@@ -242,7 +366,7 @@ export class Keyring {
    * middleware.
    */
   verifier(options?: VerifyOptions): (token: string) => VerifyResult {
-    const rules = compileClaimRules(options)
+    const rules = compileClaimRules(this.#withDefaults(options))
     return (token) => this.verifyWith(token, rules)
   }
 
@@ -259,8 +383,8 @@ export class Keyring {
     let entry: KeyEntry | undefined
     if (header.kid !== undefined) {
       entry = keys.byKid.get(header.kid)
-      if (entry === undefined) throw new RekeyError('ERR_KEY_UNKNOWN', 'The token names an unknown key')
-      if (!verifies(entry.state)) throw keyStateError(entry)
+      if (entry === undefined) throw this.unknownKey(header.kid)
+      if (!verifies(entry.state)) throw this.refusedKey(entry)
       // The algorithm is the key's, never the token's: a mismatch is refused, not obeyed.
       if (header.alg !== entry.alg) throw new RekeyError('ERR_TOKEN_ALG', 'The token algorithm does not match its key', { kid: entry.kid })
       if (!entry.verify(parts.signingInput, parts.signature)) throw signatureError(parts, entry.kid)
@@ -275,7 +399,22 @@ export class Keyring {
       // Callers count failures per kid; naming it here spares them decoding the header again.
       throw withKid(err, entry.kid)
     }
+    if (this.#counts !== null) this.#counts.add(entry.kid)
     return { payload, kid: entry.kid, state: entry.state }
+  }
+
+  private unknownKey(kid: string): RekeyError {
+    if (this.#remote !== null) {
+      if (this.#remote.isRefused(kid)) return new RekeyError('ERR_KEY_REVOKED', `The key ${kid} changed its key material at the JWKS: it is refused`, { kid })
+      // A new key may have been published since the last fetch: refetch (cooldown, single flight).
+      void this.#remote.unknownKid()
+    }
+    return new RekeyError('ERR_KEY_UNKNOWN', 'The token names an unknown key', { kid })
+  }
+
+  private refusedKey(entry: KeyEntry): RekeyError {
+    if (this.#remote?.isRefused(entry.kid) === true) return new RekeyError('ERR_KEY_REVOKED', `The key ${entry.kid} changed its key material at the JWKS: it is refused`, { kid: entry.kid })
+    return keyStateError(entry)
   }
 
   private findKidless(keys: KeySet, alg: string, parts: TokenParts): KeyEntry {

@@ -6,12 +6,25 @@ import type { VerifyOptions } from '../core/claims.ts'
 import { RekeyError } from '../core/errors.ts'
 import type { Keyring, VerifyResult } from '../core/keyring.ts'
 import type { KeyState } from '../core/states.ts'
+import type { Duration } from '../core/duration.ts'
+import type { UsageOptions } from '../core/usage-counts.ts'
 import { bearerToken, isAuthFailure } from './bearer.ts'
+import { remoteKeyring, retryUnknownKid } from './remote-keyring.ts'
 
 /** Options of both adapters: a keyring, the verify options, and optional hooks. */
 export interface AuthOptions extends VerifyOptions {
-  /** The keyring that verifies; a rotation (`keyring.update`) takes effect on the next request. */
-  keyring: Keyring
+  /** The keyring that verifies; a rotation (`keyring.update`) takes effect on the next request. Give this or `jwksUrl`. */
+  keyring?: Keyring
+  /**
+   * Verify with a remote JWK Set instead of a keyring (`Keyring.fromJwks`): fetched at the first
+   * request (503 `ERR_JWKS_UNAVAILABLE` while the host has never answered), refreshed by its
+   * `Cache-Control`, refetched for an unknown kid at most once per `cooldown`.
+   */
+  jwksUrl?: string | URL
+  /** With `jwksUrl`: the least time between refetches for unknown kids. Default 30 (seconds). */
+  cooldown?: Duration
+  /** With `jwksUrl`: report per-kid usage, as `Keyring.fromJwks(url, { usage })`. */
+  usage?: UsageOptions
   /**
    * Called after the token verified, to refuse it anyway (a revoked session, a logged-out
    * user). Return `true` to answer 401 `ERR_TOKEN_REVOKED`. A result that is not a
@@ -45,6 +58,7 @@ export type Authenticate = (authorization: unknown) => VerifyResult | Promise<Ve
 const VERIFY_KEYS = ['audience', 'issuer', 'subject', 'clockTolerance', 'maxTokenAge', 'requiredClaims', 'currentDate'] as const
 const HOOK_KEYS = ['isRevoked', 'onVerified', 'onError'] as const
 const OWN_KEYS = ['keyring', 'tokenUse'] as const
+const REMOTE_KEYS = ['jwksUrl', 'cooldown', 'usage'] as const
 
 /**
  * Checks the options once and returns the per-request closure. Misuse throws a
@@ -54,10 +68,13 @@ export function createAuthenticator(options: AuthOptions, where: string, extraKe
   if (typeof options !== 'object' || options === null) throw new TypeError(`${where}: options must be an object with a keyring`)
   const problems: string[] = []
   const keyring = options.keyring
+  const remote = options.jwksUrl !== undefined
+  if (remote && keyring !== undefined) problems.push('give keyring or jwksUrl, not both')
   // Duck-typed so a keyring from another copy of the package still works.
-  if (typeof keyring !== 'object' || keyring === null || typeof (keyring as Partial<Keyring>).verifier !== 'function') {
-    problems.push('keyring must be a rekey Keyring')
+  if (!remote && (typeof keyring !== 'object' || keyring === null || typeof (keyring as Partial<Keyring>).verifier !== 'function')) {
+    problems.push('keyring must be a rekey Keyring (or give jwksUrl)')
   }
+  if (!remote && (options.cooldown !== undefined || options.usage !== undefined)) problems.push('cooldown and usage go with jwksUrl (a keyring takes usage itself)')
   for (const name of HOOK_KEYS) {
     if (options[name] !== undefined && typeof options[name] !== 'function') problems.push(`${name} must be a function`)
   }
@@ -65,7 +82,7 @@ export function createAuthenticator(options: AuthOptions, where: string, extraKe
   if (tokenUseOption !== undefined && tokenUseOption !== false && (typeof tokenUseOption !== 'string' || tokenUseOption === '')) {
     problems.push('tokenUse must be a non-empty string (such as "access") or false')
   }
-  const known = new Set<string>([...OWN_KEYS, ...VERIFY_KEYS, ...HOOK_KEYS, ...extraKeys])
+  const known = new Set<string>([...OWN_KEYS, ...VERIFY_KEYS, ...HOOK_KEYS, ...REMOTE_KEYS, ...extraKeys])
   // A misspelt option would silently drop a check (`audiance`), so unknown names are refused.
   for (const name of Object.keys(options)) {
     if (!known.has(name)) problems.push(`unknown option "${name}"`)
@@ -76,16 +93,19 @@ export function createAuthenticator(options: AuthOptions, where: string, extraKe
   for (const name of VERIFY_KEYS) {
     if (options[name] !== undefined) verifyOptions[name] = options[name]
   }
-  let verify: (token: string) => VerifyResult
+  let verify: (token: string) => VerifyResult | Promise<VerifyResult>
   try {
-    verify = keyring.verifier(verifyOptions as VerifyOptions)
+    verify = remote
+      ? remoteKeyring(options.jwksUrl as string | URL, { ...(options.cooldown === undefined ? {} : { cooldown: options.cooldown }), ...(options.usage === undefined ? {} : { usage: options.usage }) }, verifyOptions as VerifyOptions)
+      : retryUnknownKid(keyring as Keyring, (keyring as Keyring).verifier(verifyOptions as VerifyOptions))
   } catch (err) {
     if (err instanceof TypeError) throw new TypeError(`${where}: ${err.message}`)
     throw err
   }
   const { isRevoked, onVerified, onError } = options
   // Read once: a keyring's purpose is fixed when it is built from the environment.
-  const tokenUse = tokenUseOption === false ? undefined : tokenUseOption ?? (keyring.purpose === undefined ? undefined : 'access')
+  const purpose = remote ? undefined : (keyring as Keyring).purpose
+  const tokenUse = tokenUseOption === false ? undefined : tokenUseOption ?? (purpose === undefined ? undefined : 'access')
 
   const refuse = (err: unknown): never => {
     if (onError !== undefined && isAuthFailure(err)) onError(err)
@@ -99,16 +119,14 @@ export function createAuthenticator(options: AuthOptions, where: string, extraKe
     return result
   }
 
-  return function authenticate(authorization) {
-    let result: VerifyResult
-    try {
-      result = verify(bearerToken(authorization))
-      if (tokenUse !== undefined && result.payload.token_use !== tokenUse) {
-        throw new RekeyError('ERR_TOKEN_CLAIM', `The token's "token_use" is not "${tokenUse}"`, { claim: 'token_use', kid: result.kid })
-      }
-    } catch (err) {
-      return refuse(err)
+  const checkUse = (result: VerifyResult): VerifyResult => {
+    if (tokenUse !== undefined && result.payload.token_use !== tokenUse) {
+      throw new RekeyError('ERR_TOKEN_CLAIM', `The token's "token_use" is not "${tokenUse}"`, { claim: 'token_use', kid: result.kid })
     }
+    return result
+  }
+
+  const admit = (result: VerifyResult): VerifyResult | Promise<VerifyResult> => {
     if (isRevoked === undefined) {
       onVerified?.(result)
       return result
@@ -121,5 +139,18 @@ export function createAuthenticator(options: AuthOptions, where: string, extraKe
     }
     if (typeof revoked === 'boolean') return accept(result, revoked)
     return Promise.resolve(revoked).then((value) => accept(result, value), refuse)
+  }
+
+  return function authenticate(authorization) {
+    let result: VerifyResult
+    try {
+      const outcome = verify(bearerToken(authorization))
+      // Only a remote keyring's first fetch or an unknown kid's refetch is asynchronous.
+      if (outcome instanceof Promise) return outcome.then(checkUse).then(admit, refuse)
+      result = checkUse(outcome)
+    } catch (err) {
+      return refuse(err)
+    }
+    return admit(result)
   }
 }

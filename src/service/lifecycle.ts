@@ -27,6 +27,8 @@ import { instanceStatus, keyView, statusReport, type InstanceStatus, type KeyVie
 import { KEY_PURPOSES, newManagedKey, type ManagedAlg, type ServiceKeyPurpose } from './keys.ts'
 import { NOT_BEFORE_SETTING } from './revocations.ts'
 import { countedKids, EMERGENCY_SWEEP_SETTING, resumeSessionSweep, runSessionSweep, type SweepProgress } from './session-maintenance.ts'
+import { evidenceRows, finalizeEvidenceOf, usageByProcess, type FinalizeEvidence, type KeyProcesses, type Reporter } from './usage-evidence.ts'
+import { recentUseMessage } from '../core/usage-evidence.ts'
 
 /** Which of the service's keys an operation acts on. */
 export type SecretTarget = ServiceKeyPurpose | 'all'
@@ -68,7 +70,22 @@ export interface LifecycleOptions {
   readonly cadencePolicy?: CadencePolicy
   /** Told of each rotation step after its transaction commits (webhook notices). Must not throw; errors are ignored. */
   readonly onEvent?: (event: LifecycleEvent) => void
+  /**
+   * The publication delay of staged asymmetric access keys, ms: REKEY_JWKS_MAX_AGE, so every
+   * JWKS cache holds the new key before its first token. Default 0. HS256 keys are never delayed.
+   */
+  readonly publishDelayMs?: number
 }
+
+/** While rotate waits for a staged key's publication: when it may sign, and how long is left. */
+export interface PublishProgress {
+  readonly kids: readonly string[]
+  readonly until: string
+  readonly remainingMs: number
+}
+
+/** The store setting holding, per staged kid, when its publication delay ends (epoch ms, JSON). */
+export const PUBLISH_UNTIL_SETTING = 'rotation.publish_until'
 
 /** A committed lifecycle step, for notices. Never carries key material. */
 export interface LifecycleEvent {
@@ -109,6 +126,10 @@ export interface RotateReport {
   readonly changes: readonly { readonly kid: string, readonly purpose: string, readonly from: string, readonly to: string }[]
   /** When finalize becomes safe (ISO), once promoted gracefully. */
   readonly finalizeSafeAt: string | null
+  /** Until when the staged asymmetric key is published before it signs (ISO); `null` when it is not delayed (HS256, delay 0). */
+  readonly publishedUntil?: string | null
+  /** What an unpromoted rotation waits for: the instances' acknowledgements, or the publication delay (`noWait`). */
+  readonly waitingFor?: 'instances' | 'publication' | null
 }
 
 /** What finalize did. */
@@ -118,6 +139,12 @@ export interface FinalizeReport {
   readonly retired: readonly { readonly kid: string, readonly purpose: string }[]
   readonly checks: readonly FinalizeCheck[]
   readonly keysetVersion: number
+  /** The usage evidence finalize weighed (every reporting process). */
+  readonly evidence?: FinalizeEvidence
+  /** True when `whenShareBelow` let it go before the time rule. */
+  readonly byShare?: boolean
+  /** Tokens of the retired keys verified in the last 5 minutes: what this finalize cut. */
+  readonly cut?: number
 }
 
 /** What rollback and revoke did. */
@@ -143,6 +170,8 @@ export interface EmergencyReport {
   /** Whether every live instance had loaded the new key set when the report was made. */
   readonly propagated: boolean
   readonly instances: readonly InstanceStatus[]
+  /** Set when an asymmetric access key signed without its publication delay. */
+  readonly publishNotice?: string | null
 }
 
 /** The purposes a target names. TypeError for anything else (callers validate input first). */
@@ -186,6 +215,23 @@ export async function announceTokenLifetimes(store: Store, lifetimes: { access: 
   if (access !== known.access || refresh !== known.refresh) {
     await store.setSetting(TOKEN_LIFETIMES_SETTING, JSON.stringify({ access, refresh }))
   }
+}
+
+/** What `status` adds about usage: each process's last report, per-kid processes, and finalize's evidence per purpose. */
+export interface UsageStatus {
+  readonly reporters: readonly Reporter[]
+  readonly keyProcesses: KeyProcesses
+  readonly finalizeEvidence: Readonly<Record<string, FinalizeEvidence['recentUse']>>
+}
+
+/** A finalize refusal with the usage evidence added to its message. */
+function withEvidence(err: unknown, evidence: FinalizeEvidence, threshold: number | undefined, addUse = true): unknown {
+  if (!(err instanceof RekeyError) || err.code !== 'ERR_UNSAFE') return err
+  const extra: string[] = []
+  if (addUse && evidence.recentUse.total > 0) extra.push(recentUseMessage(evidence.recentUse))
+  if (threshold !== undefined) extra.push(...evidence.share.map((s) => `--when-share-below: ${s.purpose}: ${s.evidence?.reason ?? 'no previous key'}`))
+  if (extra.length === 0) return err
+  return new RekeyError('ERR_UNSAFE', `${err.message}; ${extra.join('; ')}`, { problems: [...err.problems, ...extra] })
 }
 
 export class Lifecycle {
@@ -245,8 +291,18 @@ export class Lifecycle {
   }
 
   /** Keys with their use, instances with the key set each has loaded, and secrets due within 7 days. */
-  async status(): Promise<StatusReport> {
-    return statusReport(this.#o.store, await this.#effectivePolicy(), this.#clock.now(), this.#liveWindowMs, this.#o.cadencePolicy ?? DEFAULT_POLICY)
+  async status(): Promise<StatusReport & UsageStatus> {
+    const now = this.#clock.now()
+    const report = await statusReport(this.#o.store, await this.#effectivePolicy(), now, this.#liveWindowMs, this.#o.cadencePolicy ?? DEFAULT_POLICY)
+    const [{ reporters, keyProcesses }, rows, keyset] = await Promise.all([
+      usageByProcess(this.#o.store, now, await this.#o.store.listInstances(now - this.#liveWindowMs)),
+      evidenceRows(this.#o.store, now),
+      this.#o.store.getKeyset(),
+    ])
+    // Next to each purpose's Finalize: who still verifies with its previous keys.
+    const finalizeEvidence = Object.fromEntries(KEY_PURPOSES.filter((p) => keyset.keys.some((k) => k.purpose === p && k.state === 'previous'))
+      .map((p) => [p, finalizeEvidenceOf(rows, keyset.keys, [p], now).recentUse]))
+    return { ...report, reporters, keyProcesses, finalizeEvidence }
   }
 
   /** Records in the secret inventory, inside the caller's transaction, that the keys of `purposes` rotated at `at`. */
@@ -284,7 +340,15 @@ export class Lifecycle {
    * After `timeoutMs` without every acknowledgement it returns `promoted: false`, the key
    * still staged; calling rotate again finishes the job.
    */
-  async rotate(input: { secret?: SecretTarget, hard?: boolean, timeoutMs?: number, actor: Actor }): Promise<RotateReport> {
+  async rotate(input: {
+    secret?: SecretTarget, hard?: boolean, timeoutMs?: number, actor: Actor,
+    /** This rotation's publication delay, ms (`--publish-delay`); default the lifecycle's. */
+    publishDelayMs?: number
+    /** Return at staging while the publication delay runs (the scheduler promotes); promote at once if it has passed. */
+    noWait?: boolean
+    /** Called about once a second while waiting through the publication delay. Must not throw. */
+    onProgress?: (progress: PublishProgress) => void
+  }): Promise<RotateReport> {
     const { store, masterKey } = this.#o
     const purposes = purposesOf(input.secret)
     const hard = input.hard === true
@@ -314,10 +378,21 @@ export class Lifecycle {
 
     if (insert.length > 0) this.#emit({ type: 'rotate-started', secrets: purposes.map((p) => `jwt-${p}`), kids: insert.map((k) => k.kid), operator: input.actor.operator, at: now })
     failpoint('rotate:after-stage')
-    const wait = await this.waitForInstances(version, input.timeoutMs ?? DEFAULT_ROTATE_TIMEOUT_MS)
+    const publication = await this.#publication(staged, [...keyset.keys, ...insert.map((k) => ({ kid: k.kid, alg: k.alg, createdAt: k.createdAt }))], input.publishDelayMs)
     const acked = (i: InstanceHeartbeat): InstanceStatus & { acknowledged: boolean } => ({ ...instanceStatus(i, version), acknowledged: i.keysetVersion >= version })
-    const base = { secrets: purposes, staged, hard, waitedMs: wait.waitedMs, instances: wait.instances.map(acked) }
-    if (!wait.acknowledged) return { ...base, promoted: false, signingEverywhere: false, keysetVersion: version, changes: [], finalizeSafeAt: null }
+    const publishedUntil = publication === null ? null : new Date(publication.until).toISOString()
+    if (publication !== null && input.noWait === true && this.#clock.now() < publication.until) {
+      const seen = await this.waitForInstances(version, 0)
+      return {
+        secrets: purposes, staged, hard, waitedMs: 0, instances: seen.instances.map(acked), promoted: false, signingEverywhere: false,
+        keysetVersion: version, changes: [], finalizeSafeAt: null, publishedUntil, waitingFor: 'publication',
+      }
+    }
+    const wait = await this.waitForInstances(version, input.timeoutMs ?? DEFAULT_ROTATE_TIMEOUT_MS)
+    const base = { secrets: purposes, staged, hard, waitedMs: wait.waitedMs, instances: wait.instances.map(acked), publishedUntil }
+    if (!wait.acknowledged) return { ...base, promoted: false, signingEverywhere: false, keysetVersion: version, changes: [], finalizeSafeAt: null, waitingFor: 'instances' }
+    // Publish before use: outside verifiers (JWKS caches, jose's cooldown) have the key before its first token.
+    if (publication !== null) await this.#waitForPublication(publication, input.onProgress)
 
     const fresh = await store.getKeyset()
     const promotedAt = this.#clock.now()
@@ -359,36 +434,91 @@ export class Lifecycle {
       keysetVersion: promotedVersion,
       changes: describe(changes, purposeOf),
       finalizeSafeAt: retireAfter.length === 0 ? null : new Date(Math.max(...retireAfter)).toISOString(),
+      waitingFor: null,
+    }
+  }
+
+  /**
+   * When the staged asymmetric access keys may sign: staging + the publication delay, kept in
+   * the store so a resumed rotation, another operator or the scheduler waits out the same time.
+   * `null` when no staged key is delayed (HS256, or a delay of 0).
+   */
+  async #publication(staged: readonly StagedKey[], keys: readonly { kid: string, alg: string, createdAt: number }[], delayMs: number | undefined): Promise<{ kids: string[], until: number } | null> {
+    const delayed = staged.flatMap((s) => {
+      const key = keys.find((k) => k.kid === s.kid)
+      return s.purpose === 'access' && key !== undefined && !/^HS/.test(key.alg) ? [key] : []
+    })
+    if (delayed.length === 0) return null
+    let recorded: Record<string, unknown> = {}
+    try {
+      recorded = JSON.parse(await this.#o.store.getSetting(PUBLISH_UNTIL_SETTING) ?? '{}') as Record<string, unknown>
+    } catch { /* unreadable: recomputed below */ }
+    const next: Record<string, number> = {}
+    for (const key of delayed) {
+      const known = recorded[key.kid]
+      // An explicit delay (`--publish-delay`) wins, also when resuming; else the one recorded at staging.
+      next[key.kid] = delayMs === undefined && typeof known === 'number' && Number.isFinite(known)
+        ? known
+        : key.createdAt + Math.max(0, delayMs ?? this.#o.publishDelayMs ?? 0)
+    }
+    if (delayed.some((k) => recorded[k.kid] !== next[k.kid])) await this.#o.store.setSetting(PUBLISH_UNTIL_SETTING, JSON.stringify(next))
+    if (delayed.every((k) => (next[k.kid] as number) <= k.createdAt)) return null
+    return { kids: delayed.map((k) => k.kid), until: Math.max(...Object.values(next)) }
+  }
+
+  async #waitForPublication(publication: { kids: string[], until: number }, onProgress: ((p: PublishProgress) => void) | undefined): Promise<void> {
+    for (;;) {
+      const remainingMs = publication.until - this.#clock.now()
+      if (remainingMs <= 0) return
+      try {
+        onProgress?.({ kids: publication.kids, until: new Date(publication.until).toISOString(), remainingMs })
+      } catch { /* progress output must not stop a rotation */ }
+      await sleep(Math.min(1000, remainingMs))
     }
   }
 
   /** Retires previous keys once safe (see `planFinalize`); ERR_UNSAFE before that unless `force`. */
-  async finalize(input: { secret?: SecretTarget, force?: boolean, actor: Actor }): Promise<FinalizeReport> {
+  async finalize(input: { secret?: SecretTarget, force?: boolean, actor: Actor, /** `--when-share-below`, a fraction (0.05). */ whenShareBelow?: number }): Promise<FinalizeReport> {
     const { store } = this.#o
     const purposes = purposesOf(input.secret)
     const keyset = await store.getKeyset()
     const now = this.#clock.now()
     // Exact, and only the previous refresh keys' sessions (a partial index), never the whole table.
     const live = await store.countLiveSessionsForKids(countedKids(keyset.keys.filter((k) => purposes.includes(k.purpose as ServiceKeyPurpose))), now)
-    const plan = planFinalize(keyset.keys, purposes, now, await this.#effectivePolicy(), live, { force: input.force === true })
+    // Finalize on evidence: the old key's recent use across every reporting process (see core/usage-evidence.ts).
+    const evidence = finalizeEvidenceOf(await evidenceRows(store, now), keyset.keys, purposes, now, input.whenShareBelow)
+    const byShare = evidence.shareSatisfied && input.force !== true
+    let plan: ReturnType<typeof planFinalize>
+    try {
+      plan = planFinalize(keyset.keys, purposes, now, await this.#effectivePolicy(), live, { force: input.force === true || byShare })
+    } catch (err) {
+      throw withEvidence(err, evidence, input.whenShareBelow)
+    }
+    if (plan.changes.length > 0 && input.force !== true && !byShare && evidence.recentUse.total > 0) {
+      throw withEvidence(new RekeyError('ERR_UNSAFE', `finalize refused: ${recentUseMessage(evidence.recentUse)} (wait until no process uses it, or use --when-share-below P% or --force)`), evidence, input.whenShareBelow, false)
+    }
     const purposeOf = (kid: string): string => keyset.keys.find((k) => k.kid === kid)?.purpose ?? '?'
     if (plan.changes.length === 0) return { changed: false, forced: false, retired: [], checks: [], keysetVersion: keyset.version }
     const unsafe = plan.checks.filter((c) => !c.safe)
+    const cut = evidence.recentUse.total
     const notes = `retired ${plan.changes.map((c) => `${purposeOf(c.kid)} key ${c.kid}`).join(', ')}`
-      + (plan.forced ? `; forced while unsafe: ${unsafe.map((c) => `${c.kid} (${c.reason})`).join('; ')}` : '')
+      + (byShare ? `; on usage evidence: ${evidence.share.map((s) => s.evidence?.reason).join('; ')}; cut ${cut} token(s) verified in the last 5 min` : '')
+      + (plan.forced && !byShare ? `; forced while unsafe: ${unsafe.map((c) => `${c.kid} (${c.reason})`).join('; ')}` : '')
+      + (input.force === true && cut > 0 ? `; forced while in use: ${recentUseMessage(evidence.recentUse)}` : '')
     const version = await store.transaction(async (tx) => {
       const v = await tx.transitionKeys({
         expectedVersion: keyset.version,
         update: plan.changes,
-        audit: this.#audit(input.actor, label(purposes), plan.forced ? 'finalize-force' : 'finalize', notes, now),
+        audit: this.#audit(input.actor, label(purposes), byShare ? 'finalize-share' : plan.forced || (input.force === true && cut > 0) ? 'finalize-force' : 'finalize', notes, now),
       })
       failpoint('finalize:in-transaction')
       return v
     })
     this.#emit({ type: 'finalized', secrets: purposes.map((p) => `jwt-${p}`), kids: plan.changes.map((c) => c.kid), operator: input.actor.operator, at: now })
     return {
-      changed: true, forced: plan.forced, checks: plan.checks, keysetVersion: version,
+      changed: true, forced: (plan.forced && !byShare) || (input.force === true && cut > 0), checks: plan.checks, keysetVersion: version,
       retired: plan.changes.map((c) => ({ kid: c.kid, purpose: purposeOf(c.kid) })),
+      evidence, byShare, cut,
     }
   }
 
@@ -509,6 +639,10 @@ export class Lifecycle {
         sessionsSigned: signedKids.map((kid) => ({ kid, liveSessions: live.get(kid) ?? 0 })),
         propagated: wait.acknowledged,
         instances: wait.instances.map((i) => instanceStatus(i, version)),
+        // An emergency cannot wait for publication: say what that means for outside verifiers.
+        publishNotice: insert.some((k) => k.purpose === 'access' && !/^HS/.test(k.alg))
+          ? 'the new access key signed at once, without the publication delay: verifiers outside rekey that cache the JWKS may reject new tokens until they refetch it'
+          : null,
       }
     }
   }

@@ -96,6 +96,7 @@ export async function openOperations(config: RekeyConfig, log: OperationsLog, op
       accessTokenTtl: config.accessTokenTtl,
       refreshTokenTtl: config.refreshTokenTtl,
       cadencePolicy: config.cadence,
+      publishDelayMs: config.jwksMaxAge * 1000,
       onEvent: (event) => {
         options.onEvent?.(event)
         webhooks?.notice(event)

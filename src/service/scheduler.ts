@@ -58,6 +58,8 @@ export interface SchedulerOptions {
   readonly pruneBudgetMs?: number
   readonly onMaintenance?: (report: MaintenanceReport) => void
   readonly log: { info(obj: object, msg: string): void, warn(obj: object, msg: string): void }
+  /** REKEY_FINALIZE_WHEN_SHARE_BELOW as a fraction: finalize on usage evidence before the time rule. */
+  readonly finalizeWhenShareBelow?: number
 }
 
 /** What a tick's session upkeep did. */
@@ -183,7 +185,10 @@ export class Scheduler {
     if (mine.some((k) => k.state === 'previous')) {
       actions.push(await this.#job(`finalize:${purpose}`, async () => {
         try {
-          const report = await this.#o.lifecycle.finalize({ secret: purpose, actor: this.#actor })
+          const report = await this.#o.lifecycle.finalize({
+            secret: purpose, actor: this.#actor,
+            ...(this.#o.finalizeWhenShareBelow === undefined ? {} : { whenShareBelow: this.#o.finalizeWhenShareBelow }),
+          })
           return report.changed ? `retired ${report.retired.map((k) => k.kid).join(', ')}` : null
         } catch (err) {
           // Not safe yet: the grace window is still open. Not a failure.
@@ -214,8 +219,10 @@ export class Scheduler {
     return swept === null ? null : `finished an interrupted emergency sweep: ${swept} session(s) ended`
   }
 
-  async #rotate(purpose: ServiceKeyPurpose, why: string): Promise<string> {
-    const report = await this.#o.lifecycle.rotate({ secret: purpose, actor: this.#actor, ...(this.#o.rotateTimeoutMs === undefined ? {} : { timeoutMs: this.#o.rotateTimeoutMs }) })
+  async #rotate(purpose: ServiceKeyPurpose, why: string): Promise<string | null> {
+    // noWait: a tick never sleeps through a publication delay; a later tick promotes the staged key.
+    const report = await this.#o.lifecycle.rotate({ secret: purpose, actor: this.#actor, noWait: true, ...(this.#o.rotateTimeoutMs === undefined ? {} : { timeoutMs: this.#o.rotateTimeoutMs }) })
+    if (!report.promoted && report.waitingFor === 'publication') return null
     if (!report.promoted) throw new Error(`the staged ${purpose} key was not loaded by every live instance in time; it stays staged`)
     const kid = report.staged[0]?.kid ?? '?'
     this.#o.log.info({ purpose, kid, why }, 'scheduled rotation done')

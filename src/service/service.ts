@@ -214,6 +214,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     const scheduler = config.scheduler.enabled === 'on' && config.keySource === 'managed'
       ? new Scheduler({
         store, lifecycle, clock, instanceId, cadencePolicy: config.cadence, intervalMs: config.scheduler.interval * 1000, webhooks, log,
+        ...(config.finalizeWhenShareBelow === undefined ? {} : { finalizeWhenShareBelow: config.finalizeWhenShareBelow }),
         onMaintenance: (r) => {
           metrics.sessionsPruned.inc({ kind: 'families' }, r.pruned.families)
           metrics.sessionsPruned.inc({ kind: 'tokens' }, r.pruned.tokens)

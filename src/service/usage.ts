@@ -66,6 +66,33 @@ export class UsageRecorder {
     byResult.set(result, { kid, instanceId: this.#instanceId, bucketStart, result, count: 1 })
   }
 
+  /**
+   * Adds `count` verifications at once (a keyring's usage report drains its counts every
+   * flush). Bounded like {@link record}: past the limit, new counters are dropped, never memory.
+   */
+  add(kid: string, result: string, count: number): void {
+    if (!Number.isSafeInteger(count) || count <= 0) return
+    const bucketStart = Math.floor(this.#clock.now() / MINUTE_MS) * MINUTE_MS
+    if (bucketStart !== this.#bucket) {
+      this.#hold()
+      this.#bucket = bucketStart
+    }
+    let byResult = this.#current.get(kid)
+    if (byResult === undefined) {
+      if (this.#size >= MAX_COUNTERS) return
+      byResult = new Map()
+      this.#current.set(kid, byResult)
+    }
+    const seen = byResult.get(result)
+    if (seen !== undefined) {
+      seen.count += count
+      return
+    }
+    if (this.#size >= MAX_COUNTERS) return
+    this.#size++
+    byResult.set(result, { kid, instanceId: this.#instanceId, bucketStart, result, count })
+  }
+
   /** Moves the current minute's counts to the rows waiting to be written. */
   #hold(): void {
     for (const byResult of this.#current.values()) {

@@ -15,7 +15,7 @@
 import type {
   AuditEventInput, AuditRecord, AuditWrite, ComputeAuditHash, InstanceHeartbeat, KeyRecord,
   KeyUpdate, Keyset, NewKey, NewRefreshToken, NewSession, NewUser, RefreshTokenRecord, Role,
-  RotationRecord, SecretInput, SecretRecord, SessionFamily, UsageIncrement, UsageTotal, UserRecord,
+  RotationRecord, SecretInput, SecretRecord, SessionFamily, UsageBucket, UsageIncrement, UsageTotal, UserRecord,
 } from './types.ts'
 
 /** The change channels, one per kind of state instances cache. */
@@ -225,6 +225,8 @@ export interface StoreOperations {
   usageSince(sinceMs: number): Promise<UsageTotal[]>
   /** Deletes buckets starting before `before`; how many. */
   pruneUsage(before: number): Promise<number>
+  /** Every per-minute counter of the minute containing `sinceMs` and later, oldest first. */
+  usageBuckets(sinceMs: number): Promise<UsageBucket[]>
 
   // Instances
   /** Inserts or refreshes an instance's row. */

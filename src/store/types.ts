@@ -223,6 +223,16 @@ export interface UsageTotal {
   readonly count: number
 }
 
+/** One per-minute counter as stored: for evidence over time (a share that stayed low, a last report). */
+export interface UsageBucket {
+  readonly kid: string
+  readonly instanceId: string
+  /** The minute's start, epoch ms. */
+  readonly bucketStart: number
+  readonly result: string
+  readonly count: number
+}
+
 /** What a running instance reports about itself. */
 export interface InstanceHeartbeat {
   readonly instanceId: string

@@ -35,7 +35,7 @@ describe('managed EdDSA access keys', () => {
     const before = await signedIn(server)
     const oldKid = headerOf(before.accessToken).kid as string
     // The CLI does not set REKEY_ACCESS_KEY_ALG: the new key keeps the current key's algorithm.
-    const r = await runCli(['--store', join(server.dir, 'rekey.db'), 'rotate', '--secret', 'access'], { REKEY_ARGON2_MEMORY_KIB: '64', REKEY_ARGON2_TIME_COST: '1' })
+    const r = await runCli(['--store', join(server.dir, 'rekey.db'), 'rotate', '--secret', 'access', '--publish-delay', '1'], { REKEY_ARGON2_MEMORY_KIB: '64', REKEY_ARGON2_TIME_COST: '1' })
     assert.equal(r.code, 0, r.stderr)
     const after = await signedIn(server)
     const newKid = headerOf(after.accessToken).kid as string

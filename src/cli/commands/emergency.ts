@@ -61,6 +61,7 @@ function lines(report: EmergencyReport): string[] {
     `new keys: ${report.created.map((k) => `${k.purpose} ${k.kid}`).join(', ')}`,
     `sessions ended: ${report.sessionsEnded}; tokens issued before ${report.notBefore} are refused`,
     `instances: ${report.instances.length === 0 ? 'none running' : `${report.instances.filter((i) => i.upToDate).length}/${report.instances.length} have loaded the new keys`}`,
+    ...(report.publishNotice == null ? [] : [`note: ${report.publishNotice}`]),
     'use of the revoked keys over the last 24 h:',
   ]
   if (report.usage.length === 0) out.push('  no verification recorded')

@@ -1,6 +1,8 @@
 import type { Command } from 'commander'
 import { envLayout, tokenLifetimeOf } from '../../core/env-rotation.ts'
 import type { StatusReport } from '../../service/key-views.ts'
+import type { UsageStatus } from '../../service/lifecycle.ts'
+import { describeProcesses } from '../../core/usage-evidence.ts'
 import type { CliIo, GlobalOptions } from '../context.ts'
 import { conventionOf, describeEnvSecret, lifetimeText, presentSecrets, readJwtEnvFile } from '../env-mode.ts'
 import { printReport, withManaged } from '../managed.ts'
@@ -47,7 +49,21 @@ export function registerStatus(program: Command, io: CliIo): void {
 
 const pct = (share: number): string => `${(share * 100).toFixed(1)}%`
 
-function managedLines(report: StatusReport): string[] {
+/** Who reported usage, and who still verifies with each previous key: the evidence finalize weighs. */
+function usageLines(report: StatusReport & Partial<UsageStatus>): string[] {
+  const lines: string[] = []
+  for (const [purpose, use] of Object.entries(report.finalizeEvidence ?? {})) {
+    lines.push(use.total === 0
+      ? `${purpose}: no reporting process verified a token of the previous key in the last 5 min`
+      : `${purpose}: the previous key verified ${use.total} token(s) in the last 5 min on ${describeProcesses(use)}: finalize is refused until that stops (or --when-share-below / --force)`)
+  }
+  const reporters = report.reporters ?? []
+  lines.push(reporters.length === 0 ? 'reporting processes (1 h): none' : 'reporting processes (1 h):')
+  for (const r of reporters) lines.push(`  ${r.name.padEnd(24)} ${r.kind === 'library' ? r.instanceId : 'rekey serve'}  ${r.verificationsLastHour} verification(s)  last reported ${r.lastReportAt}`)
+  return lines
+}
+
+function managedLines(report: StatusReport & Partial<UsageStatus>): string[] {
   const lines = [`store ${report.store}  key-set version ${report.keysetVersion}`]
   for (const s of report.secrets) {
     lines.push(`${s.secret}  phase: ${s.phase}`)
@@ -56,8 +72,11 @@ function managedLines(report: StatusReport): string[] {
       const use = k.state === 'retired' || k.state === 'revoked' ? '' : `  ${pct(k.share)} of verifications (1 h)${sessions}`
       const safe = k.finalizeSafeAt === null ? '' : k.finalizeSafe === true ? '  finalize: safe now' : `  finalize safe at ${k.finalizeSafeAt}`
       lines.push(`  ${k.state.padEnd(8)} ${k.kid}${use}${safe}`)
+      const where = report.keyProcesses?.[k.kid]
+      if (where !== undefined && where.length > 0) lines.push(`           verified on ${where.map((p) => `${p.name} (${p.count})`).join(', ')}`)
     }
   }
+  lines.push(...usageLines(report))
   lines.push(report.instances.length === 0 ? 'instances: none running' : 'instances:')
   for (const i of report.instances) {
     lines.push(`  ${i.instanceId}  ${i.hostname} pid ${i.pid}  key-set v${i.keysetVersion}${i.upToDate ? '' : ' (behind)'}  last seen ${i.lastSeen}`)

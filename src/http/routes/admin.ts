@@ -89,6 +89,8 @@ export function adminRoutes(app: FastifyInstance, service: Service, options: Adm
       const { secret: target, hard, timeout } = request.body
       const report = await lifecycle.rotate({
         actor: actor(request), hard: hard === true,
+        // An HTTP request does not wait out a publication delay: 202, and the scheduler (or a second call) promotes.
+        noWait: true,
         ...(target === undefined ? {} : { secret: target }),
         ...(timeout === undefined ? {} : { timeoutMs: timeout * 1000 }),
       })

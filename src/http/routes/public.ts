@@ -3,13 +3,13 @@ import type { Service } from '../../service/service.ts'
 import { bearerToken, secretEquals } from '../bearer.ts'
 import { ServiceError } from '../../service/errors.ts'
 
-/** How long clients and caches may keep the JWKS, seconds: well under a rotation's grace window. */
+/** Default of REKEY_JWKS_MAX_AGE: how long clients and caches may keep the JWKS, seconds. */
 export const JWKS_MAX_AGE = 300
 
 /** `GET /.well-known/jwks.json` and `GET /metrics`. */
 export function publicRoutes(app: FastifyInstance, service: Service): void {
   app.get('/.well-known/jwks.json', async (_request, reply) => {
-    void reply.header('cache-control', `public, max-age=${JWKS_MAX_AGE}`)
+    void reply.header('cache-control', `public, max-age=${service.config.jwksMaxAge ?? JWKS_MAX_AGE}`)
     // Served from memory: HMAC keys publish nothing, so a keyring of secrets answers { keys: [] }.
     return { keys: [...service.keys.access.jwks().keys] }
   })

@@ -10,7 +10,7 @@ import type {
 import type {
   AuditEventInput, AuditRecord, ComputeAuditHash, InstanceHeartbeat, KeyRecord, Keyset, NewKey, NewSession,
   NewUser, RefreshTokenRecord, Role, RotationRecord, SecretInput, SecretRecord, SessionFamily, UsageIncrement,
-  UsageTotal, UserRecord,
+  UsageBucket, UsageTotal, UserRecord,
 } from '../types.ts'
 import { unavailable } from '../errors.ts'
 import type { SqlDriver, SqlExecutor } from './executor.ts'
@@ -201,6 +201,7 @@ export class SqlStore implements Store {
   addUsage(rows: readonly UsageIncrement[]): Promise<void> { return this.#write((q) => usage.addUsage(q, rows)) }
   usageSince(sinceMs: number): Promise<UsageTotal[]> { return this.#read((q) => usage.usageSince(q, sinceMs)) }
   pruneUsage(before: number): Promise<number> { return this.#write((q) => usage.pruneUsage(q, before)) }
+  usageBuckets(sinceMs: number): Promise<UsageBucket[]> { return this.#read((q) => usage.usageBuckets(q, sinceMs)) }
 
   // Instances, leases, settings
   heartbeat(instance: InstanceHeartbeat): Promise<void> { return this.#write((q) => coord.heartbeat(q, instance)) }

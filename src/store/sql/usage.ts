@@ -2,7 +2,7 @@
  * Per-kid verification counters: one row per (kid, instance, minute, result), incremented by
  * batched upserts that each instance flushes every few seconds.
  */
-import type { UsageIncrement, UsageTotal } from '../types.ts'
+import type { UsageBucket, UsageIncrement, UsageTotal } from '../types.ts'
 import { int, text } from './executor.ts'
 import type { SqlExecutor, SqlParam } from './executor.ts'
 
@@ -52,6 +52,17 @@ export async function usageSince(q: SqlExecutor, sinceMs: number): Promise<Usage
     [Math.floor(sinceMs / MINUTE_MS) * MINUTE_MS],
   )
   return rows.map((row) => ({ kid: text(row, 'kid'), instanceId: text(row, 'instance_id'), result: text(row, 'result'), count: int(row, 'n') }))
+}
+
+export async function usageBuckets(q: SqlExecutor, sinceMs: number): Promise<UsageBucket[]> {
+  const rows = await q.all(
+    `SELECT kid, instance_id, bucket_start, result, count FROM usage_counters
+     WHERE bucket_start >= $1 ORDER BY bucket_start, kid, instance_id, result`,
+    [Math.floor(sinceMs / MINUTE_MS) * MINUTE_MS],
+  )
+  return rows.map((row) => ({
+    kid: text(row, 'kid'), instanceId: text(row, 'instance_id'), bucketStart: int(row, 'bucket_start'), result: text(row, 'result'), count: int(row, 'count'),
+  }))
 }
 
 export async function pruneUsage(q: SqlExecutor, before: number): Promise<number> {
