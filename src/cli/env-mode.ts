@@ -15,6 +15,7 @@ import { auditedEnvChange, type EnvAuditResult } from './env-audit.ts'
 export function envSecretOf(name: string | undefined): EnvSecret {
   if (name === undefined || name === 'jwt' || name === 'JWT_SECRET') return 'jwt'
   if (name === 'access' || name === 'refresh') return name
+  if (name === 'ENCRYPTION_KEY') return 'data'
   throw new CliExit(EXIT.USAGE, `--secret ${name} is not an env-file JWT secret: use access or refresh, or leave it out for JWT_SECRET`)
 }
 
@@ -38,7 +39,7 @@ export function describeEnvSecret(vars: Record<string, string>, layout: EnvLayou
 }
 
 /** The inventory and audit name of a file's secret: the family, whatever the convention. */
-const SECRET_NAMES: Readonly<Record<EnvSecret, string>> = { jwt: 'JWT_SECRET', access: 'JWT_ACCESS_SECRET', refresh: 'JWT_REFRESH_SECRET' }
+const SECRET_NAMES: Readonly<Record<EnvSecret, string>> = { jwt: 'JWT_SECRET', access: 'JWT_ACCESS_SECRET', refresh: 'JWT_REFRESH_SECRET', data: 'ENCRYPTION_KEY' }
 
 const kidIn = (state: Record<string, unknown>, keyState: string): string =>
   (state.keys as { kid?: string, state: string }[]).find((k) => k.state === keyState)?.kid ?? 'none'
@@ -87,7 +88,7 @@ export async function applyEnvPlan(
     method: change.method,
     notes: `${change.notes}; ${kids}`,
     ...rotationOf(change.method, env, layout, Date.now()),
-    kind: 'jwt',
+    kind: layout.secret === 'data' ? 'encryption' : 'jwt',
   }, { path: file, oldText: text }, async () => {
     after = (await updateEnvFile(file, { set: change.set, remove: change.remove })).after
   })

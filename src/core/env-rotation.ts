@@ -6,8 +6,8 @@ import { parseDuration } from './duration.ts'
 import { DEFAULT_EXPIRES_IN } from './env.ts'
 import { RekeyError } from './errors.ts'
 
-/** Which secret of an env file: the generic JWT key, or the access / refresh keys. */
-export type EnvSecret = 'jwt' | 'access' | 'refresh'
+/** Which secret of an env file: the generic JWT key, the access / refresh keys, or the data key (ENCRYPTION_KEY). */
+export type EnvSecret = 'jwt' | 'access' | 'refresh' | 'data'
 
 /** The variables one secret uses in a file. */
 export interface EnvLayout {
@@ -38,6 +38,10 @@ const has = (vars: Vars, name: string): boolean => vars[name] !== undefined && v
 
 /** Finds which variables hold the given secret in this file. */
 export function envLayout(vars: Vars, secret: EnvSecret = 'jwt'): EnvLayout {
+  // The data key rotates like a JWT pair; its finalize is judged on counted values, not on a token lifetime.
+  if (secret === 'data') {
+    return { secret, convention: 'pair', signVar: 'ENCRYPTION_KEY', verifyVar: 'ENCRYPTION_KEY_PREV', dateVar: 'ENCRYPTION_KEY_ROTATED_AT', lifetimeVar: 'ENCRYPTION_KEY_ROTATED_AT', defaultLifetime: 0 }
+  }
   if (secret === 'access' || secret === 'refresh') {
     const base = secret === 'access' ? 'JWT_ACCESS_SECRET' : 'JWT_REFRESH_SECRET'
     return {
@@ -73,6 +77,7 @@ export function inGrace(vars: Vars, layout: EnvLayout): boolean {
 
 /** When the old key may be removed: the rotation date plus the token lifetime plus skew. Undefined when unknown. */
 export function finalizeSafeAt(vars: Vars, layout: EnvLayout, skewSeconds = DEFAULT_SKEW_SECONDS): Date | undefined {
+  if (layout.secret === 'data') return undefined
   const date = vars[layout.dateVar]
   if (date === undefined || date === '') return undefined
   const at = Date.parse(date)
@@ -109,7 +114,8 @@ export function planRotate(vars: Vars, layout: EnvLayout, fresh: string, now: Da
 export function planFinalize(vars: Vars, layout: EnvLayout, now: Date, force: boolean, skewSeconds = DEFAULT_SKEW_SECONDS): EnvPlan | undefined {
   if (!inGrace(vars, layout)) return undefined
   const safeAt = finalizeSafeAt(vars, layout, skewSeconds)
-  if (!force) {
+  // The data key's evidence (no value of the old key left) is checked by the caller, which reads the counts.
+  if (!force && layout.secret !== 'data') {
     if (safeAt === undefined) {
       throw new RekeyError('ERR_UNSAFE', `The rotation date of ${layout.signVar} is unknown (${layout.dateVar} is missing), so tokens signed by the old key may still be live: use --force once you know they have expired`)
     }

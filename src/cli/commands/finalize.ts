@@ -1,6 +1,7 @@
 import type { Command } from 'commander'
 import { planFinalize } from '../../core/env-rotation.ts'
 import { applyEnvPlan } from '../env-mode.ts'
+import { guardDataKeyFinalize, isDataKeySecret } from '../data-key.ts'
 import { CliExit, EXIT, type CliIo, type GlobalOptions } from '../context.ts'
 import { managedSecretOf, printReport, withManaged } from '../managed.ts'
 import { addSmokeOptions, smokeFailure, smokePlanOf, type SmokeFlags } from '../smoke-guard.ts'
@@ -17,6 +18,7 @@ export function registerFinalize(program: Command, io: CliIo): void {
     .action(async (options: { secret?: string, force?: boolean } & SmokeFlags, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>()
       if (isDbSecret(options.secret)) return await finalizeDbCommand(io, globals, options)
+      if (isDataKeySecret(options.secret)) await guardDataKeyFinalize(io, globals, options.force === true)
       if (globals.envFile !== undefined) {
         await applyEnvPlan(io, globals, options.secret, (vars, layout) => planFinalize(vars, layout, new Date(), options.force === true))
         return

@@ -2,6 +2,7 @@ import type { Command } from 'commander'
 import { planRotate } from '../../core/env-rotation.ts'
 import { DEFAULT_ROTATE_TIMEOUT_MS } from '../../service/lifecycle.ts'
 import { applyEnvPlan } from '../env-mode.ts'
+import { guardDataKeyRotate, isDataKeySecret } from '../data-key.ts'
 import { CliExit, describeError, EXIT, type CliIo, type GlobalOptions } from '../context.ts'
 import { managedSecretOf, printReport, timeoutOf, withManaged } from '../managed.ts'
 import { addSmokeOptions, smokeFailure, smokePlanOf, type SmokeFlags } from '../smoke-guard.ts'
@@ -42,6 +43,7 @@ export function registerRotate(program: Command, io: CliIo): void {
     .action(async (options: RotateOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>()
       if (options.secret === 'master-key') return await rotateMasterKeyCommand(io, globals)
+      if (isDataKeySecret(options.secret)) await guardDataKeyRotate(io, globals, options.hard === true)
       if (globals.envFile !== undefined) {
         await applyEnvPlan(io, globals, options.secret, (vars, layout, fresh) => planRotate(vars, layout, fresh(), new Date(), options.hard === true))
         return

@@ -4,6 +4,7 @@ import { readEnvFile } from '../../service/env-file.ts'
 import type { StatusReport } from '../../service/key-views.ts'
 import { CliExit, EXIT, type CliIo, type GlobalOptions } from '../context.ts'
 import { describeEnvSecret } from '../env-mode.ts'
+import { columnLines, dataKeyEvidence, dataKeyStates } from '../data-key.ts'
 import { printReport, withManaged } from '../managed.ts'
 
 /**
@@ -20,7 +21,10 @@ export function registerStatus(program: Command, io: CliIo): void {
       const globals = command.optsWithGlobals<GlobalOptions>()
       if (globals.envFile === undefined) {
         const report = await withManaged(io, globals, (ctx) => ctx.lifecycle.status())
-        printReport(io, globals, report, () => managedLines(report))
+        const columns = await dataKeyEvidence(io, globals, {})
+        printReport(io, globals, columns.length === 0 ? report : { ...report, encryptedColumns: columns }, () => [
+          ...managedLines(report), ...columnLines(columns, dataKeyStates({ ...io.env } as Record<string, string>)),
+        ])
         return
       }
       const { env, exists } = await readEnvFile(globals.envFile as string)
@@ -29,9 +33,11 @@ export function registerStatus(program: Command, io: CliIo): void {
       if (env.JWT_SECRET !== undefined || env.JWT_SECRET_CURRENT !== undefined || env.JWT_SECRET_NEW !== undefined) secrets.push('jwt')
       if (env.JWT_ACCESS_SECRET !== undefined) secrets.push('access')
       if (env.JWT_REFRESH_SECRET !== undefined) secrets.push('refresh')
+      if (env.ENCRYPTION_KEY !== undefined) secrets.push('data')
       const report = secrets.map((s) => describeEnvSecret(env, envLayout(env, s)))
+      const columns = await dataKeyEvidence(io, globals, env)
       if (globals.json === true) {
-        io.stdout(`${JSON.stringify({ file: globals.envFile, secrets: report })}\n`)
+        io.stdout(`${JSON.stringify({ file: globals.envFile, secrets: report, ...(columns.length === 0 ? {} : { encryptedColumns: columns }) })}\n`)
         return
       }
       if (report.length === 0) io.stdout(`no JWT secret in ${globals.envFile} (create one with: rekey --env-file ${globals.envFile} gen --var JWT_SECRET)\n`)
@@ -41,6 +47,7 @@ export function registerStatus(program: Command, io: CliIo): void {
         if (s.rotatedAt !== null) io.stdout(`  rotated at       ${String(s.rotatedAt)}\n`)
         if (s.finalizeSafeAt !== null) io.stdout(`  finalize safe at ${String(s.finalizeSafeAt)}\n`)
       }
+      for (const line of columnLines(columns, dataKeyStates(env))) io.stdout(`${line}\n`)
     })
 }
 
