@@ -1,6 +1,6 @@
 /**
- * Progress of a long command: a bar redrawn on a terminal (stderr), JSON lines otherwise
- * (stdout, at most one per `intervalMs` plus the last), so a script or CI log can follow it.
+ * Progress of a long command: a bar redrawn on a terminal (stderr, at most every
+ * `intervalMs`), JSON lines otherwise (stdout, one per update: a script can act on each).
  */
 import type { CliIo } from './context.ts'
 
@@ -30,7 +30,7 @@ export function progressOutput(io: CliIo, options: { tty: boolean, label: string
     update(reading) {
       const t = now()
       const final = reading.done >= reading.total
-      if (!final && t - last < interval) return
+      if (options.tty && !final && t - last < interval) return
       last = t
       const seconds = Math.max((t - started) / 1000, 0.001)
       const rate = Math.round(reading.done / seconds)

@@ -36,7 +36,7 @@ export interface AppTable {
   /** The database without its password, and the table, for reports. */
   readonly database: string
   readonly dialect: 'postgres' | 'sqlite'
-  /** Up to `limit` rows with key > `after` (from the start when undefined), in key order. */
+  /** Up to `limit` rows with key > `after` (from the start when undefined), in key order. May run while a write is in flight. */
   readBatch(after: unknown, limit: number): Promise<AppRow[]>
   /** The rows with these keys, as they are now. */
   readRows(keys: readonly unknown[]): Promise<AppRow[]>

@@ -1,9 +1,10 @@
 /**
  * An application table in PostgreSQL. Writes are one statement per batch: an UPDATE joined
- * to the batch (unnest of arrays) on the key AND the old value, so a row the application
+ * to the batch (unnest of arrays) on the key AND the old value's SHA-256, so a row the application
  * changed since it was read is left alone (EvalPlanQual re-checks the condition on the
  * newest row version under READ COMMITTED).
  */
+import { createHash } from 'node:crypto'
 import pg from 'pg'
 import { RekeyError } from '../../core/errors.ts'
 import { CIPHERTEXT_VERSION } from '../../core/cipher.ts'
@@ -19,11 +20,15 @@ export async function openPostgresTable(url: string, spec: TableSpec): Promise<A
   const column = quoteIdentifier(spec.column, '--column')
   const key = quoteIdentifier(spec.keyColumn, '--key-column')
   const aad = spec.aadColumns.map((c) => quoteIdentifier(c, '--aad-columns'))
+  // Two connections: the next batch is read while the current one is written.
   const client = new pg.Client({ connectionString: url, application_name: 'rekey rewrap' })
-  client.on('error', () => { /* a dropped connection fails the query in flight */ })
+  const writer = new pg.Client({ connectionString: url, application_name: 'rekey rewrap' })
+  const end = (): Promise<unknown> => Promise.all([client.end().catch(() => undefined), writer.end().catch(() => undefined)])
+  for (const c of [client, writer]) c.on('error', () => { /* a dropped connection fails the query in flight */ })
   try {
-    await client.connect()
+    await Promise.all([client.connect(), writer.connect()])
   } catch (err) {
+    await end()
     throw new RekeyError('ERR_STORE_UNAVAILABLE', `cannot connect to ${describeDatabase(url)}: ${(err as Error).message}`)
   }
   try {
@@ -53,17 +58,19 @@ export async function openPostgresTable(url: string, spec: TableSpec): Promise<A
         return res.rows.map(toRow)
       },
       async readRows(keys) {
-        const res = await client.query(`${select} WHERE ${key} = ANY($1::${keyType}[]) ORDER BY ${key}`, [keys])
+        const res = await writer.query(`${select} WHERE ${key} = ANY($1::${keyType}[]) ORDER BY ${key}`, [keys])
         return res.rows.map(toRow)
       },
       async writeBatch(updates) {
         if (updates.length === 0) return new Set()
-        const res = await client.query<{ k: unknown }>(
+        // The old value is compared by its SHA-256 (computed on both sides), so a batch does
+        // not send every old value back to the server: same check, a fraction of the bytes.
+        const res = await writer.query<{ k: unknown }>(
           `UPDATE ${table.sql} AS t SET ${column} = u.n
-             FROM unnest($1::${keyType}[], $2::text[], $3::text[]) AS u(k, o, n)
-            WHERE t.${key} = u.k AND t.${column} = u.o
+             FROM unnest($1::${keyType}[], $2::bytea[], $3::text[]) AS u(k, h, n)
+            WHERE t.${key} = u.k AND sha256(convert_to(t.${column}, 'UTF8')) = u.h
           RETURNING t.${key} AS k`,
-          [updates.map((u) => u.key), updates.map((u) => u.old), updates.map((u) => u.value)])
+          [updates.map((u) => u.key), updates.map((u) => createHash('sha256').update(u.old, 'utf8').digest()), updates.map((u) => u.value)])
         return new Set(res.rows.map((r) => String(r.k)))
       },
       async countByKid(): Promise<KidCounts> {
@@ -86,11 +93,11 @@ export async function openPostgresTable(url: string, spec: TableSpec): Promise<A
         return { kids, other, nulls, rows: rowsSeen }
       },
       async close() {
-        await client.end().catch(() => undefined)
+        await end()
       },
     }
   } catch (err) {
-    await client.end().catch(() => undefined)
+    await end()
     throw err
   }
 }

@@ -151,12 +151,20 @@ export async function rewrapColumn(options: RewrapOptions): Promise<RewrapResult
     targetKid: cipher.currentKid, after, kids: { ...t.kids }, other: t.other, nulls: t.nulls, rowsDone,
     rewrapped: t.rewrapped, failed: t.failed, conflicts: t.conflicts, startedAt,
   })
+  // The next batch is read while the current one is written (keys beyond it: no overlap).
+  let reading = table.readBatch(after, batchSize)
   for (;;) {
-    const rows = await table.readBatch(after, batchSize)
+    const rows = await reading
     if (rows.length === 0) break
     const updates = rows.map((row) => plan(row, cipher, t)).filter((u): u is RowUpdate => u !== undefined)
-    await writeAll(table, cipher, updates, t)
-    after = (rows[rows.length - 1] as AppRow).key
+    const last = (rows[rows.length - 1] as AppRow).key
+    reading = table.readBatch(last, batchSize)
+    // A failed write must not leave the read in flight unobserved.
+    await writeAll(table, cipher, updates, t).catch(async (err: unknown) => {
+      await reading.catch(() => undefined)
+      throw err
+    })
+    after = last
     rowsDone += rows.length
     await keeper.save(snapshot())
     options.onTick?.({ rowsDone, rowsTotal: Math.max(total, rowsDone), rewrapped: t.rewrapped, failed: t.failed, conflicts: t.conflicts, resumed: resume !== null })
