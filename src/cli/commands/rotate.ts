@@ -34,6 +34,7 @@ export function registerRotate(program: Command, io: CliIo): void {
       '  rekey --store postgres://rekey@db/rekey rotate --secret access --timeout 10s',
       '  rekey rotate --smoke https://auth.example.com --smoke-email smoke@example.com --smoke-password-env SMOKE_PASSWORD',
       '  REKEY_MASTER_KEY=<new> REKEY_MASTER_KEY_PREV=<old> rekey rotate --secret master-key',
+      '  rekey --env-file .env rotate --secret ENCRYPTION_KEY   # data key: then rekey rewrap, then finalize (docs/crypt.md)',
       '',
       'With --smoke, a failed smoke test after the rotation rolls it back (exit 1, naming the failed step).',
       '',
