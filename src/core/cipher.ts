@@ -26,6 +26,7 @@ const NONCE_BYTES = 12
 const TAG_BYTES = 16
 const NONCE_CHARS = 16
 const PREFIX = `${CIPHERTEXT_VERSION}.`
+const KID_CHARS = /^[A-Za-z0-9_-]+$/
 
 /** Options of a cipher. */
 export interface CipherOptions {
@@ -85,10 +86,13 @@ function decode(text: string, start: number, end: number): Buffer | undefined {
 function split(ciphertext: string): { kid: string, nonceAt: number, bodyAt: number } {
   if (!ciphertext.startsWith(PREFIX) || ciphertext.length > MAX_CIPHERTEXT_LENGTH) throw malformed()
   const kidEnd = ciphertext.indexOf('.', PREFIX.length)
-  if (kidEnd <= PREFIX.length) throw malformed()
+  if (kidEnd <= PREFIX.length || kidEnd > PREFIX.length + 64) throw malformed()
   const nonceEnd = kidEnd + 1 + NONCE_CHARS
   if (ciphertext.charCodeAt(nonceEnd) !== 0x2e) throw malformed()
-  return { kid: ciphertext.slice(PREFIX.length, kidEnd), nonceAt: kidEnd + 1, bodyAt: nonceEnd + 1 }
+  const kid = ciphertext.slice(PREFIX.length, kidEnd)
+  // Only kid characters: a hostile value cannot carry control characters into a message or a log.
+  if (!KID_CHARS.test(kid)) throw malformed()
+  return { kid, nonceAt: kidEnd + 1, bodyAt: nonceEnd + 1 }
 }
 
 /**
@@ -176,7 +180,7 @@ export class Cipher {
     if (typeof ciphertext !== 'string') throw new TypeError('ciphertext must be a string')
     const { kid, nonceAt, bodyAt } = split(ciphertext)
     const slot = this.#byKid.get(kid)
-    if (slot === undefined) throw new RekeyError('ERR_KEY_UNKNOWN', `No data key ${kid.length > 64 ? `${kid.slice(0, 64)}…` : kid} is configured`)
+    if (slot === undefined) throw new RekeyError('ERR_KEY_UNKNOWN', `No data key ${kid} is configured`)
     if (slot.key.state === 'retired') throw new RekeyError('ERR_KEY_RETIRED', `The data key ${kid} is retired`)
     if (slot.key.state === 'revoked') throw new RekeyError('ERR_KEY_REVOKED', `The data key ${kid} was revoked`)
     const nonce = decode(ciphertext, nonceAt, bodyAt - 1)

@@ -80,7 +80,8 @@ describe('Cipher.fromEnv', () => {
     const last = text.at(-3) === 'A' ? 'B' : 'A'
     assert.equal(code(() => cipher.decrypt(`${text.slice(0, -3)}${last}${text.slice(-2)}`, { aad: 'users:1' })), 'ERR_CIPHERTEXT_AUTH')
     for (const bad of ['', 'secret', 'rk1.', 'rk1..AAAAAAAAAAAAAAAA.AAAAAAAAAAAAAAAAAAAAAA', `${text.split('.').slice(0, 3).join('.')}.AAAA`,
-      text.replace('rk1.', 'rk2.'), `${text.slice(0, -1)}!`, text.split('.').slice(0, 3).join('.')]) {
+      text.replace('rk1.', 'rk2.'), `${text.slice(0, -1)}!`, text.split('.').slice(0, 3).join('.'),
+      text.replace(cipher.currentKid, 'bad\nkid'), text.replace(cipher.currentKid, 'k'.repeat(65))]) {
       assert.equal(code(() => cipher.decrypt(bad)), 'ERR_CIPHERTEXT_MALFORMED', JSON.stringify(bad))
     }
     assert.throws(() => cipher.decrypt(42 as unknown as string), TypeError)
