@@ -36,6 +36,8 @@ export interface AppTable {
   /** The database without its password, and the table, for reports. */
   readonly database: string
   readonly dialect: 'postgres' | 'sqlite'
+  /** How many `writeBatch` calls may be in flight at once (on disjoint rows). */
+  readonly parallelWrites: number
   /** Up to `limit` rows with key > `after` (from the start when undefined), in key order. May run while a write is in flight. */
   readBatch(after: unknown, limit: number): Promise<AppRow[]>
   /** The rows with these keys, as they are now. */

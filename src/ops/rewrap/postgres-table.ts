@@ -10,6 +10,9 @@ import { RekeyError } from '../../core/errors.ts'
 import { CIPHERTEXT_VERSION } from '../../core/cipher.ts'
 import { describeDatabase, quoteIdentifier, quoteTable, type AppRow, type AppTable, type KidCounts, type TableSpec } from './app-table.ts'
 
+/** Batches written at once: the server spreads them over its cores. */
+const WRITERS = 2
+
 const TEXT_TYPES = new Set(['text', 'character varying', 'character'])
 
 interface Column { name: string, type: string, dataType: string }
@@ -20,13 +23,26 @@ export async function openPostgresTable(url: string, spec: TableSpec): Promise<A
   const column = quoteIdentifier(spec.column, '--column')
   const key = quoteIdentifier(spec.keyColumn, '--key-column')
   const aad = spec.aadColumns.map((c) => quoteIdentifier(c, '--aad-columns'))
-  // Two connections: the next batch is read while the current one is written.
+  // One connection reads the next batch while WRITERS others write earlier ones (disjoint key ranges).
   const client = new pg.Client({ connectionString: url, application_name: 'rekey rewrap' })
-  const writer = new pg.Client({ connectionString: url, application_name: 'rekey rewrap' })
-  const end = (): Promise<unknown> => Promise.all([client.end().catch(() => undefined), writer.end().catch(() => undefined)])
-  for (const c of [client, writer]) c.on('error', () => { /* a dropped connection fails the query in flight */ })
+  const writers = Array.from({ length: WRITERS }, () => new pg.Client({ connectionString: url, application_name: 'rekey rewrap' }))
+  const all = [client, ...writers]
+  const end = (): Promise<unknown> => Promise.all(all.map((c) => c.end().catch(() => undefined)))
+  for (const c of all) c.on('error', () => { /* a dropped connection fails the query in flight */ })
+  const free = [...writers]
+  const waiting: Array<(c: pg.Client) => void> = []
+  const withWriter = async <T>(fn: (c: pg.Client) => Promise<T>): Promise<T> => {
+    const writer = free.pop() ?? await new Promise<pg.Client>((resolve) => { waiting.push(resolve) })
+    try {
+      return await fn(writer)
+    } finally {
+      const next = waiting.shift()
+      if (next === undefined) free.push(writer)
+      else next(writer)
+    }
+  }
   try {
-    await Promise.all([client.connect(), writer.connect()])
+    await Promise.all(all.map((c) => c.connect()))
   } catch (err) {
     await end()
     throw new RekeyError('ERR_STORE_UNAVAILABLE', `cannot connect to ${describeDatabase(url)}: ${(err as Error).message}`)
@@ -51,6 +67,7 @@ export async function openPostgresTable(url: string, spec: TableSpec): Promise<A
     return {
       database: describeDatabase(url),
       dialect: 'postgres',
+      parallelWrites: WRITERS,
       async readBatch(after, limit) {
         const res = after === undefined
           ? await client.query(`${select} ORDER BY ${key} LIMIT $1`, [limit])
@@ -58,19 +75,19 @@ export async function openPostgresTable(url: string, spec: TableSpec): Promise<A
         return res.rows.map(toRow)
       },
       async readRows(keys) {
-        const res = await writer.query(`${select} WHERE ${key} = ANY($1::${keyType}[]) ORDER BY ${key}`, [keys])
+        const res = await withWriter((writer) => writer.query(`${select} WHERE ${key} = ANY($1::${keyType}[]) ORDER BY ${key}`, [keys]))
         return res.rows.map(toRow)
       },
       async writeBatch(updates) {
         if (updates.length === 0) return new Set()
         // The old value is compared by its SHA-256 (computed on both sides), so a batch does
         // not send every old value back to the server: same check, a fraction of the bytes.
-        const res = await writer.query<{ k: unknown }>(
+        const res = await withWriter((writer) => writer.query<{ k: unknown }>(
           `UPDATE ${table.sql} AS t SET ${column} = u.n
              FROM unnest($1::${keyType}[], $2::bytea[], $3::text[]) AS u(k, h, n)
             WHERE t.${key} = u.k AND sha256(convert_to(t.${column}, 'UTF8')) = u.h
           RETURNING t.${key} AS k`,
-          [updates.map((u) => u.key), updates.map((u) => createHash('sha256').update(u.old, 'utf8').digest()), updates.map((u) => u.value)])
+          [updates.map((u) => u.key), updates.map((u) => createHash('sha256').update(u.old, 'utf8').digest()), updates.map((u) => u.value)]))
         return new Set(res.rows.map((r) => String(r.k)))
       },
       async countByKid(): Promise<KidCounts> {

@@ -71,6 +71,24 @@ function kidOf(value: string): string | undefined {
 
 const add = (t: Tally, kid: string): void => { t.kids[kid] = (t.kids[kid] ?? 0) + 1 }
 
+const emptyTally = (): Tally => ({ kids: {}, other: 0, nulls: 0, rewrapped: 0, failed: 0, conflicts: 0, failedKeys: [] })
+
+function merge(into: Tally, from: Tally): void {
+  for (const [kid, n] of Object.entries(from.kids)) into.kids[kid] = (into.kids[kid] ?? 0) + n
+  into.other += from.other
+  into.nulls += from.nulls
+  into.rewrapped += from.rewrapped
+  into.failed += from.failed
+  into.conflicts += from.conflicts
+  for (const key of from.failedKeys) if (into.failedKeys.length < 20) into.failedKeys.push(key)
+}
+
+/** The promise, with its rejection marked as handled here: it is awaited later, in order. */
+function observed<T>(promise: Promise<T>): Promise<T> {
+  promise.catch(() => undefined)
+  return promise
+}
+
 /**
  * Plans one row: counted as it stands (null, other format, current key), or a new value
  * to write. A value that does not decrypt is counted under its kid and reported.
@@ -151,23 +169,37 @@ export async function rewrapColumn(options: RewrapOptions): Promise<RewrapResult
     targetKid: cipher.currentKid, after, kids: { ...t.kids }, other: t.other, nulls: t.nulls, rowsDone,
     rewrapped: t.rewrapped, failed: t.failed, conflicts: t.conflicts, startedAt,
   })
-  // The next batch is read while the current one is written (keys beyond it: no overlap).
-  let reading = table.readBatch(after, batchSize)
-  for (;;) {
-    const rows = await reading
-    if (rows.length === 0) break
-    const updates = rows.map((row) => plan(row, cipher, t)).filter((u): u is RowUpdate => u !== undefined)
-    const last = (rows[rows.length - 1] as AppRow).key
-    reading = table.readBatch(last, batchSize)
-    // A failed write must not leave the read in flight unobserved.
-    await writeAll(table, cipher, updates, t).catch(async (err: unknown) => {
-      await reading.catch(() => undefined)
-      throw err
-    })
-    after = last
-    rowsDone += rows.length
+  // The next batch is read while earlier ones are written (up to table.parallelWrites at
+  // once, on disjoint key ranges). Batches are settled in key order, each with its own
+  // tally, so the saved position never runs ahead of a batch that is not written yet.
+  const inflight: Array<{ rows: number, last: unknown, tally: Tally, done: Promise<void> }> = []
+  const settleHead = async (): Promise<void> => {
+    const head = inflight.shift()
+    if (head === undefined) return
+    await head.done
+    merge(t, head.tally)
+    after = head.last
+    rowsDone += head.rows
     await keeper.save(snapshot())
     options.onTick?.({ rowsDone, rowsTotal: Math.max(total, rowsDone), rewrapped: t.rewrapped, failed: t.failed, conflicts: t.conflicts, resumed: resume !== null })
+  }
+  let reading = observed(table.readBatch(after, batchSize))
+  try {
+    for (;;) {
+      const rows = await reading
+      if (rows.length === 0) break
+      const last = (rows[rows.length - 1] as AppRow).key
+      reading = observed(table.readBatch(last, batchSize))
+      const tally = emptyTally()
+      const updates = rows.map((row) => plan(row, cipher, tally)).filter((u): u is RowUpdate => u !== undefined)
+      inflight.push({ rows: rows.length, last, tally, done: observed(writeAll(table, cipher, updates, tally)) })
+      while (inflight.length >= Math.max(1, table.parallelWrites)) await settleHead()
+    }
+    while (inflight.length > 0) await settleHead()
+  } catch (err) {
+    // Nothing is left running against the database when the error reaches the caller.
+    await Promise.allSettled([reading, ...inflight.map((b) => b.done)])
+    throw err
   }
   const result = { ...snapshot(), resumedFrom: resume === null ? null : resume.rowsDone, failedKeys: t.failedKeys }
   await keeper.save(null)

@@ -49,6 +49,7 @@ export function openSqliteTable(file: string, spec: TableSpec): AppTable {
   return {
     database: file,
     dialect: 'sqlite',
+    parallelWrites: 1,
     async readBatch(after, limit) {
       const rows = after === undefined ? first.all(limit) : next.all(after as SQLInputValue, limit)
       return rows.map((r) => toRow(r as Record<string, unknown>))
