@@ -27,6 +27,7 @@ export const CONVENTION_MARKER = '# rekey: convention=current-new (JWT_SECRET_CU
 export function envSecretsOf(name: string | undefined, vars: Readonly<Record<string, string>>): EnvSecret[] {
   if (name === undefined || name === 'jwt' || name === 'JWT_SECRET') return ['jwt']
   if (name === 'access' || name === 'refresh') return [name]
+  if (name === 'ENCRYPTION_KEY') return ['data']
   if (name === 'all') {
     const present = presentSecrets(vars)
     if (present.length === 0) throw new CliExit(EXIT.USAGE, 'this file holds no JWT secret to rotate (create one with gen --var JWT_SECRET)')
@@ -89,7 +90,7 @@ export function lifetimeText(lifetime: TokenLifetime): string {
 }
 
 /** The inventory and audit name of a file's secret: the family, whatever the convention. */
-const SECRET_NAMES: Readonly<Record<EnvSecret, string>> = { jwt: 'JWT_SECRET', access: 'JWT_ACCESS_SECRET', refresh: 'JWT_REFRESH_SECRET' }
+const SECRET_NAMES: Readonly<Record<EnvSecret, string>> = { jwt: 'JWT_SECRET', access: 'JWT_ACCESS_SECRET', refresh: 'JWT_REFRESH_SECRET', data: 'ENCRYPTION_KEY' }
 
 const kidIn = (state: Record<string, unknown>, keyState: string): string =>
   (state.keys as { kid?: string, state: string }[]).find((k) => k.state === keyState)?.kid ?? 'none'
@@ -171,7 +172,7 @@ export async function applyEnvPlan(io: CliIo, globals: GlobalOptions, secretName
     method: t.plan.method,
     notes: `${t.plan.notes}; ${kidNotes(describeEnvSecret(env, t.layout, t.lifetime), describeEnvSecret(predicted, envLayout(predicted, t.secret, convention), t.lifetime))}${options.reason === undefined ? '' : `; reason: ${options.reason}`}`,
     ...rotationOf(t.plan.method, env, t.layout, now),
-    kind: 'jwt',
+    kind: t.secret === 'data' ? 'encryption' : 'jwt',
   }))
   let written: EnvWriteResult | undefined
   const audit = await auditedEnvChange(io, globals, { ...env, ...predicted }, entries, { path: file, oldText: text }, async () => {

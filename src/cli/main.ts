@@ -13,6 +13,7 @@ import { registerRotate } from './commands/rotate.ts'
 import { registerScan } from './commands/scan.ts'
 import { registerBackup } from './commands/backup.ts'
 import { registerRestore } from './commands/restore.ts'
+import { registerRewrap } from './commands/rewrap.ts'
 import { registerRotateDb } from './commands/rotate-db.ts'
 import { registerSmoke } from './commands/smoke.ts'
 import { registerStatus } from './commands/status.ts'
@@ -88,6 +89,7 @@ export function buildProgram(io: CliIo = defaultIo): Command {
   registerEmergency(program, io)
   registerAdmin(program, io)
   registerUsers(program, io)
+  registerRewrap(program, io)
   return program
 }
 

@@ -11,8 +11,8 @@ import { parseDuration } from './duration.ts'
 import { DEFAULT_EXPIRES_IN, readEnvKeys } from './env.ts'
 import { RekeyError } from './errors.ts'
 
-/** Which secret of an env file: the generic JWT key, or the access / refresh keys. */
-export type EnvSecret = 'jwt' | 'access' | 'refresh'
+/** Which secret of an env file: the generic JWT key, the access / refresh keys, or the data key (ENCRYPTION_KEY). */
+export type EnvSecret = 'jwt' | 'access' | 'refresh' | 'data'
 
 /** The two conventions of the generic JWT secret; `current-new` is the dual-key runbook's. */
 export type EnvConvention = 'pair' | 'current-new'
@@ -80,6 +80,7 @@ export const MANAGED_ENV_VARS: readonly string[] = Object.freeze([
   ...GENERIC_VARS,
   ...['JWT_ACCESS_SECRET', 'JWT_REFRESH_SECRET'].flatMap((n) => [n, `${n}_PREV`, `${n}_ROTATED_AT`]),
   'JWT_EXPIRATION', 'JWT_ACCESS_EXPIRATION', 'JWT_REFRESH_EXPIRATION', 'JWT_KEYS',
+  'ENCRYPTION_KEY', 'ENCRYPTION_KEY_PREV', 'ENCRYPTION_KEY_ROTATED_AT',
 ])
 
 /**
@@ -98,6 +99,8 @@ const usesStaged = (vars: Vars): boolean => STAGED_VARS.some((n) => has(vars, n)
 
 /** Finds which variables hold the given secret in this file. */
 export function envLayout(vars: Vars, secret: EnvSecret = 'jwt', convention?: EnvConvention): EnvLayout {
+  // The data key rotates like a JWT pair; its finalize is judged on counted values, not on a token lifetime.
+  if (secret === 'data') return pairLayout('ENCRYPTION_KEY', { secret: 'data' })
   const generic = GENERIC_VARS.some((n) => has(vars, n))
   // The keyring reads JWT_ACCESS_SECRET first and falls back to the generic secret: `--secret
   // access` on a JWT_SECRET file means JWT_SECRET, never a new JWT_ACCESS_SECRET that would
@@ -179,6 +182,7 @@ export function tokenLifetimeOf(layout: EnvLayout, fileVars: Vars, processEnv: V
 
 /** When the old key may be removed: the rotation date plus the token lifetime plus skew. Undefined when unknown. */
 export function finalizeSafeAt(vars: Vars, layout: EnvLayout, lifetime: TokenLifetime, skewSeconds = DEFAULT_SKEW_SECONDS): Date | undefined {
+  if (layout.secret === 'data') return undefined
   const date = vars[layout.dateVar]
   if (date === undefined || date === '') return undefined
   const at = Date.parse(date)
@@ -220,7 +224,8 @@ export function planFinalize(vars: Vars, layout: EnvLayout, now: Date, force: bo
   if (!inGrace(vars, layout)) return undefined
   const safeAt = finalizeSafeAt(vars, layout, lifetime, skewSeconds)
   const assumed = lifetime.assumed ? ` (token lifetime ${lifetime.source}; it is ${Math.round(lifetime.seconds / 3600)} h: give --token-lifetime or set the lifetime variable if your app's is shorter)` : ''
-  if (!force) {
+  // The data key's evidence (no value of the old key left) is checked by the caller, which reads the counts.
+  if (!force && layout.secret !== 'data') {
     if (safeAt === undefined) {
       throw new RekeyError('ERR_UNSAFE', `The rotation date of ${layout.signVar} is unknown (${layout.dateVar} is missing), so tokens signed by the old key may still be live: use --force once you know they have expired`)
     }

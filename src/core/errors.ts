@@ -30,6 +30,8 @@ export const ERRORS = Object.freeze({
   ERR_UNSAFE: { status: 409, meaning: 'The step would cut tokens or sessions that are still valid; it is refused unless forced.' },
   ERR_STORE_UNAVAILABLE: { status: 503, meaning: 'The store (SQLite or PostgreSQL) did not answer; retry later.' },
   ERR_JWKS_UNAVAILABLE: { status: 503, meaning: 'The JWKS URL of a remote keyring (`Keyring.fromJwks`, `jwksUrl`) did not answer its first fetch; later failures keep the last good key set.' },
+  ERR_CIPHERTEXT_MALFORMED: { status: 400, meaning: 'The value is not a rekey ciphertext (`rk1.<kid>.<nonce>.<ciphertext+tag>`, base64url parts of the right sizes).' },
+  ERR_CIPHERTEXT_AUTH: { status: 400, meaning: 'The ciphertext did not authenticate (GCM tag): it was altered, truncated, or decrypted with other associated data (another row).' },
 } satisfies Record<string, ErrorSpec>)
 
 /** A code from the catalog. */

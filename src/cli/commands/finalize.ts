@@ -1,6 +1,7 @@
 import type { Command } from 'commander'
 import { planFinalize } from '../../core/env-rotation.ts'
 import { applyEnvPlan } from '../env-mode.ts'
+import { guardDataKeyFinalize, isDataKeySecret } from '../data-key.ts'
 import { CliExit, EXIT, type CliIo, type GlobalOptions } from '../context.ts'
 import { managedSecretOf, printReport, withManaged } from '../managed.ts'
 import { addSmokeOptions, smokeFailure, smokePlanOf, type SmokeFlags } from '../smoke-guard.ts'
@@ -34,6 +35,7 @@ export function registerFinalize(program: Command, io: CliIo): void {
       const globals = command.optsWithGlobals<GlobalOptions>()
       if (isDbSecret(options.secret)) return await finalizeDbCommand(io, globals, options)
       const whenShareBelow = thresholdOf(options.whenShareBelow)
+      if (isDataKeySecret(options.secret)) await guardDataKeyFinalize(io, globals, options.force === true)
       if (globals.envFile !== undefined) {
         // Apps that report usage to the store beside the file are the evidence (see env-evidence.ts).
         const evidence = await envFinalizeEvidence(io, globals, options.secret, whenShareBelow)

@@ -1,6 +1,7 @@
 import type { Command } from 'commander'
 import { planRollback } from '../../core/env-rotation.ts'
 import { applyEnvPlan } from '../env-mode.ts'
+import { isDataKeySecret, requireDataKeyEnvFile } from '../data-key.ts'
 import type { CliIo, GlobalOptions } from '../context.ts'
 import { managedSecretOf, printReport, withManaged } from '../managed.ts'
 
@@ -13,6 +14,7 @@ export function registerRollback(program: Command, io: CliIo): void {
     .addHelpText('after', '\nExamples:\n  rekey --env .env rollback\n  rekey rollback --secret access      # managed')
     .action(async (options: { secret?: string }, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>()
+      if (isDataKeySecret(options.secret)) requireDataKeyEnvFile(globals)
       if (globals.envFile !== undefined) {
         await applyEnvPlan(io, globals, options.secret, (vars, layout) => planRollback(vars, layout, new Date()))
         return

@@ -3,6 +3,7 @@ import { planRotate } from '../../core/env-rotation.ts'
 import { parseDuration } from '../../core/duration.ts'
 import { DEFAULT_ROTATE_TIMEOUT_MS, type PublishProgress } from '../../service/lifecycle.ts'
 import { applyEnvPlan } from '../env-mode.ts'
+import { guardDataKeyRotate, isDataKeySecret } from '../data-key.ts'
 import { CliExit, describeError, EXIT, type CliIo, type GlobalOptions } from '../context.ts'
 import { managedSecretOf, printReport, timeoutOf, withManaged } from '../managed.ts'
 import { addSmokeOptions, smokeFailure, smokePlanOf, type SmokeFlags } from '../smoke-guard.ts'
@@ -69,6 +70,7 @@ export function registerRotate(program: Command, io: CliIo): void {
       '  rekey rotate --secret access --publish-delay 0   # no verifier outside rekey caches the JWKS',
       '  rekey rotate --smoke https://auth.example.com --smoke-email smoke@example.com --smoke-password-env SMOKE_PASSWORD',
       '  REKEY_MASTER_KEY=<new> REKEY_MASTER_KEY_PREV=<old> rekey rotate --secret master-key',
+      '  rekey --env-file .env rotate --secret ENCRYPTION_KEY   # data key: then rekey rewrap, then finalize (docs/crypt.md)',
       '',
       'With --smoke, a failed smoke test after the rotation rolls it back (exit 1, naming the failed step).',
       '',
@@ -78,6 +80,7 @@ export function registerRotate(program: Command, io: CliIo): void {
     .action(async (options: RotateOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>()
       if (options.secret === 'master-key') return await rotateMasterKeyCommand(io, globals)
+      if (isDataKeySecret(options.secret)) await guardDataKeyRotate(io, globals, options.hard === true)
       if (globals.envFile !== undefined) {
         await applyEnvPlan(io, globals, options.secret, (vars, layout, fresh, lifetime) => planRotate(vars, layout, fresh(), new Date(), options.hard === true, lifetime), {
           ...(options.convention === undefined ? {} : { convention: options.convention }),

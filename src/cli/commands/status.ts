@@ -5,6 +5,7 @@ import type { UsageStatus } from '../../service/lifecycle.ts'
 import { describeProcesses } from '../../core/usage-evidence.ts'
 import type { CliIo, GlobalOptions } from '../context.ts'
 import { conventionOf, describeEnvSecret, lifetimeText, presentSecrets, readJwtEnvFile } from '../env-mode.ts'
+import { columnLines, dataKeyEvidence, dataKeyStates } from '../data-key.ts'
 import { printReport, withManaged } from '../managed.ts'
 
 /**
@@ -22,18 +23,23 @@ export function registerStatus(program: Command, io: CliIo): void {
       const globals = command.optsWithGlobals<GlobalOptions>()
       if (globals.envFile === undefined) {
         const report = await withManaged(io, globals, (ctx) => ctx.lifecycle.status())
-        printReport(io, globals, report, () => managedLines(report))
+        const columns = await dataKeyEvidence(io, globals, {})
+        printReport(io, globals, columns.length === 0 ? report : { ...report, encryptedColumns: columns }, () => [
+          ...managedLines(report), ...columnLines(columns, dataKeyStates({ ...io.env } as Record<string, string>)),
+        ])
         return
       }
       const read = await readJwtEnvFile(globals)
       const { env, file } = read
       const convention = conventionOf(read, undefined)
-      const report = presentSecrets(env).map((s) => {
+      const secrets = [...presentSecrets(env), ...(env.ENCRYPTION_KEY === undefined ? [] : ['data' as const])]
+      const report = secrets.map((s) => {
         const layout = envLayout(env, s, convention)
         return describeEnvSecret(env, layout, tokenLifetimeOf(layout, env, io.env, options.tokenLifetime, file))
       })
+      const columns = await dataKeyEvidence(io, globals, env)
       if (globals.json === true) {
-        io.stdout(`${JSON.stringify({ file: globals.envFile, secrets: report })}\n`)
+        io.stdout(`${JSON.stringify({ file: globals.envFile, secrets: report, ...(columns.length === 0 ? {} : { encryptedColumns: columns }) })}\n`)
         return
       }
       if (report.length === 0) io.stdout(`no JWT secret in ${globals.envFile} (create one with: rekey --env ${globals.envFile} gen --var JWT_SECRET)\n`)
@@ -44,6 +50,7 @@ export function registerStatus(program: Command, io: CliIo): void {
         io.stdout(`  token lifetime   ${lifetimeText(s.tokenLifetime as Parameters<typeof lifetimeText>[0])}\n`)
         if (s.finalizeSafeAt !== null) io.stdout(`  finalize safe at ${String(s.finalizeSafeAt)}\n`)
       }
+      for (const line of columnLines(columns, dataKeyStates(env))) io.stdout(`${line}\n`)
     })
 }
 

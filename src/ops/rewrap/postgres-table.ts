@@ -1,0 +1,120 @@
+/**
+ * An application table in PostgreSQL. Writes are one statement per batch: an UPDATE joined
+ * to the batch (unnest of arrays) on the key AND the old value's SHA-256, so a row the application
+ * changed since it was read is left alone (EvalPlanQual re-checks the condition on the
+ * newest row version under READ COMMITTED).
+ */
+import { createHash } from 'node:crypto'
+import pg from 'pg'
+import { RekeyError } from '../../core/errors.ts'
+import { CIPHERTEXT_VERSION } from '../../core/cipher.ts'
+import { describeDatabase, quoteIdentifier, quoteTable, type AppRow, type AppTable, type KidCounts, type TableSpec } from './app-table.ts'
+
+/** Batches written at once: the server spreads them over its cores. */
+const WRITERS = 2
+
+const TEXT_TYPES = new Set(['text', 'character varying', 'character'])
+
+interface Column { name: string, type: string, dataType: string }
+
+/** Opens a connection and checks the table and columns (the encrypted column must be text). */
+export async function openPostgresTable(url: string, spec: TableSpec): Promise<AppTable> {
+  const table = quoteTable(spec.table)
+  const column = quoteIdentifier(spec.column, '--column')
+  const key = quoteIdentifier(spec.keyColumn, '--key-column')
+  const aad = spec.aadColumns.map((c) => quoteIdentifier(c, '--aad-columns'))
+  // One connection reads the next batch while WRITERS others write earlier ones (disjoint key ranges).
+  const client = new pg.Client({ connectionString: url, application_name: 'rekey rewrap' })
+  const writers = Array.from({ length: WRITERS }, () => new pg.Client({ connectionString: url, application_name: 'rekey rewrap' }))
+  const all = [client, ...writers]
+  const end = (): Promise<unknown> => Promise.all(all.map((c) => c.end().catch(() => undefined)))
+  for (const c of all) c.on('error', () => { /* a dropped connection fails the query in flight */ })
+  const free = [...writers]
+  const waiting: Array<(c: pg.Client) => void> = []
+  const withWriter = async <T>(fn: (c: pg.Client) => Promise<T>): Promise<T> => {
+    const writer = free.pop() ?? await new Promise<pg.Client>((resolve) => { waiting.push(resolve) })
+    try {
+      return await fn(writer)
+    } finally {
+      const next = waiting.shift()
+      if (next === undefined) free.push(writer)
+      else next(writer)
+    }
+  }
+  try {
+    await Promise.all(all.map((c) => c.connect()))
+  } catch (err) {
+    await end()
+    throw new RekeyError('ERR_STORE_UNAVAILABLE', `cannot connect to ${describeDatabase(url)}: ${(err as Error).message}`)
+  }
+  try {
+    const { rows } = await client.query<{ name: string, type: string, data_type: string }>(
+      `SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type, c.data_type
+         FROM pg_attribute a
+         JOIN information_schema.columns c ON c.column_name = a.attname AND c.table_name = $2 AND c.table_schema = coalesce($1, current_schema())
+        WHERE a.attrelid = to_regclass($3) AND a.attnum > 0 AND NOT a.attisdropped`,
+      [table.schema ?? null, table.table, table.sql])
+    const columns = new Map<string, Column>(rows.map((r) => [r.name, { name: r.name, type: r.type, dataType: r.data_type }]))
+    if (columns.size === 0) throw new RekeyError('ERR_CONFIG', `table ${spec.table} does not exist in ${describeDatabase(url)}`)
+    const missing = [spec.column, spec.keyColumn, ...spec.aadColumns].filter((c) => !columns.has(c))
+    if (missing.length > 0) throw new RekeyError('ERR_CONFIG', `table ${spec.table} has no column ${missing.join(', ')}`)
+    if (!TEXT_TYPES.has((columns.get(spec.column) as Column).dataType)) {
+      throw new RekeyError('ERR_CONFIG', `column ${spec.column} is ${(columns.get(spec.column) as Column).type}: rekey ciphertexts are stored as text`)
+    }
+    const keyType = (columns.get(spec.keyColumn) as Column).type
+    const select = `SELECT ${key} AS k, ${column} AS v${aad.map((a, i) => `, ${a}::text AS a${i}`).join('')} FROM ${table.sql}`
+    const toRow = (r: Record<string, unknown>): AppRow => ({ key: r.k, value: r.v as string | null, aad: aad.map((_, i) => r[`a${i}`] as string | null) })
+    return {
+      database: describeDatabase(url),
+      dialect: 'postgres',
+      parallelWrites: WRITERS,
+      async readBatch(after, limit) {
+        const res = after === undefined
+          ? await client.query(`${select} ORDER BY ${key} LIMIT $1`, [limit])
+          : await client.query(`${select} WHERE ${key} > $1 ORDER BY ${key} LIMIT $2`, [after, limit])
+        return res.rows.map(toRow)
+      },
+      async readRows(keys) {
+        const res = await withWriter((writer) => writer.query(`${select} WHERE ${key} = ANY($1::${keyType}[]) ORDER BY ${key}`, [keys]))
+        return res.rows.map(toRow)
+      },
+      async writeBatch(updates) {
+        if (updates.length === 0) return new Set()
+        // The old value is compared by its SHA-256 (computed on both sides), so a batch does
+        // not send every old value back to the server: same check, a fraction of the bytes.
+        const res = await withWriter((writer) => writer.query<{ k: unknown }>(
+          `UPDATE ${table.sql} AS t SET ${column} = u.n
+             FROM unnest($1::${keyType}[], $2::bytea[], $3::text[]) AS u(k, h, n)
+            WHERE t.${key} = u.k AND sha256(convert_to(t.${column}, 'UTF8')) = u.h
+          RETURNING t.${key} AS k`,
+          [updates.map((u) => u.key), updates.map((u) => createHash('sha256').update(u.old, 'utf8').digest()), updates.map((u) => u.value)]))
+        return new Set(res.rows.map((r) => String(r.k)))
+      },
+      async countByKid(): Promise<KidCounts> {
+        const res = await client.query<{ kid: string | null, kind: string, n: string }>(
+          `SELECT CASE WHEN ${column} IS NULL THEN 'null' WHEN ${column} LIKE '${CIPHERTEXT_VERSION}.%.%.%' THEN 'kid' ELSE 'other' END AS kind,
+                  CASE WHEN ${column} LIKE '${CIPHERTEXT_VERSION}.%.%.%' THEN split_part(${column}, '.', 2) END AS kid,
+                  count(*) AS n
+             FROM ${table.sql} GROUP BY 1, 2`)
+        const kids: Record<string, number> = {}
+        let other = 0
+        let nulls = 0
+        let rowsSeen = 0
+        for (const r of res.rows) {
+          const n = Number(r.n)
+          rowsSeen += n
+          if (r.kind === 'null') nulls += n
+          else if (r.kind === 'other') other += n
+          else kids[r.kid as string] = (kids[r.kid as string] ?? 0) + n
+        }
+        return { kids, other, nulls, rows: rowsSeen }
+      },
+      async close() {
+        await end()
+      },
+    }
+  } catch (err) {
+    await end()
+    throw err
+  }
+}
