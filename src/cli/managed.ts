@@ -52,7 +52,7 @@ export async function withManaged<T>(io: CliIo, globals: GlobalOptions, fn: (ctx
   const sqlite = !isPostgresLocation(config.store)
   if (sqlite && options.create !== true) {
     if (!existsSync(config.store)) {
-      throw new CliExit(EXIT.USAGE, `no store at ${config.store}: start \`rekey serve\` once there, or name the store with --store or REKEY_STORE`)
+      throw new CliExit(EXIT.USAGE, `no store at ${config.store}: start \`rekey serve\` once there, or name the store with --store or REKEY_STORE`, 'ERR_CONFIG')
     }
     if (config.masterKey === undefined && !existsSync(masterKeyFileOf(config.store))) {
       throw new CliExit(EXIT.USAGE, `REKEY_MASTER_KEY is not set and there is no master.key beside ${config.store}: set the master key rekey serve uses`)
