@@ -42,10 +42,27 @@ function keyEnv(env: CliIo['env'], fileVars: Readonly<Record<string, string>>): 
 }
 
 /** The master key for writing: generated beside a new SQLite store, with a warning, if there is none. */
-export async function writerMasterKey(io: CliIo, location: string, fileVars: Readonly<Record<string, string>>): Promise<Buffer> {
+export async function writerMasterKey(io: CliIo, location: string, fileVars: Readonly<Record<string, string>>, envFile?: string): Promise<Buffer> {
   const { key, generated } = await masterKeyAt(location, keyEnv(io.env, fileVars), { create: true })
-  if (generated !== null) io.stderr(`rekey: REKEY_MASTER_KEY is not set: generated ${generated} to key the audit chain (production must set REKEY_MASTER_KEY)\n`)
+  if (generated !== null) {
+    io.stderr(`rekey: REKEY_MASTER_KEY is not set: generated ${generated} to key the audit chain (production must set REKEY_MASTER_KEY)\n`)
+    io.stderr(createdNote(location, generated, envFile))
+  }
   return key
+}
+
+/**
+ * What the first env-file command created, named, with where it belongs: a newcomer who
+ * commits it all would publish the master key and the old secrets kept in the backups.
+ */
+function createdNote(location: string, masterKeyFile: string, envFile: string | undefined): string {
+  const shown = (file: string): string => path.relative(process.cwd(), file) || '.'
+  const dir = path.dirname(masterKeyFile)
+  const backups = envFile === undefined ? undefined : `${path.basename(envFile)}.bak*`
+  const ignore = [`${path.basename(dir)}/`, ...(backups === undefined ? [] : [backups])]
+  return `rekey: created ${shown(dir)}/ with ${path.basename(location)} (the audit log and rotation inventory) and ${path.basename(masterKeyFile)} (its key)` +
+    `${backups === undefined ? '' : `; every rewrite of ${shown(envFile as string)} keeps the old file as ${backups} (0600, old secrets inside)`}` +
+    `. They belong in .gitignore, never in git: ${ignore.map((entry) => `"${entry}"`).join(' and ')}\n`
 }
 
 /** The master key for verifying: never generated (a new key could not verify old rows). */

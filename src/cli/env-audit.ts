@@ -50,7 +50,7 @@ export async function auditedEnvChange(
 ): Promise<EnvAuditResult> {
   const location = auditStoreOf(globals, io.env, fileVars)
   const policy = cadencePolicyOf()
-  const masterKey = await writerMasterKey(io, location, fileVars)
+  const masterKey = await writerMasterKey(io, location, fileVars, file.path)
   const store = await openForWrite(location)
   const fields = {
     secret: entry.secret,
