@@ -9,7 +9,9 @@ import { fileURLToPath } from 'node:url'
 
 const [major, minor] = process.versions.node.split('.').map(Number)
 if (major < 22 || (major === 22 && minor < 12)) {
-  process.stderr.write(`rekey: Node.js >= 22.12 is required (this is ${process.version}); in a checkout, run it with npx or an npm script, which use the pinned Node 24\n`)
+  // The one failure format of the CLI (src/cli/failure.ts), written out here: this Node may not load it.
+  const message = `Node.js >= 22.12 is required (this is ${process.version}); in a checkout, run it with npx or an npm script, which use the pinned Node 24`
+  process.stderr.write(process.argv.includes('--json') ? `${JSON.stringify({ error: 'ERR_USAGE', message })}\n` : `rekey: ERR_USAGE: ${message}\n`)
   process.exit(2)
 }
 

@@ -4,6 +4,7 @@
  * log, and the live secrets to mask in notes.
  */
 import { existsSync } from 'node:fs'
+import path from 'node:path'
 import { loadConfig, type RekeyConfig } from '../config/load.ts'
 import { resolveMasterKey } from '../config/master-key.ts'
 import { isPostgresLocation } from '../config/store-location.ts'
@@ -49,7 +50,10 @@ export async function openAuditLog(io: CliIo, config: RekeyConfig, store: Store,
  */
 export async function openForWrite(io: CliIo, config: RekeyConfig): Promise<{ store: Store, audit: AuditLog }> {
   const { key, generated } = await resolveMasterKey(config, { create: true })
-  if (generated !== null) io.stderr(`rekey: REKEY_MASTER_KEY is not set: generated ${generated} to key the audit chain (production must set REKEY_MASTER_KEY)\n`)
+  if (generated !== null) {
+    io.stderr(`rekey: REKEY_MASTER_KEY is not set: generated ${generated} to key the audit chain (production must set REKEY_MASTER_KEY)\n`)
+    io.stderr(createdNote(config.store, generated, config.envFile))
+  }
   const store = await openStore(config.store)
   try {
     return { store, audit: await AuditLog.open(store, { current: key, previous: config.masterKeyPrev?.reveal() }) }
@@ -57,6 +61,20 @@ export async function openForWrite(io: CliIo, config: RekeyConfig): Promise<{ st
     await store.close()
     throw err
   }
+}
+
+/**
+ * What the first env-file command created, named, with where it belongs: a newcomer who
+ * commits it all would publish the master key and the old secrets kept in the backups.
+ */
+function createdNote(location: string, masterKeyFile: string, envFile: string | undefined): string {
+  const shown = (file: string): string => path.relative(process.cwd(), file) || '.'
+  const dir = path.dirname(masterKeyFile)
+  const backups = envFile === undefined ? undefined : `${path.basename(envFile)}.bak*`
+  const ignore = [`${path.basename(dir)}/`, ...(backups === undefined ? [] : [backups])]
+  return `rekey: created ${shown(dir)}/ with ${path.basename(location)} (the audit log and rotation inventory) and ${path.basename(masterKeyFile)} (its key)` +
+    `${backups === undefined ? '' : `; every rewrite of ${shown(envFile as string)} keeps the old file as ${backups} (0600, old secrets inside)`}` +
+    `. They belong in .gitignore, never in git: ${ignore.map((entry) => `"${entry}"`).join(' and ')}\n`
 }
 
 /** Opens the store to read; `null` for a SQLite file that does not exist, so reading creates nothing. */

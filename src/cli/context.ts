@@ -22,9 +22,12 @@ export const EXIT = Object.freeze({ OK: 0, REFUSED: 1, USAGE: 2 })
 /** A command's verdict when it is not plain success. */
 export class CliExit extends Error {
   readonly exitCode: number
-  constructor(exitCode: number, message: string) {
+  /** The code printed with the message; unset, `ERR_USAGE` (exit 2) or `ERR_REFUSED` (exit 1). */
+  readonly code: string | undefined
+  constructor(exitCode: number, message: string, code?: `ERR_${string}`) {
     super(message)
     this.exitCode = exitCode
+    this.code = code
   }
 }
 

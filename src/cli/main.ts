@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import { Command, CommanderError } from 'commander'
 import { registerAdmin } from './commands/admin.ts'
 import { registerEmergency } from './commands/emergency.ts'
@@ -18,7 +19,9 @@ import { registerRotateDb } from './commands/rotate-db.ts'
 import { registerSmoke } from './commands/smoke.ts'
 import { registerStatus } from './commands/status.ts'
 import { registerUsers } from './commands/users.ts'
-import { CliExit, describeError, exitCodeOf, EXIT, type CliIo } from './context.ts'
+import { CliExit, EXIT, type CliIo } from './context.ts'
+import { kidOperandsLast } from './dash-operands.ts'
+import { failureJson, failureLine, failureOf } from './failure.ts'
 
 const defaultIo: CliIo = {
   stdout: (text) => { process.stdout.write(text) },
@@ -34,13 +37,10 @@ function exitQuietlyOnEpipe(): void {
   })
 }
 
-/** The `--json` error object: `{ "error": CODE, "message": TEXT }`, as the HTTP API answers. */
-function jsonError(err: unknown): string {
-  const own = (err as { code?: unknown })?.code
-  const code = typeof own === 'string' && own.startsWith('ERR_')
-    ? own
-    : err instanceof CliExit ? (err.exitCode === EXIT.USAGE ? 'ERR_USAGE' : 'ERR_REFUSED') : exitCodeOf(err) === EXIT.USAGE ? 'ERR_USAGE' : 'ERR_INTERNAL'
-  return JSON.stringify({ error: code, message: err instanceof Error ? err.message : String(err) })
+/** The package's version, from the package.json beside `src/` and `dist/` alike. */
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+  return pkg.version
 }
 
 /**
@@ -67,9 +67,10 @@ export function buildProgram(io: CliIo = defaultIo): Command {
     .option('--store <sqlite-path-or-postgres-url>', 'managed mode store (default REKEY_STORE, then ./.rekey/rekey.db)')
     .option('--json', 'machine-readable output')
     .option('--operator <name>', 'who is acting, for the audit log (default: the OS user)')
-    .showHelpAfterError('(run rekey --help for usage)')
+    .version(packageVersion(), '-V, --version', 'print the version of rekey')
     .exitOverride()
-    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
+    // Parse errors are printed by main() in the one failure format, not by commander.
+    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr, outputError: () => {} })
   program.hook('preAction', () => { resolveEnvFileOption(program, io) })
   registerGen(program, io)
   registerServe(program, io)
@@ -98,16 +99,16 @@ export async function main(argv: readonly string[], io: CliIo = defaultIo): Prom
   const program = buildProgram(io)
   if (io === defaultIo) exitQuietlyOnEpipe()
   try {
-    await program.parseAsync([...argv], { from: 'user' })
+    await program.parseAsync(kidOperandsLast(program, argv), { from: 'user' })
     return EXIT.OK
   } catch (err) {
-    if (err instanceof CommanderError) {
-      // Help and version are successes; every other parse failure is bad usage.
-      return err.exitCode === 0 ? EXIT.OK : EXIT.USAGE
-    }
+    // Help and version are successes.
+    if (err instanceof CommanderError && err.exitCode === 0) return EXIT.OK
+    const failure = failureOf(err)
+    // Before commander has parsed, or when parsing failed, --json is still honoured.
     const json = program.opts<{ json?: boolean }>().json === true || argv.includes('--json')
-    io.stderr(json ? `${jsonError(err)}\n` : `rekey: ${describeError(err)}\n`)
-    return exitCodeOf(err)
+    io.stderr(json ? failureJson(failure) : failureLine(failure))
+    return failure.exitCode
   }
 }
 

@@ -166,6 +166,8 @@ function resolve(spec: SettingSpec, sources: { flags: LoadConfigOptions['flags']
   if (flag !== undefined) return { raw: flag, from: `--${spec.flag}`, origin: `--${spec.flag}` }
   const envValue = spec.env === undefined ? undefined : sources.env[spec.env]
   if (envValue !== undefined && envValue !== '') return { raw: envValue, from: spec.env as string, origin: spec.env as string }
+  const fallback = spec.envFallback === undefined ? undefined : sources.env[spec.envFallback]
+  if (fallback !== undefined && fallback !== '') return { raw: fallback, from: spec.envFallback as string, origin: spec.envFallback as string }
   const fileValue = spec.file === undefined || sources.file === null ? undefined : sources.file[spec.file]
   if (fileValue !== undefined) return { raw: fileValue, from: `${sources.fileName} "${spec.file}"`, origin: sources.fileName }
   return undefined

@@ -28,6 +28,8 @@ export interface SettingSpec {
   /** The path in the config object, e.g. `rateLimit.loginPerIp`. */
   readonly path: string
   readonly env?: string
+  /** Read when `env` is unset or empty: a platform's conventional name (`PORT`). */
+  readonly envFallback?: string
   /** The key in `rekey.config.json` (dotted for nested objects). Absent for secrets. */
   readonly file?: string
   /** The CLI flag that sets it (long name, without dashes). */
@@ -171,6 +173,8 @@ export const SETTINGS: readonly SettingSpec[] = Object.freeze([
   { path: 'storeListenUrl', env: 'REKEY_STORE_LISTEN_URL', secret: true, parse: postgresUrl,
     doc: 'A direct postgres:// URL for the one LISTEN connection (change notification), when REKEY_STORE goes through PgBouncer in transaction mode, which cannot LISTEN. Unset: REKEY_STORE.' },
   { path: 'port', env: 'REKEY_PORT', file: 'port', flag: 'port', default: 3000, parse: integer(0, 65535),
+    // Heroku, Render, Railway, Fly and most platforms say where to listen with PORT.
+    envFallback: 'PORT',
     doc: 'TCP port to listen on (0 picks a free one).' },
   { path: 'host', env: 'REKEY_HOST', file: 'host', flag: 'host', default: '127.0.0.1', parse: nonEmpty,
     doc: 'Address to listen on.' },

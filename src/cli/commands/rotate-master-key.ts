@@ -39,7 +39,7 @@ export async function rotateMasterKeyCommand(io: CliIo, globals: GlobalOptions):
   if (config.masterKey === undefined) throw new CliExit(EXIT.USAGE, 'REKEY_MASTER_KEY must hold the NEW master key (generate one with `rekey gen --encoding base64`)')
   if (config.masterKeyPrev === undefined) throw new CliExit(EXIT.USAGE, 'REKEY_MASTER_KEY_PREV must hold the master key the store is sealed with now')
   const sqlite = !isPostgresLocation(config.store)
-  if (sqlite && !existsSync(config.store)) throw new CliExit(EXIT.USAGE, `no store at ${config.store}: name the store with --store or REKEY_STORE`)
+  if (sqlite && !existsSync(config.store)) throw new CliExit(EXIT.USAGE, `no store at ${config.store}: name the store with --store or REKEY_STORE`, 'ERR_CONFIG')
   const newKey = config.masterKey.reveal()
   const oldKey = config.masterKeyPrev.reveal()
   const store = await openStore(config.store)

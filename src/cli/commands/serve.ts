@@ -29,7 +29,7 @@ export function registerServe(program: Command, io: CliIo): void {
   program
     .command('serve')
     .description('run the auth service (health, register, login, refresh, logout, me, JWKS, metrics)')
-    .option('--port <port>', 'port to listen on, 0 for any free port (default REKEY_PORT, then 3000)', portArg)
+    .option('--port <port>', 'port to listen on, 0 for any free port (default REKEY_PORT, then PORT, then 3000)', portArg)
     .option('--host <host>', 'address to listen on (default REKEY_HOST, then 127.0.0.1)')
     .option('--config <file>', 'settings file (default ./rekey.config.json when it exists)')
     .option('--no-watch', 'with --env-file: reload the keys on SIGHUP only, not when the file changes')

@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto'
 /** rekey's own rules; secretlint's keep their package ids (`@secretlint/secretlint-rule-aws`). */
 export const LIVE_RULE = 'rekey/live-secret'
 export const ENV_FILE_RULE = 'rekey/tracked-env-file'
+export const REKEY_FILE_RULE = 'rekey/tracked-rekey-file'
 
 /** One leak. `commit` is set by history scans. Never holds the secret. */
 export interface Finding {
@@ -47,4 +48,20 @@ export function isEnvFile(file: string): boolean {
   const base = file.slice(file.lastIndexOf('/') + 1)
   if (base === '.env') return true
   return base.startsWith('.env.') && !/\.(example|sample|template)$/i.test(base)
+}
+
+/**
+ * What rekey itself creates that must never be committed, and why, or undefined: the
+ * master key, the embedded store beside it (sealed keys, the audit log), backup archives and
+ * the folder they are written to. The env-file backups (`.env.bak`, `.env.bak.1`...) are
+ * env files ({@link isEnvFile}).
+ */
+export function rekeyFileReason(file: string): string | undefined {
+  const parts = file.split('/')
+  const base = parts[parts.length - 1] as string
+  if (base === 'master.key') return 'the master key of a rekey store: whoever holds it opens every sealed key'
+  if (parts.slice(0, -1).includes('.rekey')) return 'a file of the embedded rekey store (.rekey/): sealed keys and the audit log'
+  if (/^rekey-backup-.*\.age$/.test(base)) return 'a rekey backup archive: the whole store, encrypted'
+  if (parts.slice(0, -1).some((dir) => /^backups?$/i.test(dir))) return 'a file of a backups folder: backups hold the secrets of what they back up'
+  return undefined
 }

@@ -4,7 +4,7 @@
  */
 import { readFile } from 'node:fs/promises'
 import { RekeyError } from '../../core/errors.ts'
-import { ENV_FILE_RULE, LIVE_RULE, type Finding } from './finding.ts'
+import { ENV_FILE_RULE, LIVE_RULE, REKEY_FILE_RULE, type Finding } from './finding.ts'
 import type { ScanResult } from './scan.ts'
 
 export const FORMATS = Object.freeze(['text', 'json', 'sarif'] as const)
@@ -54,6 +54,7 @@ export function formatJson(result: ScanResult, findings: readonly Finding[], sup
 function ruleText(rule: string): { name: string, text: string } {
   if (rule === LIVE_RULE) return { name: 'LiveRekeySecret', text: 'A secret rekey uses right now is in the repository; run `rekey emergency` (for a secret of an env file: `rekey --env FILE emergency`)' }
   if (rule === ENV_FILE_RULE) return { name: 'TrackedEnvFile', text: 'An env file is committed to git' }
+  if (rule === REKEY_FILE_RULE) return { name: 'TrackedRekeyFile', text: 'A file rekey creates (master key, store, backup) is committed to git' }
   const short = rule.replace(/^@secretlint\/secretlint-rule-/, '')
   return { name: short, text: `Credential found by secretlint (${short})` }
 }

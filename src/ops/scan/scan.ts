@@ -6,7 +6,7 @@ import { promises as fs } from 'node:fs'
 import path from 'node:path'
 import { RekeyError } from '../../core/errors.ts'
 import { detect } from './detect.ts'
-import { ENV_FILE_RULE, fingerprintOf, isEnvFile, type Finding } from './finding.ts'
+import { ENV_FILE_RULE, REKEY_FILE_RULE, fingerprintOf, isEnvFile, rekeyFileReason, type Finding } from './finding.ts'
 import { listFiles, MAX_FILE_BYTES, readText } from './files.ts'
 import { gitHistory, gitTopLevel } from './git.ts'
 import type { LiveMatcher } from './live-secrets.ts'
@@ -37,6 +37,21 @@ function envFileFinding(file: string, commit?: string): Finding {
   }
 }
 
+function rekeyFileFinding(file: string, reason: string, commit?: string): Finding {
+  return {
+    rule: REKEY_FILE_RULE,
+    file,
+    line: 1,
+    ...(commit === undefined ? {} : { commit }),
+    fingerprint: fingerprintOf(REKEY_FILE_RULE, file, ''),
+    live: false,
+    preview: '',
+    message: commit === undefined
+      ? `${file} is tracked by git: ${reason}; remove it (git rm --cached), add it to .gitignore, and rotate what it protects`
+      : `${file} was committed: ${reason}; rotate what it protected`,
+  }
+}
+
 function sortFindings(findings: Finding[]): Finding[] {
   return findings.sort((a, b) => a.file.localeCompare(b.file) || a.line - b.line || (a.commit ?? '').localeCompare(b.commit ?? '') || a.rule.localeCompare(b.rule))
 }
@@ -62,6 +77,8 @@ export async function scanWorkingTree(root: string, matcher: LiveMatcher): Promi
   let skipped = 0
   for (const file of files) {
     if (tracked?.has(file) === true && isEnvFile(file)) findings.push(envFileFinding(file))
+    const reason = tracked?.has(file) === true ? rekeyFileReason(file) : undefined
+    if (reason !== undefined) findings.push(rekeyFileFinding(file, reason))
     const text = await readText(path.join(root, file))
     if (text === null) {
       skipped++
@@ -88,6 +105,8 @@ export async function scanHistory(root: string, matcher: LiveMatcher): Promise<S
     }
     changes++
     if (item.created && isEnvFile(item.file)) findings.push(envFileFinding(item.file, item.commit))
+    const reason = item.created ? rekeyFileReason(item.file) : undefined
+    if (reason !== undefined) findings.push(rekeyFileFinding(item.file, reason, item.commit))
     if (item.truncated) skipped++
     if (item.lines.length === 0) continue
     const numbers = item.lineNumbers
