@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
+import type { ManagedAlg } from '../core/algorithms.ts'
 import { DEFAULT_POLICY, type CadencePolicy } from '../core/cadence.ts'
 import { RekeyError } from '../core/errors.ts'
 import { Keyring } from '../core/keyring.ts'
@@ -28,7 +29,7 @@ export interface RekeyConfig {
   readonly masterKeyPrev: SecretValue | undefined
   readonly registration: 'open' | 'closed'
   /** REKEY_ACCESS_KEY_ALG: the algorithm of new managed access keys, when set. */
-  readonly accessKeyAlg: 'HS256' | 'EdDSA' | 'ES256' | 'RS256' | undefined
+  readonly accessKeyAlg: ManagedAlg | undefined
   readonly accessTokenTtl: number
   readonly refreshTokenTtl: number
   readonly refreshOverlap: number

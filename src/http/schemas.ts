@@ -20,12 +20,6 @@ export const refreshBody = {
   properties: { refreshToken: token },
 } as const
 
-export const errorReply = {
-  type: 'object',
-  required: ['error', 'message'],
-  properties: { error: { type: 'string' }, message: { type: 'string' } },
-} as const
-
 export const tokenPairReply = {
   type: 'object',
   required: ['accessToken', 'refreshToken', 'tokenType', 'expiresIn'],
