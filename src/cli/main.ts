@@ -16,6 +16,7 @@ import { registerRestore } from './commands/restore.ts'
 import { registerRotateDb } from './commands/rotate-db.ts'
 import { registerSmoke } from './commands/smoke.ts'
 import { registerStatus } from './commands/status.ts'
+import type { CliErrorCode } from '../core/errors.ts'
 import { CliExit, describeError, exitCodeOf, EXIT, type CliIo } from './context.ts'
 
 const defaultIo: CliIo = {
@@ -35,9 +36,11 @@ function exitQuietlyOnEpipe(): void {
 /** The `--json` error object: `{ "error": CODE, "message": TEXT }`, as the HTTP API answers. */
 function jsonError(err: unknown): string {
   const own = (err as { code?: unknown })?.code
+  // The CLI's own codes come from CLI_ERRORS (src/core/errors.ts), documented in docs/errors.md.
+  const cli = (code: CliErrorCode): CliErrorCode => code
   const code = typeof own === 'string' && own.startsWith('ERR_')
     ? own
-    : err instanceof CliExit ? (err.exitCode === EXIT.USAGE ? 'ERR_USAGE' : 'ERR_REFUSED') : exitCodeOf(err) === EXIT.USAGE ? 'ERR_USAGE' : 'ERR_INTERNAL'
+    : err instanceof CliExit ? cli(err.exitCode === EXIT.USAGE ? 'ERR_USAGE' : 'ERR_REFUSED') : cli(exitCodeOf(err) === EXIT.USAGE ? 'ERR_USAGE' : 'ERR_INTERNAL')
   return JSON.stringify({ error: code, message: err instanceof Error ? err.message : String(err) })
 }
 
