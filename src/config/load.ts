@@ -218,14 +218,15 @@ export function loadConfig(options: LoadConfigOptions = {}): RekeyConfig {
   const keySource = keySourceOf(env)
   if (serve && keySource === 'env') {
     // Env-mode keys are part of the configuration: their problems join the same report.
+    // JWT_EXPIRATION and JWT_REFRESH_EXPIRATION are validated once, by the schema above: the
+    // keyring is asked about the keys only.
+    const keysOnly: Env = { ...env, JWT_EXPIRATION: undefined, JWT_REFRESH_EXPIRATION: undefined }
     for (const purpose of ['access', 'refresh'] as const) {
       try {
-        Keyring.fromEnv(env, { purpose })
+        Keyring.fromEnv(keysOnly, { purpose })
       } catch (err) {
         if (!(err instanceof RekeyError)) throw err
         for (const p of err.problems.length > 0 ? err.problems : [err.message]) {
-          // Lifetimes are checked by the schema above; the keyring would report them again.
-          if (/^JWT_(REFRESH_)?EXPIRATION /.test(p)) continue
           if (!problems.includes(p)) problems.push(p)
         }
       }
