@@ -271,10 +271,3 @@ export async function applyEnvGen(io: CliIo, globals: GlobalOptions, variable: s
     for (const warning of result.warnings) io.stderr(`rekey: warning: ${warning}\n`)
   })
 }
-
-/** Refuses commands that need managed mode, until it exists. */
-export function requireEnvFile(globals: GlobalOptions, command: string): void {
-  if (globals.envFile === undefined) {
-    throw new CliExit(EXIT.USAGE, `rekey ${command} needs --env PATH (or --env-file PATH) here: managed mode (keys in the store) is not available in this version`)
-  }
-}

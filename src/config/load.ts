@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
+import type { ManagedAlg } from '../core/algorithms.ts'
 import { DEFAULT_POLICY, type CadencePolicy } from '../core/cadence.ts'
 import { RekeyError } from '../core/errors.ts'
 import { Keyring } from '../core/keyring.ts'
@@ -32,7 +33,7 @@ export interface RekeyConfig {
   readonly masterKeyPrev: SecretValue | undefined
   readonly registration: 'open' | 'closed'
   /** REKEY_ACCESS_KEY_ALG: the algorithm of new managed access keys, when set. */
-  readonly accessKeyAlg: 'HS256' | 'EdDSA' | 'ES256' | 'RS256' | undefined
+  readonly accessKeyAlg: ManagedAlg | undefined
   readonly accessTokenTtl: number
   readonly refreshTokenTtl: number
   readonly refreshOverlap: number
@@ -230,15 +231,16 @@ export function loadConfig(options: LoadConfigOptions = {}): RekeyConfig {
   const keySource = keySourceOf(env)
   if (serve && keySource === 'env') {
     // Env-mode keys are part of the configuration: their problems join the same report.
+    // JWT_EXPIRATION and JWT_REFRESH_EXPIRATION are validated once, by the schema above: the
+    // keyring is asked about the keys only.
+    const keysOnly: Env = { ...env, JWT_EXPIRATION: undefined, JWT_REFRESH_EXPIRATION: undefined }
     const kids: Partial<Record<'access' | 'refresh', Set<string>>> = {}
     for (const purpose of ['access', 'refresh'] as const) {
       try {
-        kids[purpose] = new Set(Keyring.fromEnv(env, { purpose }).list().map((key) => key.kid))
+        kids[purpose] = new Set(Keyring.fromEnv(keysOnly, { purpose }).list().map((key) => key.kid))
       } catch (err) {
         if (!(err instanceof RekeyError)) throw err
         for (const p of err.problems.length > 0 ? err.problems : [err.message]) {
-          // Lifetimes are checked by the schema above; the keyring would report them again.
-          if (/^JWT_(REFRESH_)?EXPIRATION /.test(p)) continue
           if (!problems.includes(p)) problems.push(p)
         }
       }

@@ -5,6 +5,7 @@
  * Precedence: CLI flag > environment > config file > default. Secret settings are read from
  * the environment only, so they never end up in a committed file.
  */
+import { MANAGED_ALGORITHMS } from '../core/algorithms.ts'
 import { parseCadencePolicy } from '../core/cadence.ts'
 import { parseDuration } from '../core/duration.ts'
 import { isRekeyError } from '../core/errors.ts'
@@ -192,7 +193,7 @@ export const SETTINGS: readonly SettingSpec[] = Object.freeze([
     doc: 'Rotation cadence per secret name or `kind:KIND`, e.g. `{ "jwt-access": "30d", "kind:smtp": "365d" }`.' },
   { path: 'registration', env: 'REKEY_REGISTRATION', file: 'registration', default: 'open', parse: oneOf(['open', 'closed'] as const),
     doc: '`closed` answers 403 to POST /api/auth/register.' },
-  { path: 'accessKeyAlg', env: 'REKEY_ACCESS_KEY_ALG', file: 'accessKeyAlg', parse: oneOf(['HS256', 'EdDSA', 'ES256', 'RS256'] as const),
+  { path: 'accessKeyAlg', env: 'REKEY_ACCESS_KEY_ALG', file: 'accessKeyAlg', parse: oneOf(MANAGED_ALGORITHMS),
     doc: 'Algorithm of new managed access keys. `EdDSA`, `ES256` or `RS256` publish their public keys at /.well-known/jwks.json, so other services verify without a shared secret. Unset: a rotation keeps the current key\'s algorithm (HS256 for the first key). Refresh keys are always HS256: only rekey reads them.' },
   { path: 'accessTokenTtl', env: 'JWT_EXPIRATION', file: 'accessTokenTtl', default: 900, parse: duration(10, 86_400),
     doc: 'Access token lifetime.' },

@@ -6,6 +6,12 @@ export type Algorithm = 'HS256' | 'HS384' | 'HS512' | 'EdDSA' | 'ES256' | 'RS256
 /** Every supported algorithm. */
 export const ALGORITHMS: readonly Algorithm[] = Object.freeze(['HS256', 'HS384', 'HS512', 'EdDSA', 'ES256', 'RS256'])
 
+/** Algorithms of keys rekey manages in the store (REKEY_ACCESS_KEY_ALG); refresh keys are always HS256. */
+export type ManagedAlg = 'HS256' | 'EdDSA' | 'ES256' | 'RS256'
+
+/** Every algorithm of managed keys: the one list the settings, the key service and the docs follow. */
+export const MANAGED_ALGORITHMS: readonly ManagedAlg[] = Object.freeze(['HS256', 'EdDSA', 'ES256', 'RS256'])
+
 /** Narrows an unknown value to a supported algorithm. */
 export function isAlgorithm(value: unknown): value is Algorithm {
   return typeof value === 'string' && (ALGORITHMS as readonly string[]).includes(value)

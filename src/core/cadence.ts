@@ -9,9 +9,6 @@
 import { parseDuration } from './duration.ts'
 import { RekeyError } from './errors.ts'
 
-/** The kinds rekey knows a default cadence for. Any other kind string gets {@link FALLBACK_CADENCE_DAYS}. */
-export const SECRET_KINDS = Object.freeze(['jwt', 'token', 'smtp', 'storage', 'database', 'manual'] as const)
-
 /** Default cadence per kind, in days. */
 export const DEFAULT_CADENCE_DAYS: Readonly<Record<string, number>> = Object.freeze({
   jwt: 90, token: 180, smtp: 180, storage: 180, database: 180, manual: 180,

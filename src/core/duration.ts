@@ -42,17 +42,3 @@ export function durationOption(name: string, value: Duration): number {
   }
   return seconds
 }
-
-/** Formats seconds for people: `15m`, `1h30m`, `7d`. */
-export function formatDuration(seconds: number): string {
-  if (seconds <= 0) return '0s'
-  const parts: string[] = []
-  let rest = Math.floor(seconds)
-  for (const [unit, size] of [['d', 86_400], ['h', 3600], ['m', 60], ['s', 1]] as const) {
-    if (rest >= size) {
-      parts.push(`${Math.floor(rest / size)}${unit}`)
-      rest %= size
-    }
-  }
-  return parts.join('')
-}

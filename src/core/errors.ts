@@ -37,6 +37,20 @@ export const ERRORS = Object.freeze({
 /** A code from the catalog. */
 export type ErrorCode = keyof typeof ERRORS
 
+/**
+ * The CLI's own `--json` error codes, for failures that are not a {@link RekeyError}: no HTTP
+ * status, an exit code. `docs/errors.md` mirrors this table too (checked by a test).
+ */
+export const CLI_ERRORS = Object.freeze({
+  ERR_USAGE: { exit: 2, meaning: 'Bad usage: an unknown option, a missing argument, a bad value.' },
+  ERR_REFUSED: { exit: 1, meaning: 'A check said no without a more precise code (overdue secrets, a failed smoke test).' },
+  ERR_INTERNAL: { exit: 1, meaning: 'An unexpected failure. Please report it.' },
+  ERR_BACKUP_INVALID: { exit: 1, meaning: 'A backup archive failed a check (wrong passphrase, corruption, hash or row-count mismatch, an unsafe entry). See [backup.md](backup.md).' },
+} satisfies Record<string, { exit: number, meaning: string }>)
+
+/** A code of {@link CLI_ERRORS}. */
+export type CliErrorCode = keyof typeof CLI_ERRORS
+
 /** Optional details attached to an error. */
 export interface RekeyErrorOptions {
   /** The underlying error, for logs. Never a secret. */

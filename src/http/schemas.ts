@@ -33,12 +33,6 @@ export interface PasswordChange {
   newPassword: string
 }
 
-export const errorReply = {
-  type: 'object',
-  required: ['error', 'message'],
-  properties: { error: { type: 'string' }, message: { type: 'string' } },
-} as const
-
 export const tokenPairReply = {
   type: 'object',
   required: ['accessToken', 'refreshToken', 'tokenType', 'expiresIn'],

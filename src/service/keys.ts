@@ -15,7 +15,8 @@ import { deriveKid } from '../core/kid.ts'
 import { openWithAny, seal } from '../core/seal.ts'
 import type { Store } from '../store/store.ts'
 import type { KeyRecord, NewKey } from '../store/types.ts'
-import { auditWrite } from './audit.ts'
+import type { ManagedAlg } from '../core/algorithms.ts'
+import { auditWrite } from './audit/audit-hash.ts'
 import type { ComputeAuditHash } from '../store/types.ts'
 import type { Clock } from './clock.ts'
 import type { KeySource } from '../config/load.ts'
@@ -48,8 +49,7 @@ export function sealKeyMaterial(masterKey: Buffer, kid: string, jwk: Record<stri
   return seal(masterKey, JSON.stringify(jwk), `rekey/key/${kid}`)
 }
 
-/** Algorithms of managed keys. */
-export type ManagedAlg = 'HS256' | 'EdDSA' | 'ES256' | 'RS256'
+export type { ManagedAlg }
 
 /** RFC 7638 thumbprint members of a public JWK, in lexicographic order. */
 const THUMBPRINT_MEMBERS: Readonly<Record<string, readonly string[]>> = { OKP: ['crv', 'kty', 'x'], EC: ['crv', 'kty', 'x', 'y'], RSA: ['e', 'kty', 'n'] }
@@ -93,7 +93,7 @@ export function keyInputOf(masterKey: Buffer | readonly Buffer[], record: KeyRec
 
 /** The access and refresh keyrings of a running service. */
 export class KeyService {
-  readonly #o: KeyServiceOptions
+  readonly #options: KeyServiceOptions
   #access: Keyring | undefined
   #refresh: Keyring | undefined
   #version = 0
@@ -102,11 +102,11 @@ export class KeyService {
   #unsubscribe: (() => Promise<void>) | null = null
 
   constructor(options: KeyServiceOptions) {
-    this.#o = options
+    this.#options = options
   }
 
   get source(): KeySource {
-    return this.#o.source
+    return this.#options.source
   }
 
   /** The key-set version loaded (0 in env mode). */
@@ -130,13 +130,13 @@ export class KeyService {
 
   /** Loads the keys (creating them on a new store) and, in managed mode, follows changes. */
   async start(): Promise<void> {
-    if (this.#o.source === 'env') {
-      this.#access = Keyring.fromEnv(this.#o.env, { purpose: 'access' })
-      this.#refresh = Keyring.fromEnv(this.#o.env, { purpose: 'refresh' })
+    if (this.#options.source === 'env') {
+      this.#access = Keyring.fromEnv(this.#options.env, { purpose: 'access' })
+      this.#refresh = Keyring.fromEnv(this.#options.env, { purpose: 'refresh' })
       return
     }
     await this.#bootstrap()
-    this.#unsubscribe = await this.#o.store.subscribe((channel) => {
+    this.#unsubscribe = await this.#options.store.subscribe((channel) => {
       if (channel === 'keys') void this.reload()
     })
   }
@@ -161,7 +161,7 @@ export class KeyService {
           await this.#load()
         } catch (err) {
           // Keep verifying with the keys in memory; the next change or reconnect tries again.
-          this.#o.log.error({ err }, 'reloading keys failed; keeping the keys loaded')
+          this.#options.log.error({ err }, 'reloading keys failed; keeping the keys loaded')
         }
       } while (this.#again)
     })().finally(() => { this.#reloading = null })
@@ -169,18 +169,18 @@ export class KeyService {
   }
 
   async #bootstrap(): Promise<void> {
-    const { store, masterKey, clock } = this.#o
+    const { store, masterKey, clock } = this.#options
     for (let attempt = 0; attempt < 5; attempt++) {
       const keyset = await store.getKeyset()
       const missing = KEY_PURPOSES.filter((p) => !keyset.keys.some((k) => k.purpose === p && k.state === 'current'))
       if (missing.length === 0) break
       const now = clock.now()
-      const insert = missing.map((purpose) => newManagedKey(masterKey, purpose, now, purpose === 'access' ? this.#o.accessKeyAlg ?? 'HS256' : 'HS256'))
+      const insert = missing.map((purpose) => newManagedKey(masterKey, purpose, now, purpose === 'access' ? this.#options.accessKeyAlg ?? 'HS256' : 'HS256'))
       try {
         await store.transitionKeys({
           expectedVersion: keyset.version,
           insert,
-          audit: auditWrite(this.#o.computeHash, {
+          audit: auditWrite(this.#options.computeHash, {
             at: now,
             secret: missing.map((p) => `jwt-${p}`).join(','),
             operator: 'rekey-serve',
@@ -189,7 +189,7 @@ export class KeyService {
             requestId: null,
           }),
         })
-        this.#o.log.info({ kids: insert.map((k) => k.kid) }, 'created the first managed keys')
+        this.#options.log.info({ kids: insert.map((k) => k.kid) }, 'created the first managed keys')
         break
       } catch (err) {
         if (!hasCode(err, 'ERR_CONFLICT')) throw err
@@ -200,19 +200,19 @@ export class KeyService {
   }
 
   async #load(): Promise<void> {
-    const keyset = await this.#o.store.getKeyset()
+    const keyset = await this.#options.store.getKeyset()
     const inputs = new Map<ServiceKeyPurpose, KeyInput[]>(KEY_PURPOSES.map((p) => [p, []]))
     for (const record of keyset.keys) {
       const list = inputs.get(record.purpose as ServiceKeyPurpose)
-      const masterKeys = this.#o.previousMasterKey === undefined ? [this.#o.masterKey] : [this.#o.masterKey, this.#o.previousMasterKey]
+      const masterKeys = this.#options.previousMasterKey === undefined ? [this.#options.masterKey] : [this.#options.masterKey, this.#options.previousMasterKey]
       if (list !== undefined) list.push(keyInputOf(masterKeys, record))
     }
     const access = inputs.get('access') ?? []
     const refresh = inputs.get('refresh') ?? []
     // Build both before swapping either, so a bad key set changes nothing.
     if (this.#access === undefined || this.#refresh === undefined) {
-      const a = Keyring.fromKeys(access, { expiresIn: this.#o.accessTokenTtl })
-      const r = Keyring.fromKeys(refresh, { expiresIn: this.#o.refreshTokenTtl })
+      const a = Keyring.fromKeys(access, { expiresIn: this.#options.accessTokenTtl })
+      const r = Keyring.fromKeys(refresh, { expiresIn: this.#options.refreshTokenTtl })
       this.#access = a
       this.#refresh = r
     } else {
@@ -224,8 +224,8 @@ export class KeyService {
     const changed = keyset.version !== this.#version
     this.#version = keyset.version
     if (changed) {
-      this.#o.log.info({ keysetVersion: keyset.version }, 'key set loaded')
-      this.#o.onLoad?.(keyset.version)
+      this.#options.log.info({ keysetVersion: keyset.version }, 'key set loaded')
+      this.#options.onLoad?.(keyset.version)
     }
   }
 }

@@ -2,6 +2,7 @@
  * The records the store holds, as callers see them. Every time is epoch milliseconds
  * (an integer); every optional column is `null`, never `undefined`.
  */
+import type { KeyState } from '../core/states.ts'
 
 /** What a user may do: `admin` reaches the admin API. */
 export type Role = 'user' | 'admin'
@@ -75,8 +76,8 @@ export interface NewSession {
   readonly token?: NewRefreshToken
 }
 
-/** The state of a managed key, as in the contract. */
-export type KeyState = 'next' | 'current' | 'previous' | 'retired' | 'revoked'
+/** The state of a managed key, as in the contract (one home: `core/states.ts`). */
+export type { KeyState }
 
 /** A managed key. The material is sealed by the service; the store never sees it in clear. */
 export interface KeyRecord {

@@ -12,7 +12,11 @@ const DOC = readFileSync(new URL('../../docs/errors.md', import.meta.url), 'utf8
 
 /** Rows of the markdown table whose first cell is a code: `| \`ERR_X\` | 401 | meaning |`. */
 function documentedCodes(markdown: string): Array<{ code: string, status: number, meaning: string }> {
-  return markdown.split('\n')
+  // Only the catalog's own table (the first one); the CLI's codes have a table of their own.
+  const lines = markdown.split('\n')
+  const start = lines.findIndex((l) => l.trim() === '| code | HTTP status | meaning |')
+  const end = lines.findIndex((l, i) => i > start + 1 && !l.startsWith('|'))
+  return lines.slice(start, end)
     .filter((line) => /^\|\s*`ERR_/.test(line))
     .map((line) => {
       const cells = line.split('|').slice(1, -1).map((c) => c.trim())

@@ -89,20 +89,34 @@ describe('admin audit routes across a master-key rotation', () => {
     assert.equal(cliVerify.code, 0, cliVerify.stderr)
   })
 
-  test('after the rotation and a restart with the new key only, GET /api/admin/audit/verify says ok, as rekey audit --verify does', async () => {
-    const fresh = await start({ REKEY_MASTER_KEY: b64(newKey) })
+  test('after rekey rotate --secret master-key and a restart with the new key only, GET /api/admin/audit/verify says ok, as rekey audit --verify does', async () => {
+    // A store of its own, rotated cleanly (the tests above wrote rows during a rollout).
+    const own = mkdtempSync(join(tmpdir(), 'rekey-admin-audit-'))
+    const ownDb = join(own, 'rekey.db')
+    const ownCli = (env: Record<string, string>, ...argv: string[]) => runCli(['--store', ownDb, '--operator', 'ops', ...argv], env)
     try {
-      const token = await adminToken(fresh)
-      const before = await verifyOver(fresh, token)
-      assert.equal(before.ok, true, JSON.stringify(before))
-      await record(fresh, token, 'AWS_SECRET_ACCESS_KEY')
-      const report = await verifyOver(fresh, token)
-      assert.equal(report.ok, true, JSON.stringify(report))
-      const cliVerify = await cli({ REKEY_MASTER_KEY: b64(newKey) }, '--json', 'audit', '--verify')
-      assert.equal(cliVerify.code, 0, cliVerify.stderr)
-      assert.equal((JSON.parse(cliVerify.stdout) as { rows: number }).rows, report.rows)
+      await (await testServer({ dir: own, env: { REKEY_SCHEDULER: 'off', REKEY_MASTER_KEY: b64(oldKey) } })).stop()
+      const created = await ownCli({ REKEY_MASTER_KEY: b64(oldKey), ADMIN_PW: password, REKEY_ARGON2_MEMORY_KIB: '64', REKEY_ARGON2_TIME_COST: '1' },
+        'admin', 'create', '--email', email, '--password-env', 'ADMIN_PW')
+      assert.equal(created.code, 0, created.stderr)
+      const rotated = await ownCli({ REKEY_MASTER_KEY: b64(newKey), REKEY_MASTER_KEY_PREV: b64(oldKey) }, 'rotate', '--secret', 'master-key')
+      assert.equal(rotated.code, 0, rotated.stderr)
+      const fresh = await testServer({ dir: own, env: { REKEY_SCHEDULER: 'off', REKEY_MASTER_KEY: b64(newKey) } })
+      try {
+        const token = await adminToken(fresh)
+        const report = await verifyOver(fresh, token)
+        assert.equal(report.ok, true, JSON.stringify(report))
+        await record(fresh, token, 'AWS_SECRET_ACCESS_KEY')
+        const after = await verifyOver(fresh, token)
+        assert.equal(after.ok, true, JSON.stringify(after))
+        const cliVerify = await ownCli({ REKEY_MASTER_KEY: b64(newKey) }, '--json', 'audit', '--verify')
+        assert.equal(cliVerify.code, 0, cliVerify.stderr)
+        assert.equal((JSON.parse(cliVerify.stdout) as { rows: number }).rows, after.rows)
+      } finally {
+        await fresh.stop()
+      }
     } finally {
-      await fresh.stop()
+      rmSync(own, { recursive: true, force: true })
     }
   })
 })
