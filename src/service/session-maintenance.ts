@@ -63,6 +63,8 @@ export async function runSessionSweep(store: Store, marker: SweepMarker, opts: {
   let cursor: SessionCursor | null = null
   let ended = 0
   let batches = 0
+  // The keys and the not-before are in: say so before the first batch.
+  opts.onProgress?.({ ended: 0, batches: 0, elapsedMs: 0, done: false })
   for (;;) {
     const batch = await store.endSessionsBatch({ at: marker.at, now: opts.now(), reason: marker.reason, after: cursor, limit })
     ended += batch.ended

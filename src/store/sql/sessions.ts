@@ -238,6 +238,26 @@ export async function countLiveSessionsForKids(q: SqlExecutor, kids: readonly st
  */
 export async function endSessionsBatch(q: SqlExecutor, input: { at: number, now: number, reason: string, after: SessionCursor | null, limit: number }): Promise<SessionSweepBatch> {
   const after = input.after ?? { expiresAt: input.now, id: '' }
+  if (!q.polled) {
+    // PostgreSQL: pick, end and report in one statement (one round trip, no 5,000-value IN list).
+    const row = (await q.all(
+      `WITH picked AS (
+         SELECT id, expires_at FROM session_families
+         WHERE revoked_at IS NULL AND (expires_at, id) > ($1::bigint, $2::text) AND expires_at > $3::bigint
+         ORDER BY expires_at, id LIMIT $4::int FOR UPDATE),
+       ended AS (
+         UPDATE session_families f SET revoked_at = $5::bigint, revoke_reason = $6::text
+         FROM picked p WHERE f.id = p.id AND f.created_at <= $5::bigint RETURNING 1)
+       SELECT (SELECT COUNT(*) FROM ended) AS ended, (SELECT COUNT(*) FROM picked) AS picked,
+              last.expires_at, last.id
+       FROM (SELECT 1) one LEFT JOIN (SELECT expires_at, id FROM picked ORDER BY expires_at DESC, id DESC LIMIT 1) last ON true`,
+      [after.expiresAt, after.id, input.now, input.limit, input.at, input.reason],
+    ))[0]
+    const picked = row === undefined ? 0 : int(row, 'picked')
+    if (row === undefined || picked === 0) return { ended: 0, cursor: null }
+    const cursor = { expiresAt: int(row, 'expires_at'), id: text(row, 'id') }
+    return { ended: int(row, 'ended'), cursor: picked < input.limit ? null : cursor }
+  }
   const picked = await q.all(
     `SELECT id, expires_at FROM session_families
      WHERE revoked_at IS NULL AND (expires_at, id) > ($1, $2) AND expires_at > $3
