@@ -120,7 +120,9 @@ export function countedKids(keys: readonly Pick<KeyRecord, 'kid' | 'purpose' | '
 /** Counts the previous refresh keys' live sessions and publishes them; what was published. */
 export async function publishLiveSessionCounts(store: Store, now: number): Promise<LiveSessionCounts> {
   const kids = countedKids(await store.listKeys('refresh'))
-  const counts = await store.countLiveSessionsForKids(kids, now)
+  const found = await store.countLiveSessionsForKids(kids, now)
+  // Every counted kid is published, zero included: a kid absent means "not counted yet".
+  const counts = new Map(kids.map((kid) => [kid, found.get(kid) ?? 0]))
   await store.setSetting(LIVE_SESSIONS_SETTING, JSON.stringify({ at: now, counts: Object.fromEntries(counts) }))
   return { at: now, counts }
 }

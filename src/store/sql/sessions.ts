@@ -211,7 +211,7 @@ export async function pruneSessions(q: SqlExecutor, before: number): Promise<num
 
 /**
  * Live sessions at `now` whose live refresh token one of `kids` signed: token unused and
- * unexpired, family unexpired and not revoked before `now`. Reads only those kids' unused
+ * unexpired, family unexpired and not revoked at or before `now`. Reads only those kids' unused
  * tokens (the partial index `refresh_tokens_live_kid`), never the whole table.
  */
 export async function countLiveSessionsForKids(q: SqlExecutor, kids: readonly string[], now: number): Promise<Map<string, number>> {
@@ -222,7 +222,7 @@ export async function countLiveSessionsForKids(q: SqlExecutor, kids: readonly st
     `SELECT t.kid, COUNT(*) AS n
      FROM refresh_tokens t JOIN session_families f ON f.id = t.family_id
      WHERE t.kid IN (${list}) AND t.used_at IS NULL AND t.expires_at > $1
-       AND f.expires_at > $1 AND (f.revoked_at IS NULL OR f.revoked_at >= $1)
+       AND f.expires_at > $1 AND (f.revoked_at IS NULL OR f.revoked_at > $1)
      GROUP BY t.kid`,
     [now, ...kids],
   )
