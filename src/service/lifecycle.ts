@@ -620,10 +620,10 @@ export class Lifecycle {
       }
       const purposeOf = (kid: string): string => keyset.keys.find((k) => k.kid === kid)?.purpose ?? '?'
       const signedKids = [...revokedKids].filter((kid) => purposeOf(kid) === 'refresh')
-      // Live at `now` counts the families the sweep ends (revoked at `now`), so it may run alongside.
+      // Live just before `now` counts the families the sweep ends (revoked at `now`), so it may run alongside.
       const [usage, live, ended] = await Promise.all([
         store.usageSince(now - DAY_MS),
-        store.countLiveSessionsForKids(signedKids, now),
+        store.countLiveSessionsForKids(signedKids, now - 1),
         runSessionSweep(store, { at: now, reason: 'emergency' }, { now: () => this.#clock.now(), ...(input.onProgress === undefined ? {} : { onProgress: input.onProgress }) }),
       ])
       failpoint('emergency:after-commit')

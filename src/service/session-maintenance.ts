@@ -63,6 +63,8 @@ export async function runSessionSweep(store: Store, marker: SweepMarker, opts: {
   let cursor: SessionCursor | null = null
   let ended = 0
   let batches = 0
+  // The keys and the not-before are in: say so before the first batch.
+  opts.onProgress?.({ ended: 0, batches: 0, elapsedMs: 0, done: false })
   for (;;) {
     const batch = await store.endSessionsBatch({ at: marker.at, now: opts.now(), reason: marker.reason, after: cursor, limit })
     ended += batch.ended
@@ -118,7 +120,9 @@ export function countedKids(keys: readonly Pick<KeyRecord, 'kid' | 'purpose' | '
 /** Counts the previous refresh keys' live sessions and publishes them; what was published. */
 export async function publishLiveSessionCounts(store: Store, now: number): Promise<LiveSessionCounts> {
   const kids = countedKids(await store.listKeys('refresh'))
-  const counts = await store.countLiveSessionsForKids(kids, now)
+  const found = await store.countLiveSessionsForKids(kids, now)
+  // Every counted kid is published, zero included: a kid absent means "not counted yet".
+  const counts = new Map(kids.map((kid) => [kid, found.get(kid) ?? 0]))
   await store.setSetting(LIVE_SESSIONS_SETTING, JSON.stringify({ at: now, counts: Object.fromEntries(counts) }))
   return { at: now, counts }
 }

@@ -160,8 +160,8 @@ export interface StoreOperations {
   /** Deletes families (and their tokens) that expired or were revoked before `before`; how many. */
   pruneSessions(before: number): Promise<number>
   /**
-   * Live sessions at `now` whose live refresh token one of `kids` signed (families revoked at
-   * or after `now` still count). Reads only those kids' unused tokens through a partial index.
+   * Live sessions at `now` whose live refresh token one of `kids` signed (families revoked
+   * after `now` still count). Reads only those kids' unused tokens through a partial index.
    */
   countLiveSessionsForKids(kids: readonly string[], now: number): Promise<Map<string, number>>
   /**
