@@ -4,6 +4,7 @@
  * failures is not slowed at all, so strangers cannot lock a user out. Counted in memory, or in
  * Redis (REKEY_REDIS_URL) so every instance shares one count; a Redis failure fails open.
  */
+import { createHash } from 'node:crypto'
 import type { Redis } from 'ioredis'
 
 /** The backoff rules. Times in ms. */
@@ -95,7 +96,7 @@ redis.call('PEXPIRE', KEYS[1], math.max(0, blocked - now) + window)
 return {failures, blocked}
 `
 
-/** Counts in Redis: every instance sees the same failures. */
+/** Counts in Redis: every instance sees the same failures. Keys are digests: no email is readable in Redis. */
 export class RedisBackoffStore implements BackoffStore {
   readonly #redis: Redis
   readonly #prefix: string
@@ -105,19 +106,23 @@ export class RedisBackoffStore implements BackoffStore {
     this.#prefix = prefix
   }
 
+  #key(key: string): string {
+    return this.#prefix + createHash('sha256').update(key, 'utf8').digest('base64url')
+  }
+
   async blockedUntil(key: string, now: number): Promise<number> {
-    const until = Number(await this.#redis.hget(this.#prefix + key, 'u') ?? 0)
+    const until = Number(await this.#redis.hget(this.#key(key), 'u') ?? 0)
     return until > now ? until : 0
   }
 
   async fail(key: string, now: number, policy: BackoffPolicy): Promise<{ failures: number, blockedUntil: number }> {
-    const [failures, blockedUntil] = await this.#redis.eval(FAIL_SCRIPT, 1, this.#prefix + key,
+    const [failures, blockedUntil] = await this.#redis.eval(FAIL_SCRIPT, 1, this.#key(key),
       now, policy.freeFailures, policy.baseMs, policy.maxMs, policy.windowMs) as [number, number]
     return { failures: Number(failures), blockedUntil: Number(blockedUntil) }
   }
 
   async clear(key: string): Promise<void> {
-    await this.#redis.del(this.#prefix + key)
+    await this.#redis.del(this.#key(key))
   }
 }
 
