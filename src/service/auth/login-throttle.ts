@@ -153,13 +153,17 @@ export class LoginThrottle {
     }
   }
 
-  /** Counts a failure; the wait it starts (0: none, or the store failed). */
-  async fail(key: string, now: number): Promise<{ failures: number, blockedUntil: number }> {
+  /**
+   * Counts a failure; the wait it starts (0: none, or the store failed), and whether it is the
+   * pair's first wait (the one worth an audit row: later ones only double it).
+   */
+  async fail(key: string, now: number): Promise<{ failures: number, blockedUntil: number, firstWait: boolean }> {
     try {
-      return await this.#store.fail(key, now, this.#policy)
+      const done = await this.#store.fail(key, now, this.#policy)
+      return { ...done, firstWait: done.blockedUntil > 0 && done.failures === Math.max(1, this.#policy.freeFailures) }
     } catch (err) {
       this.#onStoreError(err)
-      return { failures: 0, blockedUntil: 0 }
+      return { failures: 0, blockedUntil: 0, firstWait: false }
     }
   }
 
