@@ -87,8 +87,9 @@ function nonEmpty(raw: RawValue): string {
 function trustProxy(raw: RawValue): boolean | number | string {
   if (typeof raw === 'boolean') return raw
   const text = asText(raw)
-  if (/^(true|1|yes)$/i.test(text)) return true
+  if (/^(true|yes)$/i.test(text)) return true
   if (/^(false|0|no|)$/i.test(text)) return false
+  // A number is a hop count, 1 included: `1` used to mean `true`, which trusts any client's claim.
   if (/^\d+$/.test(text)) return Number(text)
   if (/^[0-9a-f.:/,\s]+$/i.test(text)) return text
   throw new SettingProblem('must be true, false, a hop count, or a comma-separated list of addresses')
@@ -204,7 +205,7 @@ export const SETTINGS: readonly SettingSpec[] = Object.freeze([
   { path: 'metricsToken', env: 'METRICS_AUTH_TOKEN', secret: true, parse: metricsToken,
     doc: 'Bearer token for GET /metrics; unset: /metrics answers 404.' },
   { path: 'trustProxy', env: 'REKEY_TRUST_PROXY', file: 'trustProxy', default: false, parse: trustProxy,
-    doc: 'Trust X-Forwarded-For: true, a hop count, or addresses/CIDRs.' },
+    doc: 'Trust X-Forwarded-For: a hop count (`1` behind one proxy: recommended), the proxies\' addresses/CIDRs, or `true` (any client can then choose its address: warned at start).' },
   { path: 'logLevel', env: 'REKEY_LOG_LEVEL', file: 'logLevel', default: 'info',
     parse: oneOf(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const), doc: 'pino log level.' },
   { path: 'issuer', env: 'REKEY_ISSUER', file: 'issuer', parse: nonEmpty, doc: '`iss` of access tokens, checked on verify.' },

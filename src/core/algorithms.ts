@@ -1,4 +1,5 @@
 import { createHmac, sign as cryptoSign, verify as cryptoVerify, type KeyObject } from 'node:crypto'
+import { macEquals } from './constant-time.ts'
 
 /** Algorithms rekey signs and verifies with. The algorithm is bound to the key, never read from a token. */
 export type Algorithm = 'HS256' | 'HS384' | 'HS512' | 'EdDSA' | 'ES256' | 'RS256'
@@ -38,11 +39,7 @@ function hmacVerifier(alg: 'HS256' | 'HS384' | 'HS512', key: KeyObject): VerifyF
   const chars = alg === 'HS256' ? 43 : alg === 'HS384' ? 64 : 86
   return (signingInput, signature) => {
     if (signature.length !== chars) return false
-    const expected = createHmac(hash, key).update(signingInput).digest('base64url')
-    // Constant-time: every character is compared whatever the first difference.
-    let diff = 0
-    for (let i = 0; i < chars; i++) diff |= expected.charCodeAt(i) ^ signature.charCodeAt(i)
-    return diff === 0
+    return macEquals(createHmac(hash, key).update(signingInput).digest('base64url'), signature)
   }
 }
 

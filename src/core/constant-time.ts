@@ -14,3 +14,15 @@ export function secretEquals(given: string | Uint8Array, expected: string | Uint
   const b = createHash('sha256').update(expected).digest()
   return timingSafeEqual(a, b)
 }
+
+/**
+ * True when two MACs in text form are equal, comparing every character whatever the first
+ * difference. For the verify hot path: no hashing, no allocation. The caller checks the
+ * length first (a MAC's length is public).
+ */
+export function macEquals(expected: string, given: string): boolean {
+  if (expected.length !== given.length) return false
+  let diff = 0
+  for (let i = 0; i < expected.length; i++) diff |= expected.charCodeAt(i) ^ given.charCodeAt(i)
+  return diff === 0
+}

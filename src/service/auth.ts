@@ -88,12 +88,8 @@ function revoked(message: string): RekeyError {
   return new RekeyError('ERR_TOKEN_REVOKED', message)
 }
 
-/** Backoff entries remembered so one lock writes one audit row per instance. */
-const MAX_LOCKS_REMEMBERED = 10_000
-
 export class AuthService {
   readonly #deps: AuthDeps
-  readonly #locks = new Map<string, number>()
   readonly #verifyAccess: (token: string) => VerifyResult
   readonly #verifyRefresh: (token: string) => VerifyResult
 
@@ -139,7 +135,7 @@ export class AuthService {
       metrics.logins.inc({ result: 'invalid_credentials' })
       const now = clock.now()
       const failed = await throttle.fail(key, now)
-      if (failed.blockedUntil > 0) void this.#recordLock(key, failed.blockedUntil, requestId)
+      if (failed.firstWait) void this.#recordLock(key, failed.blockedUntil, requestId)
       throw new ServiceError('invalid_credentials')
     }
     await throttle.succeed(key)
@@ -425,19 +421,12 @@ export class AuthService {
   }
 
   /**
-   * Records that the backoff of one (account, address) started a wait until `until`: one audit
-   * row per lock and instance, however many attempts hit it. Best effort: a failure to write
-   * is logged and the wait holds anyway.
+   * Records that the backoff of one (account, address) started its first wait: one audit row
+   * per lock (with Redis, across instances: only the instance that counted that failure writes
+   * it). Best effort: a failure to write is logged and the wait holds anyway.
    */
   async #recordLock(key: string, until: number, requestId: string | null): Promise<void> {
     const now = this.#deps.clock.now()
-    const lockedUntil = this.#locks.get(key)
-    this.#locks.set(key, until)
-    if (lockedUntil !== undefined && lockedUntil > now) return
-    if (this.#locks.size >= MAX_LOCKS_REMEMBERED) {
-      for (const [k, end] of this.#locks) if (end <= now) this.#locks.delete(k)
-      if (this.#locks.size >= MAX_LOCKS_REMEMBERED) return
-    }
     const bar = key.lastIndexOf('|')
     const account = key.slice(0, bar)
     const address = key.slice(bar + 1)

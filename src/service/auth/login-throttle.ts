@@ -4,6 +4,7 @@
  * failures is not slowed at all, so strangers cannot lock a user out. Counted in memory, or in
  * Redis (REKEY_REDIS_URL) so every instance shares one count; a Redis failure fails open.
  */
+import { createHash } from 'node:crypto'
 import type { Redis } from 'ioredis'
 
 /** The backoff rules. Times in ms. */
@@ -95,7 +96,7 @@ redis.call('PEXPIRE', KEYS[1], math.max(0, blocked - now) + window)
 return {failures, blocked}
 `
 
-/** Counts in Redis: every instance sees the same failures. */
+/** Counts in Redis: every instance sees the same failures. Keys are digests: no email is readable in Redis. */
 export class RedisBackoffStore implements BackoffStore {
   readonly #redis: Redis
   readonly #prefix: string
@@ -105,19 +106,23 @@ export class RedisBackoffStore implements BackoffStore {
     this.#prefix = prefix
   }
 
+  #key(key: string): string {
+    return this.#prefix + createHash('sha256').update(key, 'utf8').digest('base64url')
+  }
+
   async blockedUntil(key: string, now: number): Promise<number> {
-    const until = Number(await this.#redis.hget(this.#prefix + key, 'u') ?? 0)
+    const until = Number(await this.#redis.hget(this.#key(key), 'u') ?? 0)
     return until > now ? until : 0
   }
 
   async fail(key: string, now: number, policy: BackoffPolicy): Promise<{ failures: number, blockedUntil: number }> {
-    const [failures, blockedUntil] = await this.#redis.eval(FAIL_SCRIPT, 1, this.#prefix + key,
+    const [failures, blockedUntil] = await this.#redis.eval(FAIL_SCRIPT, 1, this.#key(key),
       now, policy.freeFailures, policy.baseMs, policy.maxMs, policy.windowMs) as [number, number]
     return { failures: Number(failures), blockedUntil: Number(blockedUntil) }
   }
 
   async clear(key: string): Promise<void> {
-    await this.#redis.del(this.#prefix + key)
+    await this.#redis.del(this.#key(key))
   }
 }
 
@@ -148,13 +153,17 @@ export class LoginThrottle {
     }
   }
 
-  /** Counts a failure; the wait it starts (0: none, or the store failed). */
-  async fail(key: string, now: number): Promise<{ failures: number, blockedUntil: number }> {
+  /**
+   * Counts a failure; the wait it starts (0: none, or the store failed), and whether it is the
+   * pair's first wait (the one worth an audit row: later ones only double it).
+   */
+  async fail(key: string, now: number): Promise<{ failures: number, blockedUntil: number, firstWait: boolean }> {
     try {
-      return await this.#store.fail(key, now, this.#policy)
+      const done = await this.#store.fail(key, now, this.#policy)
+      return { ...done, firstWait: done.blockedUntil > 0 && done.failures === Math.max(1, this.#policy.freeFailures) }
     } catch (err) {
       this.#onStoreError(err)
-      return { failures: 0, blockedUntil: 0 }
+      return { failures: 0, blockedUntil: 0, firstWait: false }
     }
   }
 
