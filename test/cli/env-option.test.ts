@@ -37,7 +37,7 @@ function trapFile(dir: string): { file: string, marker: string } {
   return { file, marker }
 }
 
-describe('item 5: --env and REKEY_ENV_FILE', () => {
+describe('item 5: --env and REKEY_ENV_FILE', { concurrency: true }, () => {
   it('the real bin: --env, REKEY_ENV_FILE, --env-file, and a contradiction refused', async (t) => {
     const dir = tempDir(t)
     const { file, marker } = trapFile(dir)
