@@ -484,6 +484,7 @@ export class Lifecycle {
         throw err
       }
       failpoint('emergency:after-commit')
+      this.#emit({ type: 'emergency', secrets: purposes.map((p) => `jwt-${p}`), kids: insert.map((k) => k.kid), operator: input.actor.operator, at: now, reason })
       const wait = await this.waitForInstances(result.version, EMERGENCY_ACK_WAIT_MS)
       const purposeOf = (kid: string): string => keyset.keys.find((k) => k.kid === kid)?.purpose ?? '?'
       return {
