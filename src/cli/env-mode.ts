@@ -142,15 +142,55 @@ function backupsOf(io: CliIo): number {
   return n
 }
 
-/** Runs the planned change of one or more secrets of the env file in one write, with their audit rows, and prints what happened. */
+/**
+ * One secret of the file a command changes: its variables (a JWT secret, or any pair such as
+ * `ENCRYPTION_KEY` / `ENCRYPTION_KEY_PREV` from {@link pairLayout}), its audit and inventory
+ * name and kind, and how to find its variables again after the change.
+ */
+export interface EnvTarget {
+  readonly name: string
+  readonly kind: string
+  readonly layout: EnvLayout
+  /** The layout in the file after the change (finalize of CURRENT/NEW collapses to JWT_SECRET). */
+  readonly relayout: (vars: Readonly<Record<string, string>>) => EnvLayout
+  /** True for a JWT secret: the file as read back must make the keyring sign with the new key. */
+  readonly signs: boolean
+}
+
+/** The JWT targets `--secret` names in this file. */
+function jwtTargets(name: string | undefined, env: Readonly<Record<string, string>>, convention: EnvConvention | undefined): EnvTarget[] {
+  return envSecretsOf(name, env).map((secret) => ({
+    name: SECRET_NAMES[secret], kind: secret === 'data' ? 'encryption' : 'jwt', layout: envLayout(env, secret, convention), relayout: (vars) => envLayout(vars, secret, convention), signs: true,
+  }))
+}
+
+/** Runs the planned change of one or more JWT secrets of the env file in one write, with their audit rows, and prints what happened. */
 export async function applyEnvPlan(io: CliIo, globals: GlobalOptions, secretName: string | undefined, plan: EnvPlanner, options: EnvPlanOptions = {}): Promise<void> {
   const read = await readJwtEnvFile(globals)
-  const { file, text, env } = read
   const convention = conventionOf(read, options.convention)
-  const targets = envSecretsOf(secretName, env).map((secret) => {
-    const layout = envLayout(env, secret, convention)
-    const lifetime = tokenLifetimeOf(layout, env, io.env, options.tokenLifetime, file)
-    return { secret, layout, lifetime, plan: plan(env, layout, () => generateSecret(), lifetime) }
+  await applyEnvTargets(io, globals, read, jwtTargets(secretName, read.env, convention), plan, {
+    ...options,
+    ...(convention === 'current-new' ? { append: [CONVENTION_MARKER] } : {}),
+    ...(convention === 'pair' ? { drop: [CONVENTION_MARKER] } : {}),
+  })
+}
+
+/**
+ * The shared core: plans each target, writes every change in one atomic rewrite with one
+ * audit row per target, checks the file as read back, reports, and sends the notices.
+ */
+export async function applyEnvTargets(
+  io: CliIo,
+  globals: GlobalOptions,
+  read: EnvFileRead & { file: string },
+  targetList: readonly EnvTarget[],
+  plan: EnvPlanner,
+  options: EnvPlanOptions & { append?: readonly string[], drop?: readonly string[] } = {},
+): Promise<void> {
+  const { file, text, env } = read
+  const targets = targetList.map((target) => {
+    const lifetime = tokenLifetimeOf(target.layout, env, io.env, options.tokenLifetime, file)
+    return { ...target, lifetime, plan: plan(env, target.layout, () => generateSecret(), lifetime) }
   })
   const planned = targets.filter((t): t is typeof t & { plan: EnvPlan } => t.plan !== undefined)
   if (planned.length === 0) {
@@ -162,17 +202,17 @@ export async function applyEnvPlan(io: CliIo, globals: GlobalOptions, secretName
   const change: EnvChange = {
     set: Object.assign({}, ...planned.map((t) => t.plan.set)) as Record<string, string>,
     remove: planned.flatMap((t) => t.plan.remove),
-    ...(convention === 'current-new' ? { append: [CONVENTION_MARKER] } : {}),
-    ...(convention === 'pair' ? { drop: [CONVENTION_MARKER] } : {}),
+    ...(options.append === undefined ? {} : { append: options.append }),
+    ...(options.drop === undefined ? {} : { drop: options.drop }),
   }
   const predicted = predict(env, change)
   const now = Date.now()
   const entries: EnvAuditEntry[] = planned.map((t) => ({
-    secret: SECRET_NAMES[t.secret],
+    secret: t.name,
     method: t.plan.method,
-    notes: `${t.plan.notes}; ${kidNotes(describeEnvSecret(env, t.layout, t.lifetime), describeEnvSecret(predicted, envLayout(predicted, t.secret, convention), t.lifetime))}${options.reason === undefined ? '' : `; reason: ${options.reason}`}`,
+    notes: `${t.plan.notes}; ${kidNotes(describeEnvSecret(env, t.layout, t.lifetime), describeEnvSecret(predicted, t.relayout(predicted), t.lifetime))}${options.reason === undefined ? '' : `; reason: ${options.reason}`}`,
     ...rotationOf(t.plan.method, env, t.layout, now),
-    kind: t.secret === 'data' ? 'encryption' : 'jwt',
+    kind: t.kind,
   }))
   let written: EnvWriteResult | undefined
   const audit = await auditedEnvChange(io, globals, { ...env, ...predicted }, entries, { path: file, oldText: text }, async () => {
@@ -189,12 +229,12 @@ export async function applyEnvPlan(io: CliIo, globals: GlobalOptions, secretName
   const holding = dropped.length === 0 ? [] : await backupsHolding(result.target, dropped)
   const shredded: string[] = []
   if (options.shredBackups === true) for (const backup of holding) shredded.push(await shredFile(backup).then(() => backup))
-  const states: Record<string, unknown>[] = planned.map((t) => ({ ...describeEnvSecret(after, envLayout(after, t.secret, convention), t.lifetime), method: t.plan.method, notes: t.plan.notes }))
+  const states: Record<string, unknown>[] = planned.map((t) => ({ ...describeEnvSecret(after, t.relayout(after), t.lifetime), method: t.plan.method, notes: t.plan.notes }))
   const befores = planned.map((t) => describeEnvSecret(env, t.layout, t.lifetime))
   const kind = options.notice ?? noticeKindOf(planned[0]?.plan.method ?? '')
   if (kind !== undefined) {
     await sendEnvNotices(io, env, envEvents(kind, {
-      secrets: planned.map((t) => SECRET_NAMES[t.secret]),
+      secrets: planned.map((t) => t.name),
       kids: states.map((s, i) => kind === 'finalize' ? kidIn(befores[i] as Record<string, unknown>, 'previous') : kidIn(s, 'current')),
       operator: operatorOf(globals),
       at: now,
@@ -241,9 +281,13 @@ function predict(env: Readonly<Record<string, string>>, change: EnvChange): Reco
  * file signs with the secret the plan meant (a second assignment or a precedence rule that
  * shadows it would leave the old key signing while every report said it was rotated).
  */
-function signerCheck(after: Readonly<Record<string, string>>, planned: readonly { layout: EnvLayout, plan: EnvPlan }[]): string | undefined {
-  for (const { layout, plan } of planned) {
+function signerCheck(after: Readonly<Record<string, string>>, planned: readonly { layout: EnvLayout, plan: EnvPlan, signs: boolean }[]): string | undefined {
+  for (const { layout, plan, signs } of planned) {
     if (plan.signing === undefined) continue
+    if (!signs) {
+      if (signingSecret(after, layout) !== plan.signing) return `${layout.signVar} does not hold the new value`
+      continue
+    }
     const keys = readEnvKeys(after, layout.purpose)
     const family = layout.restVar ?? layout.signVar
     // A generic JWT_SECRET beside JWT_ACCESS_SECRET does not sign access tokens: only its own reading counts.

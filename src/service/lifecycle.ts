@@ -618,6 +618,8 @@ export class Lifecycle {
         if (hasCode(err, 'ERR_CONFLICT') && attempt < 3) continue
         throw err
       }
+      // The keys and the not-before are committed: the notice goes out before the sweep.
+      this.#emit({ type: 'emergency', secrets: purposes.map((p) => `jwt-${p}`), kids: insert.map((k) => k.kid), operator: input.actor.operator, at: now, reason })
       const purposeOf = (kid: string): string => keyset.keys.find((k) => k.kid === kid)?.purpose ?? '?'
       const signedKids = [...revokedKids].filter((kid) => purposeOf(kid) === 'refresh')
       // Live just before `now` counts the families the sweep ends (revoked at `now`), so it may run alongside.

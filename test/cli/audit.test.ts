@@ -113,7 +113,7 @@ describe('audit rows of env-file operations', () => {
     const file = envFile(dir)
     const before = readFileSync(file, 'utf8')
     // A directory where the backup must go makes the rewrite fail inside the audit transaction.
-    mkdirSync(path.join(dir, '.env.bak.1', 'blocker'), { recursive: true })
+    mkdirSync(path.join(dir, '.env.bak.5', 'blocker'), { recursive: true })
     const r = await runCli(['--env-file', file, ...OPS, 'rotate'])
     assert.equal(r.code, 1)
     assert.equal(readFileSync(file, 'utf8'), before)

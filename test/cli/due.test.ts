@@ -108,7 +108,8 @@ describe('rekey record and rekey due', () => {
   it('finalize tells an empty inventory when the file was rotated; rollback does not count as a rotation', async (t) => {
     const dir = tempDir(t)
     const rotatedAt = '2026-01-05T08:00:00.000Z'
-    const file = envFile(dir, `JWT_SECRET_PREV=${randomBytes(32).toString('hex')}\nJWT_SECRET_ROTATED_AT=${rotatedAt}\n`)
+    // The app's lifetime is in the file: without it finalize would assume 24 hours.
+    const file = envFile(dir, `JWT_SECRET_PREV=${randomBytes(32).toString('hex')}\nJWT_SECRET_ROTATED_AT=${rotatedAt}\nJWT_EXPIRATION=15m\n`)
     freeze(t, T0)
     assert.equal((await runCli(['--env-file', file, ...OPS, 'finalize'])).code, 0)
     let report = JSON.parse((await runCli(['--env-file', file, '--json', 'due', '--all'])).stdout) as DueJson

@@ -85,7 +85,7 @@ describe('env-file rewrites agree across rekey, Node and dotenv', () => {
     }), { numRuns: 3000 })
   })
 
-  it('rotate -> rollback -> finalize: every value reads the same in all three parsers, or the file is refused untouched', async () => {
+  it('rotate -> rollback -> finalize: every value reads the same in all three parsers, or the file is refused untouched', async (t) => {
     const started = Date.now()
     const cpu = process.cpuUsage()
     let written = 0
@@ -126,10 +126,11 @@ describe('env-file rewrites agree across rekey, Node and dotenv', () => {
       assert.ok(fin !== undefined && await apply(file, fin))
       assertAllRead(file, { ...untouched, JWT_SECRET: vars.JWT_SECRET as string }, 'after finalize')
       written++
-    }), { numRuns: 2000 })
+    }), { numRuns: 1500 })
     const used = process.cpuUsage(cpu)
     const cpuMs = Math.round((used.user + used.system) / 1000)
-    assert.ok(written > 800 && refused > 100, `both paths exercised: ${written} written, ${refused} refused`)
+    t.diagnostic(`${written} files rotated, rolled back and finalized, ${refused} refused; ${cpuMs} ms CPU, ${Date.now() - started} ms wall`)
+    assert.ok(written > 600 && refused > 100, `both paths exercised: ${written} written, ${refused} refused`)
     // CPU time, not wall time: the budget must not depend on how busy the machine is (about 7 s idle).
     assert.ok(cpuMs < 30_000, `${cpuMs} ms of CPU (${Date.now() - started} ms wall)`)
   })

@@ -149,7 +149,7 @@ describe('rekey rotate-db on a PostgreSQL that checks passwords', { skip }, () =
     assert.ok(Date.parse(after.DATABASE_URL_FINALIZE_AFTER ?? '') - Date.parse(after.DATABASE_URL_ROTATED_AT ?? '') === 86_400_000)
     assert.match(readFileSync(envFile, 'utf8'), /^# the app's database\n/, 'comments kept')
     assert.equal(statSync(envFile).mode & 0o777, 0o600)
-    assert.ok(existsSync(`${envFile}.bak`))
+    assert.ok(existsSync(`${envFile}.bak.1`))
     // Output: masked URL, no password of any kind.
     assert.match(stdout, /postgres:\/\/app_green:\*\*\*@127\.0\.0\.1/)
     for (const secret of [url.password, 'blue-original-pw', SUPER_PASSWORD]) assert.ok(!`${stdout}${stderr}`.includes(secret))
