@@ -6,8 +6,9 @@
 import { existsSync } from 'node:fs'
 import { loadConfig, isPostgresLocation, type RekeyConfig } from '../config/load.ts'
 import { parseDuration } from '../core/duration.ts'
+import { isRekeyError } from '../core/errors.ts'
 import { auditHasher } from '../service/audit.ts'
-import { keyInputOf } from '../service/keys.ts'
+import { keyInputOf, resealLegacyKeys } from '../service/keys.ts'
 import { Lifecycle, SECRET_TARGETS, type Actor, type SecretTarget } from '../service/lifecycle.ts'
 import { masterKeyFileOf, resolveMasterKey } from '../service/master-key.ts'
 import { Webhooks } from '../service/webhooks.ts'
@@ -63,16 +64,19 @@ export async function withManaged<T>(io: CliIo, globals: GlobalOptions, fn: (ctx
   let webhooks: Webhooks | null = null
   try {
     const keyset = await store.getKeyset()
-    const sample = keyset.keys[0]
-    if (sample !== undefined) {
+    for (const key of keyset.keys) {
       try {
-        keyInputOf(masterKey, sample)
-      } catch {
+        keyInputOf(masterKey, key)
+      } catch (err) {
+        // A key row edited behind rekey's back: refused loudly, as the service does.
+        if (isRekeyError(err) && err.code === 'ERR_UNSAFE') throw err
         // Writing keys or audit rows under another master key would break every instance and the chain.
         throw new CliExit(EXIT.USAGE, 'the master key does not open the keys of this store: set the REKEY_MASTER_KEY that rekey serve uses')
       }
     }
     const computeHash = auditHasher(masterKey)
+    // Rows sealed before keys were bound to their state are bound now (once; a no-op after).
+    if (config.masterKeyPrev === undefined) await resealLegacyKeys(store, masterKey, computeHash, operatorOf(globals), Date.now())
     // REKEY_WEBHOOK_URL: rotations run from the CLI post their notices too (sent before exit).
     webhooks = config.webhookUrl === undefined ? null : new Webhooks({ url: config.webhookUrl.reveal().toString('utf8'), log: { warn: (_obj, msg) => io.stderr(`rekey: warning: ${msg}\n`) } })
     const notify = webhooks

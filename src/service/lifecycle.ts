@@ -24,7 +24,7 @@ import { ServiceError } from './errors.ts'
 import { failpoint } from './failpoints.ts'
 import { HEARTBEAT_INTERVAL_MS } from './heartbeat.ts'
 import { instanceStatus, keyView, statusReport, type InstanceStatus, type KeyView, type StatusReport } from './key-views.ts'
-import { KEY_PURPOSES, newManagedKey, type ManagedAlg, type ServiceKeyPurpose } from './keys.ts'
+import { KEY_PURPOSES, newManagedKey, rebindKeyUpdates, type ManagedAlg, type ServiceKeyPurpose } from './keys.ts'
 import { NOT_BEFORE_SETTING } from './revocations.ts'
 
 /** Which of the service's keys an operation acts on. */
@@ -292,7 +292,7 @@ export class Lifecycle {
     for (const purpose of purposes) {
       const plan = planStage(keyset.keys, purpose)
       if (plan.stage) {
-        const key: NewKey = { ...newManagedKey(masterKey, purpose, now, this.#algFor(purpose, keyset.keys)), state: 'next', activatedAt: null }
+        const key: NewKey = newManagedKey(masterKey, purpose, now, this.#algFor(purpose, keyset.keys), 'next')
         insert.push(key)
         staged.push({ purpose, kid: key.kid, resumed: false })
       } else {
@@ -331,7 +331,7 @@ export class Lifecycle {
     const promotedVersion = await store.transaction(async (tx) => {
       const v = await tx.transitionKeys({
         expectedVersion: fresh.version,
-        update: changes,
+        update: rebindKeyUpdates([this.#o.masterKey], fresh.keys, changes),
         audit: this.#audit(input.actor, label(purposes), hard ? 'rotate-hard' : 'rotate', `${notes}${hard ? '' : '; the old key verifies until finalize'}`, promotedAt),
       })
       failpoint('rotate:promote-in-transaction')
@@ -375,7 +375,7 @@ export class Lifecycle {
     const version = await store.transaction(async (tx) => {
       const v = await tx.transitionKeys({
         expectedVersion: keyset.version,
-        update: plan.changes,
+        update: rebindKeyUpdates([this.#o.masterKey], keyset.keys, plan.changes),
         audit: this.#audit(input.actor, label(purposes), plan.forced ? 'finalize-force' : 'finalize', notes, now),
       })
       failpoint('finalize:in-transaction')
@@ -410,7 +410,7 @@ export class Lifecycle {
     const version = await store.transaction(async (tx) => {
       const v = await tx.transitionKeys({
         expectedVersion: keyset.version,
-        update: changes,
+        update: rebindKeyUpdates([this.#o.masterKey], keyset.keys, changes),
         audit: this.#audit(input.actor, label(candidates), 'rollback',
           changes.map((c) => `${purposeOf(c.kid)} key ${c.kid} ${c.expectState}→${c.state}`).join('; '), now),
       })
@@ -436,7 +436,7 @@ export class Lifecycle {
     if (plan.kind === 'unchanged') return { changed: false, changes: [], keysetVersion: keyset.version }
     const version = await store.transitionKeys({
       expectedVersion: keyset.version,
-      update: [plan.change],
+      update: rebindKeyUpdates([this.#o.masterKey], keyset.keys, [plan.change]),
       audit: this.#audit(input.actor, `jwt-${plan.key.purpose}`, 'revoke', `${plan.key.purpose} key ${plan.key.kid} ${plan.key.state}→revoked: ${reason}`, now),
     })
     return { changed: true, changes: describe([plan.change], () => plan.key.purpose), keysetVersion: version }
@@ -466,7 +466,7 @@ export class Lifecycle {
         result = await store.transaction(async (tx) => {
           const version = await tx.transitionKeys({
             expectedVersion: keyset.version,
-            update: changes,
+            update: rebindKeyUpdates([masterKey], keyset.keys, changes),
             insert,
             audit: this.#audit(input.actor, label(purposes), 'emergency',
               `revoked ${changes.map((c) => c.kid).join(', ') || 'no key'}; new ${insert.map((k) => `${k.purpose} key ${k.kid}`).join(' and ')}; every session ended; not-before ${new Date(notBefore * 1000).toISOString()}; reason: ${reason}`, now),
