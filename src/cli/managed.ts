@@ -64,9 +64,10 @@ export async function withManaged<T>(io: CliIo, globals: GlobalOptions, fn: (ctx
   let webhooks: Webhooks | null = null
   try {
     const keyset = await store.getKeyset()
+    const previousMasterKey = config.masterKeyPrev?.reveal()
     for (const key of keyset.keys) {
       try {
-        keyInputOf(masterKey, key)
+        keyInputOf(previousMasterKey === undefined ? masterKey : [masterKey, previousMasterKey], key)
       } catch (err) {
         // A key row edited behind rekey's back: refused loudly, as the service does.
         if (isRekeyError(err) && err.code === 'ERR_UNSAFE') throw err
@@ -76,12 +77,13 @@ export async function withManaged<T>(io: CliIo, globals: GlobalOptions, fn: (ctx
     }
     const computeHash = auditHasher(masterKey)
     // Rows sealed before keys were bound to their state are bound now (once; a no-op after).
-    if (config.masterKeyPrev === undefined) await resealLegacyKeys(store, masterKey, computeHash, operatorOf(globals), Date.now())
+    if (previousMasterKey === undefined) await resealLegacyKeys(store, masterKey, computeHash, operatorOf(globals), Date.now())
     // REKEY_WEBHOOK_URL: rotations run from the CLI post their notices too (sent before exit).
     webhooks = config.webhookUrl === undefined ? null : new Webhooks({ url: config.webhookUrl.reveal().toString('utf8'), log: { warn: (_obj, msg) => io.stderr(`rekey: warning: ${msg}\n`) } })
     const notify = webhooks
     const lifecycle = new Lifecycle({
       store, masterKey, computeHash, accessTokenTtl: config.accessTokenTtl, refreshTokenTtl: config.refreshTokenTtl,
+      ...(previousMasterKey === undefined ? {} : { previousMasterKey }),
       ...(config.accessKeyAlg === undefined ? {} : { accessKeyAlg: config.accessKeyAlg }),
       cadencePolicy: cadencePolicyOf(),
       ...(notify === null ? {} : { onEvent: (event) => notify.notice(event) }),

@@ -19,7 +19,7 @@ import { hasCode } from '../store/errors.ts'
 import { Keyring } from '../core/keyring.ts'
 import type { KeyInput } from '../core/key.ts'
 import { deriveKid } from '../core/kid.ts'
-import { openWithAny, seal } from '../core/seal.ts'
+import { open, openWithAny, seal } from '../core/seal.ts'
 import type { Store } from '../store/store.ts'
 import type { KeyRecord, KeyState, KeyUpdate, NewKey } from '../store/types.ts'
 import { auditWrite } from './audit.ts'
@@ -79,39 +79,41 @@ export function sealKeyMaterial(masterKey: Buffer, key: KeyBinding, jwk: Record<
  * purpose or algorithm changed behind rekey's back is refused with ERR_UNSAFE naming what it
  * was sealed as; material that opens under none of the keys is ERR_CONFIG (wrong master key).
  */
-export function openKeyMaterial(masterKeys: readonly Buffer[], record: KeyRecord): { jwk: Record<string, unknown>, legacy: boolean } {
-  const parse = (b: Buffer): Record<string, unknown> => JSON.parse(b.toString('utf8')) as Record<string, unknown>
-  try {
-    return { jwk: parse(openWithAny(masterKeys, record.sealedMaterial, bindingAad(record))), legacy: false }
-  } catch (err) {
-    try {
-      return { jwk: parse(openWithAny(masterKeys, record.sealedMaterial, legacyAad(record.kid))), legacy: true }
-    } catch { /* diagnosed below */ }
-    for (const state of KEY_STATES) {
-      if (state === record.state) continue
+export function openKeyMaterial(masterKeys: readonly Buffer[], record: KeyRecord): { jwk: Record<string, unknown>, legacy: boolean, masterKey: Buffer } {
+  const attempt = (aad: string): { jwk: Record<string, unknown>, masterKey: Buffer } | null => {
+    for (const masterKey of masterKeys) {
       try {
-        openWithAny(masterKeys, record.sealedMaterial, bindingAad({ ...record, state }))
-      } catch {
-        continue
-      }
+        return { jwk: JSON.parse(open(masterKey, record.sealedMaterial, aad).toString('utf8')) as Record<string, unknown>, masterKey }
+      } catch { /* the next key, or none */ }
+    }
+    return null
+  }
+  const bound = attempt(bindingAad(record))
+  if (bound !== null) return { ...bound, legacy: false }
+  const legacy = attempt(legacyAad(record.kid))
+  if (legacy !== null) return { ...legacy, legacy: true }
+  for (const state of KEY_STATES) {
+    if (state !== record.state && attempt(bindingAad({ ...record, state })) !== null) {
       throw new RekeyError('ERR_UNSAFE', `the ${record.purpose} key ${record.kid} is stored as ${record.state} but rekey left it ${state}: its row was changed outside rekey (someone with write access to the database); refusing to load it. Set its state back to ${state}, or run rekey emergency`)
     }
-    throw err
   }
+  // Neither form opens: the wrong master key, or altered material; the seal says so in its own words.
+  openWithAny(masterKeys, record.sealedMaterial, bindingAad(record))
+  throw new RekeyError('ERR_CONFIG', 'A sealed value does not open with this master key')
 }
 
 /**
  * The updates of a key mutation, each state change carrying the material re-sealed for its
- * new state (the binding moves with the state). `keys` are the rows the mutation starts from.
+ * new state (the binding moves with the state), under the same master key that opened it (so
+ * instances still on the previous key during a master-key rollout keep opening it). `keys` are
+ * the rows the mutation starts from.
  */
 export function rebindKeyUpdates(masterKeys: readonly Buffer[], keys: readonly KeyRecord[], updates: readonly KeyUpdate[]): KeyUpdate[] {
-  const [sealWith] = masterKeys
-  if (sealWith === undefined) throw new TypeError('no master key given')
   return updates.map((u) => {
     const record = keys.find((k) => k.kid === u.kid)
     if (u.state === undefined || record === undefined || u.sealedMaterial !== undefined) return u
-    const { jwk } = openKeyMaterial(masterKeys, record)
-    return { ...u, sealedMaterial: sealKeyMaterial(sealWith, { ...record, state: u.state }, jwk) }
+    const { jwk, masterKey } = openKeyMaterial(masterKeys, record)
+    return { ...u, sealedMaterial: sealKeyMaterial(masterKey, { ...record, state: u.state }, jwk) }
   })
 }
 

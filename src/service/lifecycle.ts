@@ -51,6 +51,8 @@ const EMERGENCY_ACK_WAIT_MS = 5000
 export interface LifecycleOptions {
   readonly store: Store
   readonly masterKey: Buffer
+  /** REKEY_MASTER_KEY_PREV during a master-key rollout: keys still sealed under it are re-sealed under it on a state change. */
+  readonly previousMasterKey?: Buffer
   /** Algorithm of new access keys (REKEY_ACCESS_KEY_ALG); unset: the current access key's. Refresh keys are HS256. */
   readonly accessKeyAlg?: ManagedAlg
   readonly computeHash: ComputeAuditHash
@@ -221,6 +223,11 @@ export class Lifecycle {
     return current === 'EdDSA' || current === 'ES256' || current === 'RS256' ? current : 'HS256'
   }
 
+  /** The master keys a stored key may be sealed under: the current one, then the previous one. */
+  get #masterKeys(): Buffer[] {
+    return this.#o.previousMasterKey === undefined ? [this.#o.masterKey] : [this.#o.masterKey, this.#o.previousMasterKey]
+  }
+
   get #liveWindowMs(): number {
     return this.#o.liveWindowMs ?? LIVE_WINDOW_MS
   }
@@ -331,7 +338,7 @@ export class Lifecycle {
     const promotedVersion = await store.transaction(async (tx) => {
       const v = await tx.transitionKeys({
         expectedVersion: fresh.version,
-        update: rebindKeyUpdates([this.#o.masterKey], fresh.keys, changes),
+        update: rebindKeyUpdates(this.#masterKeys, fresh.keys, changes),
         audit: this.#audit(input.actor, label(purposes), hard ? 'rotate-hard' : 'rotate', `${notes}${hard ? '' : '; the old key verifies until finalize'}`, promotedAt),
       })
       failpoint('rotate:promote-in-transaction')
@@ -375,7 +382,7 @@ export class Lifecycle {
     const version = await store.transaction(async (tx) => {
       const v = await tx.transitionKeys({
         expectedVersion: keyset.version,
-        update: rebindKeyUpdates([this.#o.masterKey], keyset.keys, plan.changes),
+        update: rebindKeyUpdates(this.#masterKeys, keyset.keys, plan.changes),
         audit: this.#audit(input.actor, label(purposes), plan.forced ? 'finalize-force' : 'finalize', notes, now),
       })
       failpoint('finalize:in-transaction')
@@ -410,7 +417,7 @@ export class Lifecycle {
     const version = await store.transaction(async (tx) => {
       const v = await tx.transitionKeys({
         expectedVersion: keyset.version,
-        update: rebindKeyUpdates([this.#o.masterKey], keyset.keys, changes),
+        update: rebindKeyUpdates(this.#masterKeys, keyset.keys, changes),
         audit: this.#audit(input.actor, label(candidates), 'rollback',
           changes.map((c) => `${purposeOf(c.kid)} key ${c.kid} ${c.expectState}→${c.state}`).join('; '), now),
       })
@@ -436,7 +443,7 @@ export class Lifecycle {
     if (plan.kind === 'unchanged') return { changed: false, changes: [], keysetVersion: keyset.version }
     const version = await store.transitionKeys({
       expectedVersion: keyset.version,
-      update: rebindKeyUpdates([this.#o.masterKey], keyset.keys, [plan.change]),
+      update: rebindKeyUpdates(this.#masterKeys, keyset.keys, [plan.change]),
       audit: this.#audit(input.actor, `jwt-${plan.key.purpose}`, 'revoke', `${plan.key.purpose} key ${plan.key.kid} ${plan.key.state}→revoked: ${reason}`, now),
     })
     return { changed: true, changes: describe([plan.change], () => plan.key.purpose), keysetVersion: version }
@@ -466,7 +473,7 @@ export class Lifecycle {
         result = await store.transaction(async (tx) => {
           const version = await tx.transitionKeys({
             expectedVersion: keyset.version,
-            update: rebindKeyUpdates([masterKey], keyset.keys, changes),
+            update: rebindKeyUpdates(this.#masterKeys, keyset.keys, changes),
             insert,
             audit: this.#audit(input.actor, label(purposes), 'emergency',
               `revoked ${changes.map((c) => c.kid).join(', ') || 'no key'}; new ${insert.map((k) => `${k.purpose} key ${k.kid}`).join(' and ')}; every session ended; not-before ${new Date(notBefore * 1000).toISOString()}; reason: ${reason}`, now),

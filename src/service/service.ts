@@ -165,6 +165,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     if (webhooks !== null) stops.push(() => webhooks.flush())
     const lifecycle = new Lifecycle({
       store, masterKey, computeHash, clock,
+      ...(previousMasterKey === undefined ? {} : { previousMasterKey }),
       ...(config.accessKeyAlg === undefined ? {} : { accessKeyAlg: config.accessKeyAlg }),
       accessTokenTtl: config.accessTokenTtl,
       refreshTokenTtl: config.refreshTokenTtl,
