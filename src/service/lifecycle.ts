@@ -24,7 +24,7 @@ import { ServiceError } from './errors.ts'
 import { failpoint } from './failpoints.ts'
 import { HEARTBEAT_INTERVAL_MS } from './heartbeat.ts'
 import { instanceStatus, keyView, statusReport, type InstanceStatus, type KeyView, type StatusReport } from './key-views.ts'
-import { KEY_PURPOSES, newManagedKey, type ManagedAlg, type ServiceKeyPurpose } from './keys.ts'
+import { KEY_PURPOSES, newManagedKey, rebindKeyUpdates, type ManagedAlg, type ServiceKeyPurpose } from './keys.ts'
 import { NOT_BEFORE_SETTING } from './revocations.ts'
 import { countedKids, EMERGENCY_SWEEP_SETTING, resumeSessionSweep, runSessionSweep, type SweepProgress } from './session-maintenance.ts'
 import { evidenceRows, finalizeEvidenceOf, usageByProcess, type FinalizeEvidence, type KeyProcesses, type Reporter } from './usage-evidence.ts'
@@ -54,6 +54,8 @@ const EMERGENCY_ACK_WAIT_MS = 5000
 export interface LifecycleOptions {
   readonly store: Store
   readonly masterKey: Buffer
+  /** REKEY_MASTER_KEY_PREV during a master-key rollout: keys still sealed under it are re-sealed under it on a state change. */
+  readonly previousMasterKey?: Buffer
   /** Algorithm of new access keys (REKEY_ACCESS_KEY_ALG); unset: the current access key's. Refresh keys are HS256. */
   readonly accessKeyAlg?: ManagedAlg
   readonly computeHash: ComputeAuditHash
@@ -270,6 +272,11 @@ export class Lifecycle {
     return current === 'EdDSA' || current === 'ES256' || current === 'RS256' ? current : 'HS256'
   }
 
+  /** The master keys a stored key may be sealed under: the current one, then the previous one. */
+  get #masterKeys(): Buffer[] {
+    return this.#o.previousMasterKey === undefined ? [this.#o.masterKey] : [this.#o.masterKey, this.#o.previousMasterKey]
+  }
+
   get #liveWindowMs(): number {
     return this.#o.liveWindowMs ?? LIVE_WINDOW_MS
   }
@@ -359,7 +366,7 @@ export class Lifecycle {
     for (const purpose of purposes) {
       const plan = planStage(keyset.keys, purpose)
       if (plan.stage) {
-        const key: NewKey = { ...newManagedKey(masterKey, purpose, now, this.#algFor(purpose, keyset.keys)), state: 'next', activatedAt: null }
+        const key: NewKey = newManagedKey(masterKey, purpose, now, this.#algFor(purpose, keyset.keys), 'next')
         insert.push(key)
         staged.push({ purpose, kid: key.kid, resumed: false })
       } else {
@@ -409,7 +416,7 @@ export class Lifecycle {
     const promotedVersion = await store.transaction(async (tx) => {
       const v = await tx.transitionKeys({
         expectedVersion: fresh.version,
-        update: changes,
+        update: rebindKeyUpdates(this.#masterKeys, fresh.keys, changes),
         audit: this.#audit(input.actor, label(purposes), hard ? 'rotate-hard' : 'rotate', `${notes}${hard ? '' : '; the old key verifies until finalize'}`, promotedAt),
       })
       failpoint('rotate:promote-in-transaction')
@@ -508,7 +515,7 @@ export class Lifecycle {
     const version = await store.transaction(async (tx) => {
       const v = await tx.transitionKeys({
         expectedVersion: keyset.version,
-        update: plan.changes,
+        update: rebindKeyUpdates(this.#masterKeys, keyset.keys, plan.changes),
         audit: this.#audit(input.actor, label(purposes), byShare ? 'finalize-share' : plan.forced || (input.force === true && cut > 0) ? 'finalize-force' : 'finalize', notes, now),
       })
       failpoint('finalize:in-transaction')
@@ -544,7 +551,7 @@ export class Lifecycle {
     const version = await store.transaction(async (tx) => {
       const v = await tx.transitionKeys({
         expectedVersion: keyset.version,
-        update: changes,
+        update: rebindKeyUpdates(this.#masterKeys, keyset.keys, changes),
         audit: this.#audit(input.actor, label(candidates), 'rollback',
           changes.map((c) => `${purposeOf(c.kid)} key ${c.kid} ${c.expectState}→${c.state}`).join('; '), now),
       })
@@ -570,7 +577,7 @@ export class Lifecycle {
     if (plan.kind === 'unchanged') return { changed: false, changes: [], keysetVersion: keyset.version }
     const version = await store.transitionKeys({
       expectedVersion: keyset.version,
-      update: [plan.change],
+      update: rebindKeyUpdates(this.#masterKeys, keyset.keys, [plan.change]),
       audit: this.#audit(input.actor, `jwt-${plan.key.purpose}`, 'revoke', `${plan.key.purpose} key ${plan.key.kid} ${plan.key.state}→revoked: ${reason}`, now),
     })
     return { changed: true, changes: describe([plan.change], () => plan.key.purpose), keysetVersion: version }
@@ -603,7 +610,7 @@ export class Lifecycle {
         version = await store.transaction(async (tx) => {
           const v = await tx.transitionKeys({
             expectedVersion: keyset.version,
-            update: changes,
+            update: rebindKeyUpdates(this.#masterKeys, keyset.keys, changes),
             insert,
             audit: this.#audit(input.actor, label(purposes), 'emergency',
               `revoked ${changes.map((c) => c.kid).join(', ') || 'no key'}; new ${insert.map((k) => `${k.purpose} key ${k.kid}`).join(' and ')}; every session ended; not-before ${new Date(notBefore * 1000).toISOString()}; reason: ${reason}`, now),

@@ -4,7 +4,7 @@
  * continues under the new key (see `audit-segments.ts`).
  *
  * What is sealed under the master key, and what happens to it:
- * - managed keys (`keys.sealed_material`, AAD `rekey/key/<kid>`): re-wrapped;
+ * - managed keys (`keys.sealed_material`, bound to kid, purpose, algorithm and state): re-wrapped;
  * - sealed settings `secret.<VAR>` (db-rotation URLs, AAD `setting:secret.<VAR>`): re-wrapped;
  *   they are found by the names the inventory and the audit log know (every rotate-db writes both);
  * - refresh successor blobs (`refresh_tokens.successor_blob`): not re-wrapped; they only serve a
@@ -14,14 +14,14 @@
  * Backup archives are encrypted with their own age recipients, not the master key.
  */
 import { FALLBACK_CADENCE_DAYS } from '../core/cadence.ts'
-import { RekeyError } from '../core/errors.ts'
+import { isRekeyError, RekeyError } from '../core/errors.ts'
 import { openWithAny, seal } from '../core/seal.ts'
 import type { Store } from '../store/store.ts'
 import { auditHasher } from './audit/audit-hash.ts'
 import { MASTER_KEY_ID_SETTING } from './audit/audit-log.ts'
 import { ANCHOR_METHOD, anchorNotes, masterKeyId, ROTATION_METHOD, rowsDigest, verifyAuditLog } from './audit/segments.ts'
 import { systemClock, type Clock } from './clock.ts'
-import { sealKeyMaterial } from './keys.ts'
+import { openKeyMaterial, sealKeyMaterial } from './keys.ts'
 
 export { MASTER_KEY_ID_SETTING }
 /** The inventory name of the master key. */
@@ -63,20 +63,21 @@ export async function rotateMasterKey(input: { store: Store, oldKey: Buffer, new
   const keyset = await store.getKeyset()
   let alreadyNew = 0
   const rewrapped = keyset.keys.map((k) => {
-    const aad = `rekey/key/${k.kid}`
     let jwk: Record<string, unknown>
     try {
-      jwk = JSON.parse(openWithAny([oldKey], k.sealedMaterial, aad).toString('utf8')) as Record<string, unknown>
-    } catch {
+      jwk = openKeyMaterial([oldKey], k).jwk
+    } catch (err) {
+      if (isRekeyError(err) && err.code === 'ERR_UNSAFE') throw err // a row changed behind rekey's back is not re-wrapped over
       try {
-        openWithAny([newKey], k.sealedMaterial, aad)
-      } catch {
+        openKeyMaterial([newKey], k)
+      } catch (again) {
+        if (isRekeyError(again) && again.code === 'ERR_UNSAFE') throw again
         throw unopenable(`the ${k.purpose} key ${k.kid}`)
       }
       alreadyNew++
       return null
     }
-    return { kid: k.kid, expectState: k.state, sealedMaterial: sealKeyMaterial(newKey, k.kid, jwk) }
+    return { kid: k.kid, expectState: k.state, sealedMaterial: sealKeyMaterial(newKey, k, jwk) }
   }).filter((u) => u !== null)
   if (keyset.keys.length > 0 && rewrapped.length === 0) throw unopenable('any key of this store (they are all sealed under another key)')
 

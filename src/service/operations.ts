@@ -8,12 +8,12 @@ import { existsSync } from 'node:fs'
 import type { RekeyConfig } from '../config/load.ts'
 import { resolveMasterKey } from '../config/master-key.ts'
 import { isPostgresLocation } from '../config/store-location.ts'
-import { RekeyError } from '../core/errors.ts'
+import { isRekeyError, RekeyError } from '../core/errors.ts'
 import { openStore, type OpenStoreOptions } from '../store/open.ts'
 import type { Store } from '../store/store.ts'
 import { AuditLog } from './audit/audit-log.ts'
 import { systemClock, type Clock } from './clock.ts'
-import { keyInputOf } from './keys.ts'
+import { keyInputOf, resealLegacyKeys } from './keys.ts'
 import { Lifecycle, type LifecycleEvent } from './lifecycle.ts'
 import { Webhooks } from './webhooks.ts'
 
@@ -76,21 +76,29 @@ export async function openOperations(config: RekeyConfig, log: OperationsLog, op
     for (const close of closers.splice(0).reverse()) await close()
   }
   try {
-    const sample = options.checkKeys === false ? undefined : (await store.getKeyset()).keys[0]
-    if (sample !== undefined) {
-      try {
-        keyInputOf(previousMasterKey === undefined ? [masterKey] : [masterKey, previousMasterKey], sample)
-      } catch {
-        // Writing keys or audit rows under another master key would break every instance and the chain.
-        throw new RekeyError('ERR_CONFIG', 'the master key does not open the keys of this store: set the REKEY_MASTER_KEY that rekey serve uses')
+    if (options.checkKeys !== false) {
+      const masterKeys = previousMasterKey === undefined ? [masterKey] : [masterKey, previousMasterKey]
+      for (const key of (await store.getKeyset()).keys) {
+        try {
+          keyInputOf(masterKeys, key)
+        } catch (err) {
+          // A key row edited behind rekey's back (its state no longer matches its seal): refused loudly.
+          if (isRekeyError(err) && err.code === 'ERR_UNSAFE') throw err
+          // Writing keys or audit rows under another master key would break every instance and the chain.
+          throw new RekeyError('ERR_CONFIG', 'the master key does not open the keys of this store: set the REKEY_MASTER_KEY that rekey serve uses')
+        }
       }
     }
     const audit = await AuditLog.open(store, { current: masterKey, previous: previousMasterKey }, { follow: options.follow === true })
     closers.push(() => audit.close())
+    // Rows sealed before keys were bound to their state are bound now (once; a no-op after).
+    // During a master-key rotation the rotation itself re-wraps (and binds) every key.
+    if (options.checkKeys !== false && previousMasterKey === undefined) await resealLegacyKeys(store, masterKey, audit.hash, 'rekey', Date.now())
     const webhooks = config.webhookUrl === undefined ? null : new Webhooks({ url: config.webhookUrl.reveal().toString('utf8'), log })
     if (webhooks !== null) closers.push(() => webhooks.flush())
     const lifecycle = new Lifecycle({
       store, masterKey, computeHash: audit.hash,
+      ...(previousMasterKey === undefined ? {} : { previousMasterKey }),
       clock: options.clock ?? systemClock,
       ...(config.accessKeyAlg === undefined ? {} : { accessKeyAlg: config.accessKeyAlg }),
       accessTokenTtl: config.accessTokenTtl,

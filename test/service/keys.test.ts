@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
-import { newManagedKey } from '../../src/service/keys.ts'
+import { newManagedKey, rebindKeyUpdates } from '../../src/service/keys.ts'
 import { headerOf, signedIn, testServer } from '../http/support.ts'
 
 test('first start on SQLite: a 0600 master.key beside the store, one current key per purpose, an audit event; a restart reuses them', async () => {
@@ -51,8 +51,10 @@ test('a key change in the store reaches a running instance without a restart', a
     const masterKey = Buffer.from(readFileSync(join(dir, 'master.key'), 'utf8').trim(), 'base64')
     // What a rotation will do: the new key signs, the old one verifies as previous.
     const fresh = newManagedKey(masterKey, 'access', Date.now())
-    const { version } = await store.getKeyset()
-    await store.transitionKeys({ expectedVersion: version, update: [{ kid: oldKid, expectState: 'current', state: 'previous', demotedAt: Date.now() }], insert: [fresh] })
+    const { version, keys } = await store.getKeyset()
+    // A state change re-seals the key for its new state, as the lifecycle does (the binding moves with it).
+    const update = rebindKeyUpdates([masterKey], keys, [{ kid: oldKid, expectState: 'current', state: 'previous', demotedAt: Date.now() }])
+    await store.transitionKeys({ expectedVersion: version, update, insert: [fresh] })
     const start = Date.now()
     while (server.service.keys.access.currentKid !== fresh.kid) {
       if (Date.now() - start > 2000) throw new Error('the new key did not arrive')
