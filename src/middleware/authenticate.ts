@@ -72,7 +72,7 @@ export function createAuthenticator(options: AuthOptions, where: string, extraKe
   if (remote && keyring !== undefined) problems.push('give keyring or jwksUrl, not both')
   // Duck-typed so a keyring from another copy of the package still works.
   if (!remote && (typeof keyring !== 'object' || keyring === null || typeof (keyring as Partial<Keyring>).verifier !== 'function')) {
-    problems.push('keyring must be a rekey Keyring (or give jwksUrl)')
+    problems.push('keyring must be a rekey Keyring')
   }
   if (!remote && (options.cooldown !== undefined || options.usage !== undefined)) problems.push('cooldown and usage go with jwksUrl (a keyring takes usage itself)')
   for (const name of HOOK_KEYS) {
