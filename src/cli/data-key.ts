@@ -7,8 +7,10 @@ import { Cipher } from '../core/cipher.ts'
 import { kidOfText } from '../core/data-keys.ts'
 import { finalizeDataKeyProblems, hardRotateDataKeyProblems } from '../core/data-key-rules.ts'
 import { RekeyError } from '../core/errors.ts'
-import { readColumns, type ColumnRecord } from '../service/crypt-columns.ts'
-import { commandConfig, envFileVars, openForRead, withStore } from './audit-store.ts'
+import { openAppTable, isPostgresUrl } from '../ops/rewrap/app-table.ts'
+import { readColumns, recordColumn, type ColumnRecord } from '../service/crypt-columns.ts'
+import { maskLocation } from '../store/errors.ts'
+import { commandConfig, envFileVars, openForRead, openForWrite, withStore } from './audit-store.ts'
 import { CliExit, EXIT, type CliIo, type GlobalOptions } from './context.ts'
 
 /** The `--secret` names of the data key. */
@@ -50,10 +52,63 @@ export async function guardDataKeyRotate(io: CliIo, globals: GlobalOptions, hard
   const vars = await envFileVars(globals)
   const dropped = ['ENCRYPTION_KEY', 'ENCRYPTION_KEY_PREV'].filter((v) => has(vars, v)).map((v) => kidOfText(vars[v] as string))
   if (dropped.length === 0) return
-  const problems = hardRotateDataKeyProblems(await dataKeyEvidence(io, globals, vars), dropped)
+  const columns = await recountColumns(io, globals, vars, await dataKeyEvidence(io, globals, vars), dropped[0] as string)
+  const problems = hardRotateDataKeyProblems(columns, dropped)
   if (problems.length > 0) {
     throw new RekeyError('ERR_UNSAFE', `rotate --hard of ENCRYPTION_KEY refused: ${problems.join('; ')}. Rotate without --hard, rewrap, then finalize`)
   }
+}
+
+/**
+ * The URL that reaches a registered column now: a SQLite path or a password-less URL as
+ * recorded, else a PostgreSQL URL from the env file or the environment whose masked form is
+ * the recorded one (the password is never stored). Undefined when none is known.
+ */
+function reachableUrl(database: string, envs: ReadonlyArray<Readonly<Record<string, string | undefined>>>): string | undefined {
+  if (!isPostgresUrl(database)) return database
+  if (!database.includes('***')) return database
+  for (const env of envs) {
+    for (const value of Object.values(env)) {
+      if (value !== undefined && isPostgresUrl(value) && maskLocation(value) === database) return value
+    }
+  }
+  return undefined
+}
+
+/**
+ * Counts again, now, every registered column rekey can reach, and records the counts; a
+ * column it cannot reach keeps its last count (judged with its date). The evidence finalize
+ * reads is then as fresh as it can be: a value an old instance wrote after the rewrap counts.
+ */
+async function recountColumns(io: CliIo, globals: GlobalOptions, vars: Readonly<Record<string, string>>, columns: readonly ColumnRecord[], currentKid: string): Promise<ColumnRecord[]> {
+  const out: ColumnRecord[] = []
+  const fresh: ColumnRecord[] = []
+  for (const c of columns) {
+    const url = reachableUrl(c.database, [vars, io.env])
+    if (url === undefined) {
+      out.push(c)
+      continue
+    }
+    try {
+      const table = await openAppTable(url, { table: c.table, column: c.column, keyColumn: c.keyColumn, aadColumns: [] })
+      try {
+        const counts = await table.countByKid()
+        const record = { ...c, ...counts, currentKid, countedAt: new Date().toISOString() }
+        out.push(record)
+        fresh.push(record)
+      } finally {
+        await table.close()
+      }
+    } catch (err) {
+      io.stderr(`rekey: warning: could not count ${c.table}.${c.column} again (${err instanceof Error ? err.message : String(err)}): its last count is used\n`)
+      out.push(c)
+    }
+  }
+  if (fresh.length > 0) {
+    const { store } = await openForWrite(io, await commandConfig(io, globals, vars))
+    await withStore(store, (s) => s.transaction(async (tx) => { for (const r of fresh) await recordColumn(tx, r) }))
+  }
+  return out
 }
 
 /** `finalize --secret ENCRYPTION_KEY`: refused while a registered column holds values of ENCRYPTION_KEY_PREV. */
@@ -62,8 +117,9 @@ export async function guardDataKeyFinalize(io: CliIo, globals: GlobalOptions, fo
   const vars = await envFileVars(globals)
   if (force || !has(vars, 'ENCRYPTION_KEY') || !has(vars, 'ENCRYPTION_KEY_PREV')) return
   const rotatedAt = Date.parse(vars.ENCRYPTION_KEY_ROTATED_AT ?? '')
-  const problems = finalizeDataKeyProblems(await dataKeyEvidence(io, globals, vars), kidOfText(vars.ENCRYPTION_KEY as string),
-    kidOfText(vars.ENCRYPTION_KEY_PREV as string), Number.isNaN(rotatedAt) ? undefined : rotatedAt)
+  const currentKid = kidOfText(vars.ENCRYPTION_KEY as string)
+  const columns = await recountColumns(io, globals, vars, await dataKeyEvidence(io, globals, vars), currentKid)
+  const problems = finalizeDataKeyProblems(columns, currentKid, kidOfText(vars.ENCRYPTION_KEY_PREV as string), Number.isNaN(rotatedAt) ? undefined : rotatedAt)
   if (problems.length > 0) {
     throw new RekeyError('ERR_UNSAFE', `finalize of ENCRYPTION_KEY refused (ENCRYPTION_KEY_PREV still decrypts values): ${problems.join('; ')}`)
   }

@@ -98,6 +98,12 @@ describe('rekey --env-file F rotate --secret ENCRYPTION_KEY', () => {
     assert.equal(done.code, 0, done.stderr)
     const status = await rekey('status')
     assert.match(status.stdout, new RegExp(`current +${Cipher.fromEnv(read()).currentKid}  2 value\\(s\\)`))
+    // An instance still on the old key writes behind rewrap: finalize counts again and sees it.
+    insert(db, [[3, first.encrypt('late', { aad: '3' })]])
+    const late = await rekey('finalize', '--secret', 'ENCRYPTION_KEY')
+    assert.equal(late.code, 1)
+    assert.match(late.stderr, new RegExp(`still holds 1 value\\(s\\) of data key ${first.currentKid}`))
+    assert.equal((await rekey('rewrap', '--url', db, '--table', 'notes', '--column', 'body', '--aad-columns', 'id')).code, 0)
     const ok = await rekey('finalize', '--secret', 'ENCRYPTION_KEY')
     assert.equal(ok.code, 0, ok.stderr)
     assert.equal(read().ENCRYPTION_KEY_PREV, undefined)

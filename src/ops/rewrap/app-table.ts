@@ -3,6 +3,7 @@
  * (keyset pagination), write a new value only where the row still holds the value read
  * (so a concurrent application write is never overwritten), count values per kid.
  */
+import { isPostgresLocation } from '../../store/location.ts'
 import path from 'node:path'
 import { RekeyError } from '../../core/errors.ts'
 import { maskLocation } from '../../store/errors.ts'
@@ -81,9 +82,7 @@ export function rowAad(values: readonly (string | null)[]): string | undefined {
 }
 
 /** True for a PostgreSQL URL; anything else is a SQLite file (`sqlite:` and `file:` prefixes allowed). */
-export function isPostgresUrl(url: string): boolean {
-  return /^postgres(ql)?:\/\//i.test(url)
-}
+export const isPostgresUrl: (url: string) => boolean = isPostgresLocation
 
 /** The SQLite file a `--url` names. */
 export function sqlitePathOf(url: string): string {
