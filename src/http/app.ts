@@ -120,6 +120,12 @@ export async function buildApp(service: Service, log: Logger, options: { drainin
     })
   }
   app.setNotFoundHandler(handleNotFound)
+  // Per route pattern, so the label set stays bounded whatever paths clients ask for.
+  app.addHook('onResponse', (request, reply, done) => {
+    const route = request.routeOptions.url ?? 'unmatched'
+    service.metrics.httpDuration.observe({ method: request.method, route, status_code: String(reply.statusCode) }, reply.elapsedTime / 1000)
+    done()
+  })
 
   const windowMs = config.rateLimit.window * 1000
   const authLimit = await limiter(app, service, 'auth', { max: config.rateLimit.max, timeWindow: windowMs })

@@ -2,7 +2,7 @@
  * Prometheus metrics of one service instance, in a registry of its own (so several services
  * in one process, as in tests, do not collide).
  */
-import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client'
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
 import { FastHistogram, MapCounter } from './fast-metrics.ts'
 import type { KeyInfo } from '../core/key.ts'
 
@@ -20,11 +20,12 @@ export class ServiceMetrics {
   readonly sessionsPruned: Counter<'kind'>
   readonly sessionsSwept: Counter
   readonly limitStoreErrors: Counter<'limit'>
+  readonly httpDuration: Histogram<'method' | 'route' | 'status_code'>
   /**
    * `liveSessions`: the counts the scheduler's lease holder published (one row read per scrape,
    * never a count over the sessions), with when they were taken; `null` when none was published.
    */
-  constructor(liveSessions: () => Promise<{ readonly at: number, readonly counts: ReadonlyMap<string, number> } | null>, keys: KeyMetricsSource = { list: () => [], version: () => 0 }) {
+  constructor(liveSessions: () => Promise<{ readonly at: number, readonly counts: ReadonlyMap<string, number> } | null>, keys: KeyMetricsSource = { list: () => [], version: () => 0 }, dueDates: () => Promise<readonly DueDate[]> = async () => []) {
     const registers = [this.registry]
     collectDefaultMetrics({ register: this.registry, prefix: 'rekey_' })
     this.verifications = new MapCounter(this.registry, {
@@ -36,7 +37,15 @@ export class ServiceMetrics {
       name: 'rekey_token_verify_duration_seconds',
       help: 'Time to verify a token, signature and claims.',
       label: 'purpose',
-      buckets: [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005],
+      // Up to 1 s: a verification that takes 50 ms is an incident, and must land in a bucket, not +Inf.
+      buckets: [0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+    })
+    this.httpDuration = new Histogram({
+      name: 'rekey_http_request_duration_seconds',
+      help: 'HTTP request duration by method, route pattern (never the raw path) and status code; the SLO is p99 < 50 ms.',
+      labelNames: ['method', 'route', 'status_code'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
     })
     this.logins = new Counter({ name: 'rekey_logins_total', help: 'Login attempts by result.', labelNames: ['result'], registers })
     this.refreshes = new Counter({ name: 'rekey_refreshes_total', help: 'Refresh attempts by result.', labelNames: ['result'], registers })
@@ -107,6 +116,23 @@ export class ServiceMetrics {
         }
       },
     })
+    // The inventory changes rarely and reading it may scan the audit log: once a minute at most.
+    let dueCache: { at: number, dates: readonly DueDate[] } | null = null
+    new Gauge({
+      name: 'rekey_secret_due_timestamp_seconds',
+      help: 'When each tracked secret is due for rotation by its cadence (Unix seconds); alert on time() past it.',
+      labelNames: ['secret', 'kind'],
+      registers,
+      async collect() {
+        try {
+          if (dueCache === null || Date.now() - dueCache.at > 60_000) dueCache = { at: Date.now(), dates: await dueDates() }
+          this.reset()
+          for (const d of dueCache.dates) if (d.dueAt !== null) this.set({ secret: d.name, kind: d.kind }, d.dueAt / 1000)
+        } catch {
+          // Store down: the last values stay rather than failing the scrape.
+        }
+      },
+    })
     new Gauge({
       name: 'rekey_key_set_version',
       help: 'The version of the key set this instance has loaded (equal on every instance once a change has propagated).',
@@ -124,6 +150,13 @@ export class ServiceMetrics {
   observeVerify(purpose: string, seconds: number): void {
     this.verifyDuration.observe(purpose, seconds)
   }
+}
+
+/** A tracked secret's due date (epoch ms), as `rekey due` computes it. */
+export interface DueDate {
+  readonly name: string
+  readonly kind: string
+  readonly dueAt: number | null
 }
 
 /** What the key metrics read at scrape time. */

@@ -22,7 +22,7 @@ import { ServiceMetrics } from './metrics.ts'
 import { PasswordHasher } from './passwords.ts'
 import { RevocationCache } from './revocations.ts'
 import { UsageRecorder } from './usage.ts'
-import { trackSecret } from './inventory.ts'
+import { dueReport, trackSecret } from './inventory.ts'
 import { LIVE_SESSIONS_SETTING, parseLiveSessionCounts } from './session-maintenance.ts'
 
 /** The HKDF label of the dashboard's cookie key (unchanged, so existing sessions stay valid). */
@@ -158,7 +158,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
         ? [...keys.access.list().map((key) => ({ purpose: 'access', key })), ...keys.refresh.list().map((key) => ({ purpose: 'refresh', key }))]
         : [],
       version: () => keys.version,
-    })
+    }, () => dueReport(store, config.cadence, clock.now(), 0))
     const usage = new UsageRecorder({
       store, clock, instanceId,
       ...(options.usageFlushIntervalMs === undefined ? {} : { intervalMs: options.usageFlushIntervalMs }),
