@@ -66,7 +66,7 @@ await admin.query(`CREATE SCHEMA ${schema}`)
 const instances: ServeProc[] = []
 const store = await openStore(PG_URL, { schema, max: 4, statementTimeoutMs: 600_000 })
 try {
-  instances.push(await startServe({ cwd: dir, env }))
+  instances.push(await startServe({ cwd: dir, env, timeoutMs: 180_000 }))
   const refreshKid = (await store.listKeys('refresh')).find((k) => k.state === 'current')?.kid as string
 
   // Bulk load, in chunks, straight into the tables the service uses.
@@ -148,7 +148,7 @@ try {
   row('prune (lease holder, batches of 2000)', `${Math.round(((pruned.families + pruned.tokens) / pruneMs) * 1000).toLocaleString('en-US')} rows/s`, `${pruned.families.toLocaleString('en-US')} families + ${pruned.tokens.toLocaleString('en-US')} tokens in ${(pruneMs / 1000).toFixed(1)} s (budget 20 s)`)
 
   // The big emergency, with 2 instances: refused everywhere, then the sweep.
-  instances.push(await startServe({ cwd: dir, env }))
+  instances.push(await startServe({ cwd: dir, env, timeoutMs: 180_000 }))
   const victim = await signUp(instances[0]?.url as string)
   const fresh = await signUp(instances[0]?.url as string)
   const live = Number((await admin.query('SELECT COUNT(*) AS n FROM session_families WHERE revoked_at IS NULL AND expires_at > $1', [Date.now()])).rows[0].n)
@@ -181,7 +181,7 @@ try {
 
   // Fan-out.
   for (const k of FANOUT) {
-    while (instances.length < k) instances.push(await startServe({ cwd: dir, env: { ...env, REKEY_STORE_POOL_SIZE: '1' } }))
+    while (instances.length < k) instances.push(await startServe({ cwd: dir, env: { ...env, REKEY_STORE_POOL_SIZE: '1' }, timeoutMs: 180_000 }))
     const rot = await runRekey(['--json', 'rotate', '--secret', 'access'], { cwd: dir, env })
     const report = JSON.parse(rot.stdout) as { signingEverywhere: boolean, waitedMs: number }
     const holder = await signUp(instances[0]?.url as string)

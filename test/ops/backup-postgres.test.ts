@@ -18,6 +18,7 @@ import { dumpToc } from '../../src/ops/backup/postgres-snapshot.ts'
 import { openStore } from '../../src/store/open.ts'
 import type { Store } from '../../src/store/store.ts'
 import { FAST, fill, MASTER_ENV, MASTER_KEY, PASSPHRASE, run, tempDir } from './backup-fixtures.ts'
+import { POSTGRES_SCHEMA_VERSION } from '../../src/store/postgres/migrations.ts'
 
 const BASE = process.env.REKEY_TEST_POSTGRES_URL ?? ''
 const REQUIRE = process.env.REKEY_REQUIRE_POSTGRES === '1'
@@ -91,7 +92,7 @@ describe('rekey backup (PostgreSQL)', { skip }, () => {
       assert.ok(!manifest.source.includes(password))
       const verified = await run(['--store', source, 'backup', 'verify', file], env)
       assert.equal(verified.code, 0, verified.stderr)
-      assert.match(verified.stdout, /postgres, schema version \d+/)
+      assert.match(verified.stdout, new RegExp(`postgres, schema version ${POSTGRES_SCHEMA_VERSION}\\b`))
 
       // An empty database: public exists there already (the bug), a custom schema does not.
       const target = urlFor(await freshDatabase(), layout === 'public' ? undefined : schema)

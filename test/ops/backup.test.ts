@@ -10,6 +10,7 @@ import { manifestMac } from '../../src/ops/backup/authenticity.ts'
 import { BackupError } from '../../src/ops/backup/backup-error.ts'
 import { openStore } from '../../src/store/open.ts'
 import { FAST, filledStore, fill, maliciousDir, MASTER_ENV, MASTER_KEY, PASSPHRASE, run, sealTgz, tempDir } from './backup-fixtures.ts'
+import { SQLITE_SCHEMA_VERSION } from '../../src/store/sqlite/migrations.ts'
 
 const env = { REKEY_BACKUP_PASSPHRASE: PASSPHRASE, ...MASTER_ENV }
 
@@ -49,7 +50,7 @@ describe('rekey backup (SQLite)', () => {
     // fill() creates a user, then its session, in two statements: the snapshot may fall between.
     const families = result.manifest.rowCounts.session_families ?? 0
     assert.ok(families === users || families === users - 1, `the snapshot is consistent: one session per user (${families} for ${users})`)
-    assert.equal(result.manifest.schemaVersion, 1)
+    assert.equal(result.manifest.schemaVersion, SQLITE_SCHEMA_VERSION)
     assert.match(result.manifest.parts[0]?.sha256 ?? '', /^[0-9a-f]{64}$/)
     const report = await verifyBackup(result.file, { passphrase: PASSPHRASE }, MASTER_KEY)
     assert.equal(report.manifest.rowCounts.users, users)
