@@ -7,6 +7,7 @@ import { Decrypter, generateX25519Identity, identityToRecipient } from 'age-encr
 import { createBackup, verifyBackup } from '../../src/ops/backup/backup.ts'
 import { BackupError } from '../../src/ops/backup/backup-error.ts'
 import { openStore } from '../../src/store/open.ts'
+import { SQLITE_SCHEMA_VERSION } from '../../src/store/sqlite/migrations.ts'
 import { FAST, filledStore, fill, maliciousDir, PASSPHRASE, run, sealTgz, tempDir } from './backup-fixtures.ts'
 
 const env = { REKEY_BACKUP_PASSPHRASE: PASSPHRASE }
@@ -45,7 +46,7 @@ describe('rekey backup (SQLite)', () => {
     const users = result.manifest.rowCounts.users ?? 0
     assert.ok(users >= 200 && users <= 200 + written)
     assert.equal(result.manifest.rowCounts.session_families, users, 'the snapshot is consistent: one session per user')
-    assert.equal(result.manifest.schemaVersion, 1)
+    assert.equal(result.manifest.schemaVersion, SQLITE_SCHEMA_VERSION)
     assert.match(result.manifest.parts[0]?.sha256 ?? '', /^[0-9a-f]{64}$/)
     const report = await verifyBackup(result.file, { passphrase: PASSPHRASE })
     assert.equal(report.manifest.rowCounts.users, users)
