@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import pg from 'pg'
+import { POSTGRES_SCHEMA_VERSION } from '../../src/store/postgres/migrations.ts'
 import { createBackup } from '../../src/ops/backup/backup.ts'
 import { openStore } from '../../src/store/open.ts'
 import type { Store } from '../../src/store/store.ts'
@@ -62,7 +63,7 @@ describe('rekey backup (PostgreSQL)', { skip }, () => {
     const env = { REKEY_BACKUP_PASSPHRASE: PASSPHRASE }
     const verified = await run(['--store', url, 'backup', 'verify', file], env)
     assert.equal(verified.code, 0, verified.stderr)
-    assert.match(verified.stdout, /postgres, schema version 1/)
+    assert.match(verified.stdout, new RegExp(`postgres, schema version ${POSTGRES_SCHEMA_VERSION}\\b`))
     const refused = await run(['--store', url, 'restore', file], env)
     assert.equal(refused.code, 1)
     assert.match(refused.stderr, /ERR_UNSAFE/)
