@@ -12,8 +12,34 @@ for (const factory of STORES) {
 
     it('creates a user with a lowercased email, role user and token version 0', async () => {
       const user = await db.store.createUser({ id: 'u-create', email: 'Alice@Example.TEST', passwordHash: 'hash-a', createdAt: T0 })
-      assert.deepEqual(user, { id: 'u-create', email: 'alice@example.test', passwordHash: 'hash-a', role: 'user', tokenVersion: 0, createdAt: T0 })
+      assert.deepEqual(user, { id: 'u-create', email: 'alice@example.test', passwordHash: 'hash-a', role: 'user', tokenVersion: 0, createdAt: T0, mustChangePassword: false })
       assert.deepEqual(await db.store.getUserById('u-create'), user)
+    })
+
+    it('forcePasswordChange marks one user or all, bumping token versions; setPassword clears the mark', async () => {
+      await db.store.createUser({ id: 'u-force-1', email: 'force1@example.test', passwordHash: 'hash-1', createdAt: T0 })
+      await db.store.createUser({ id: 'u-force-2', email: 'force2@example.test', passwordHash: 'hash-2', createdAt: T0 })
+      assert.deepEqual(await db.store.forcePasswordChange('FORCE1@example.test'), ['u-force-1'])
+      assert.deepEqual(await db.store.forcePasswordChange('nobody@example.test'), [])
+      const marked = await db.store.getUserById('u-force-1')
+      assert.deepEqual([marked?.mustChangePassword, marked?.tokenVersion], [true, 1])
+      assert.equal((await db.store.getUserById('u-force-2'))?.mustChangePassword, false)
+      assert.ok((await db.store.forcePasswordChange(null)).includes('u-force-2'))
+      assert.equal(await db.store.setPassword('u-force-1', 'hash-new'), true)
+      const reset = await db.store.getUserById('u-force-1')
+      assert.deepEqual([reset?.passwordHash, reset?.mustChangePassword, reset?.tokenVersion], ['hash-new', false, 2])
+      assert.equal(await db.store.setPassword('no-such-id', 'x'), false)
+    })
+
+    it('revokeOtherSessions keeps one session; listRevokedSessions answers ended ones since a time, except given reasons', async () => {
+      await db.store.createUser({ id: 'u-sess', email: 'sess@example.test', passwordHash: 'h', createdAt: T0 })
+      for (const id of ['f-keep', 'f-a', 'f-b']) await db.store.createFamily({ familyId: id, userId: 'u-sess', createdAt: T0, expiresAt: T0 + 3_600_000 })
+      assert.equal(await db.store.revokeOtherSessions('u-sess', 'f-keep', 'password-change', T0 + 10), 2)
+      await db.store.revokeFamily('f-keep', 'emergency', T0 + 20)
+      const ended = await db.store.listRevokedSessions(T0 + 5, ['emergency'])
+      assert.deepEqual(ended.map((e) => e.id).sort(), ['f-a', 'f-b'])
+      assert.deepEqual(ended.map((e) => e.revokedAt), [T0 + 10, T0 + 10])
+      assert.deepEqual((await db.store.listRevokedSessions(T0 + 15)).map((e) => e.id), ['f-keep'])
     })
 
     it('finds users by email case-insensitively and answers null for strangers', async () => {

@@ -4,7 +4,7 @@
  * answer fails open: the request goes through, a warning is logged (at most every 30 s) and
  * `rekey_limit_store_errors_total` counts it; never a 500.
  */
-import { Redis } from 'ioredis'
+import type { Redis } from 'ioredis'
 
 /** How limits are counted, for the app and the auth service. */
 export interface SharedLimits {
@@ -39,7 +39,9 @@ export async function openSharedLimits(options: {
     log.warn({ err: { message }, limit }, 'the limits store (Redis) failed: limits fail open until it answers')
   }
   if (options.url === undefined) return { redis: null, prefix, storeError, close: async () => {} }
-  const redis = new Redis(options.url, {
+  // Loaded only when configured: a service without Redis does not pay for the client at start.
+  const { Redis: RedisClient } = await import('ioredis')
+  const redis = new RedisClient(options.url, {
     // Fail fast instead of queueing: a limit that waits for Redis would stall every login.
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
