@@ -121,6 +121,14 @@ describe('webhooks from the service', () => {
     assert.match(b.logs.text, /webhook answered with an error status/)
     hook.status.code = 200
   })
+
+  test('an emergency posts its notice, with the reason and the new kids', async () => {
+    hook.posts.length = 0
+    const report = await a.service.lifecycle.emergency({ secret: 'access', reason: 'key pushed to a public repo', actor: { operator: 'dave', requestId: null } })
+    await a.service.webhooks?.flush()
+    assert.equal(hook.posts.length, 1)
+    assert.match(hook.posts[0]?.text ?? '', new RegExp(`emergency rotation of jwt-access by dave: revoked keys cut, ${report.created[0]?.kid} now signs; reason: key pushed to a public repo`))
+  })
 })
 
 test('without REKEY_WEBHOOK_URL nothing is sent and no reminder is marked sent; an unreachable webhook does not break rotation', async () => {
