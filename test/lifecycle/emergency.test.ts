@@ -65,10 +65,11 @@ describe('emergency', () => {
 describe('concurrency', () => {
   let db: TestDatabase
   let other: Store
+  // One master key for the seeded keys and both operators: a state change re-seals the key it moves.
+  const master = randomBytes(32)
   before(async () => {
     db = await sqliteFactory.create()
     other = await db.open()
-    const master = randomBytes(32)
     await db.store.transitionKeys({ expectedVersion: 0, insert: [newManagedKey(master, 'access', Date.now()), newManagedKey(master, 'refresh', Date.now())] })
   })
   after(async () => { await db.destroy() })
@@ -99,7 +100,6 @@ describe('concurrency', () => {
   test('two operators rotating at once: one wins, the other gets ERR_CONFLICT (exit 1) and nothing of it is written', async () => {
     let release = (): void => {}
     const gate = { reads: 0, open: new Promise<void>((resolve) => { release = resolve }), release: () => release() }
-    const master = randomBytes(32)
     const make = (store: Store): Lifecycle => new Lifecycle({ store: racing(store, gate), masterKey: master, computeHash: auditHasher(master), accessTokenTtl: 900, refreshTokenTtl: 86_400 })
     const before = await db.store.getKeyset()
     const results = await Promise.allSettled([

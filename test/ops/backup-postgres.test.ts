@@ -8,18 +8,19 @@
  */
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import pg from 'pg'
 import { POSTGRES_SCHEMA_VERSION } from '../../src/store/postgres/migrations.ts'
+import { manifestMac } from '../../src/ops/backup/authenticity.ts'
 import { createBackup } from '../../src/ops/backup/backup.ts'
 import { foreignPostgresEntries } from '../../src/ops/backup/own-schema.ts'
 import { dumpToc } from '../../src/ops/backup/postgres-snapshot.ts'
 import { openStore } from '../../src/store/open.ts'
 import type { Store } from '../../src/store/store.ts'
-import { FAST, fill, MASTER_ENV, MASTER_KEY, PASSPHRASE, run, tempDir } from './backup-fixtures.ts'
-import { POSTGRES_SCHEMA_VERSION } from '../../src/store/postgres/migrations.ts'
+import { FAST, fill, MASTER_ENV, MASTER_KEY, PASSPHRASE, run, sealTgz, tempDir } from './backup-fixtures.ts'
 
 const BASE = process.env.REKEY_TEST_POSTGRES_URL ?? ''
 const REQUIRE = process.env.REKEY_REQUIRE_POSTGRES === '1'
@@ -134,7 +135,7 @@ describe('rekey backup (PostgreSQL)', { skip }, () => {
     })
   }
 
-  test('a trigger and a function planted in the store: the dump\'s table of contents names them, backup refuses', async (t) => {
+  test('a trigger and a function planted in the store: the dump\'s table of contents names them, backup refuses, and restore refuses them in an authentic archive', async (t) => {
     const dir = tempDir(t)
     const source = urlFor(await freshDatabase())
     const store = await openStore(source, { max: 1 })
@@ -153,6 +154,26 @@ describe('rekey backup (PostgreSQL)', { skip }, () => {
     assert.equal(made.code, 1)
     assert.match(made.stderr, /ERR_BACKUP_INVALID: the dump holds objects that are not rekey's own/)
     assert.match(made.stderr, /trigger public\.users promote_everyone/)
+
+    // The same dump in an authentic archive (an insider holding the master key): restore refuses it before restoring anything.
+    const work = path.join(dir, 'work')
+    mkdirSync(work)
+    const bytes = readFileSync(dump)
+    writeFileSync(path.join(work, 'store.pgdump'), bytes)
+    const manifest = Buffer.from(JSON.stringify({
+      format: 'rekey-backup/2', rekeyVersion: '0.1.0', dialect: 'postgres', schemaVersion: 1, pgSchema: 'public', createdAt: new Date().toISOString(),
+      masterKeyId: 'insider', source: 'postgres://db/rekey', parts: [{ name: 'store.pgdump', bytes: bytes.length, sha256: createHash('sha256').update(bytes).digest('hex') }], rowCounts: { users: 1 },
+    }))
+    writeFileSync(path.join(work, 'manifest.json'), manifest)
+    writeFileSync(path.join(work, 'manifest.mac'), manifestMac(MASTER_KEY, manifest))
+    const archive = path.join(dir, 'insider.tgz.age')
+    await sealTgz(work, ['manifest.json', 'manifest.mac', 'store.pgdump'], archive)
+    const target = urlFor(await freshDatabase())
+    const restored = await run(['--store', target, 'restore', archive], env)
+    assert.equal(restored.code, 1, restored.stderr)
+    assert.match(restored.stderr, /not rekey's own.*trigger public\.users promote_everyone/)
+    const tables = await admin("SELECT count(*)::int AS n FROM information_schema.tables WHERE table_schema = 'public'", target)
+    assert.equal(tables.rows[0]?.n, 0, 'nothing was restored')
   })
 
   test('without pg_dump on PATH: exit 2, naming the tool', async (t) => {

@@ -27,7 +27,14 @@ describe('PostgreSQL not serving: rekey serve answers 503 and survives', { skip 
 
   /** A login attempt: its status, Retry-After and error code. */
   async function login(): Promise<{ status: number, retryAfter: string | null, error?: string }> {
-    const res = await post(`${server.url}/api/auth/login`, creds)
+    let res: Response
+    try {
+      res = await post(`${server.url}/api/auth/login`, creds)
+    } catch (err) {
+      // A connection closed without an answer: name what the process said and whether it died.
+      await new Promise((resolve) => setTimeout(resolve, 200))
+      throw new Error(`login got no answer (${(err as Error).message}; rekey serve exit ${server.child.exitCode} ${server.child.signalCode}): ${server.stderr.join('').slice(-3000)}`)
+    }
     const body = await res.json().catch(() => ({})) as { error?: string }
     return { status: res.status, retryAfter: res.headers.get('retry-after'), ...(body.error === undefined ? {} : { error: body.error }) }
   }

@@ -64,7 +64,7 @@ export interface TocEntry {
 }
 
 /** Entry kinds of a rekey dump, longest first so `TABLE DATA` is not read as `TABLE`. */
-const KNOWN_KINDS = ['FK CONSTRAINT', 'TABLE DATA', 'CONSTRAINT', 'COMMENT', 'SCHEMA', 'INDEX', 'TABLE']
+const KNOWN_KINDS = ['SEQUENCE OWNED BY', 'SEQUENCE SET', 'FK CONSTRAINT', 'TABLE DATA', 'CONSTRAINT', 'SEQUENCE', 'COMMENT', 'DEFAULT', 'SCHEMA', 'INDEX', 'TABLE']
 
 /** Parses the output of `pg_restore -l` (comment lines skipped). */
 export function parseToc(text: string): TocEntry[] {
@@ -107,6 +107,11 @@ export function foreignPostgresEntries(entries: readonly TocEntry[], schema: str
         own = e.schema === schema && tables.has(table) && constraint.startsWith(`${table}_`)
         break
       }
+      // A serial/identity column of a later migration: its sequence is named after its table.
+      case 'SEQUENCE':
+      case 'SEQUENCE OWNED BY':
+      case 'SEQUENCE SET': own = e.schema === schema && /_seq$/.test(e.name) && [...tables].some((t) => e.name.startsWith(`${t}_`)); break
+      case 'DEFAULT': own = e.schema === schema && tables.has(e.name.split(' ')[0] ?? ''); break
       default: own = false
     }
     if (!own) problems.push(`${e.kind.toLowerCase()} ${e.schema === '-' ? '' : `${e.schema}.`}${e.name}`)

@@ -39,6 +39,22 @@ const types = {
     oid === INT8_OID ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
 }
 
+/**
+ * The pool's client: it always has an 'error' listener of its own. pg emits 'error' on a
+ * client when the server ends its session (57P01 "terminating connection due to administrator
+ * command", a dropped database) while no query is active; pg-pool listens only while a client
+ * is idle in the pool, so a client between checkout and release, or in pg-pool's own
+ * `pool.query`, could hear it with no listener and crash the process. The error is not lost:
+ * the client is no longer queryable, its queries fail (mapped to ERR_STORE_UNAVAILABLE) and
+ * the pool discards it on release.
+ */
+class GuardedClient extends pg.Client {
+  constructor(config?: string | ClientConfig) {
+    super(config)
+    this.on('error', () => {})
+  }
+}
+
 /** Errors raised by a cut-off COMMIT: the transaction may have committed, so it must not run again. */
 const unsafeToRetry = new WeakSet<object>()
 
@@ -95,7 +111,7 @@ export class PgDriver implements SqlDriver {
       types,
       ...(opts.schema === undefined ? {} : { options: `-c search_path=${opts.schema}` }),
     }
-    const poolConfig: PoolConfig = { ...config, max: opts.max, idleTimeoutMillis: opts.idleTimeoutMs }
+    const poolConfig: PoolConfig = { ...config, max: opts.max, idleTimeoutMillis: opts.idleTimeoutMs, Client: GuardedClient }
     const pool = new pg.Pool(poolConfig)
     // Without a listener, an idle connection dropped by the server would crash the process.
     pool.on('error', (err) => opts.onError(err))
