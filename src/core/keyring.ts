@@ -55,6 +55,8 @@ export interface JwksKeyringOptions extends VerifyOptions {
   onError?: (err: RekeyError) => void
 }
 
+const VERIFY_OPTION_NAMES: readonly string[] = ['audience', 'issuer', 'subject', 'clockTolerance', 'maxTokenAge', 'requiredClaims', 'currentDate']
+
 /** Set only by `fromJwks`: a keyring of public keys, none of which signs. */
 const VERIFY_ONLY = Symbol('rekey.verifyOnly')
 interface InternalOptions extends KeyringOptions {
@@ -198,6 +200,9 @@ export class Keyring {
     if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') throw new TypeError('fromJwks: url must be an http:// or https:// URL')
     if (typeof options !== 'object' || options === null) throw new TypeError('fromJwks: options must be an object')
     const { cooldown, timeout, usage, onError, ...defaults } = options
+    // A misspelt verify default (`audiance`) would silently drop a check: unknown names are refused.
+    const unknown = Object.keys(defaults).filter((name) => !VERIFY_OPTION_NAMES.includes(name))
+    if (unknown.length > 0) throw new TypeError(`fromJwks: unknown option ${unknown.map((n) => `"${n}"`).join(', ')}`)
     if (onError !== undefined && typeof onError !== 'function') throw new TypeError('fromJwks: onError must be a function')
     const cooldownMs = durationOption('cooldown', cooldown ?? 30) * 1000
     const timeoutMs = Math.max(1, durationOption('timeout', timeout ?? 5)) * 1000

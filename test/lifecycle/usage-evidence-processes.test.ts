@@ -4,8 +4,8 @@
  * app (`Keyring.fromEnv` under `node --env-file`) reports to the SQLite store beside its file.
  * `finalize` is refused while any of them verified an old-key token in the last 5 minutes,
  * naming how many and where; `rekey status` shows each process and when it last reported;
- * `--force` overrides. The CLI runs "2 minutes later" (test/support/warp-clock.ts) so the
- * time rule (JWT_EXPIRATION 10 s + 60 s skew) has passed and only the evidence speaks.
+ * `--force` overrides. The CLI runs 160 s "later" (test/support/warp-clock.ts) so the time
+ * rule (JWT_EXPIRATION 90 s + 60 s skew) has passed and only the evidence speaks.
  */
 import assert from 'node:assert/strict'
 import { spawn, type ChildProcess } from 'node:child_process'
@@ -24,7 +24,7 @@ import { headerOf, me, NODE, runRekey, signUp, startServe, until, urlWithSchema,
 const POSTGRES = process.env.REKEY_TEST_POSTGRES_URL
 const WARP = resolve(import.meta.dirname, '../support/warp-clock.ts')
 const APP = resolve(import.meta.dirname, '../support/library-app.ts')
-const LATER = { REKEY_TEST_CLOCK_OFFSET_MS: String(2 * 60_000), NODE_OPTIONS: `--import=${WARP}` }
+const LATER = { REKEY_TEST_CLOCK_OFFSET_MS: String(160_000), NODE_OPTIONS: `--import=${WARP}` }
 
 interface App { url: string, child: ChildProcess, stop: () => Promise<void> }
 
@@ -76,7 +76,7 @@ describe('finalize on evidence: 2 rekey serve instances and a library app on Pos
   before(async () => {
     await admin(POSTGRES as string, `CREATE SCHEMA ${schema}`)
     store = urlWithSchema(POSTGRES as string, schema)
-    env = { REKEY_STORE: store, REKEY_MASTER_KEY: randomBytes(32).toString('base64'), REKEY_ACCESS_KEY_ALG: 'EdDSA', JWT_EXPIRATION: '10', REKEY_SCHEDULER: 'off' }
+    env = { REKEY_STORE: store, REKEY_MASTER_KEY: randomBytes(32).toString('base64'), REKEY_ACCESS_KEY_ALG: 'EdDSA', JWT_EXPIRATION: '90', REKEY_SCHEDULER: 'off' }
     servers.push(await startServe({ cwd: dir, env, timeoutMs: 60_000 }))
     servers.push(await startServe({ cwd: dir, env, timeoutMs: 60_000 }))
     reader = await openStore(POSTGRES as string, { schema, max: 1 })
@@ -140,7 +140,7 @@ describe('finalize on evidence in env-file mode: an app reporting to the SQLite 
     const dir = mkdtempSync(join(os.tmpdir(), 'rekey-envapp-'))
     t.after(() => rmSync(dir, { recursive: true, force: true }))
     const file = join(dir, '.env')
-    writeFileSync(file, 'JWT_EXPIRATION=10\n', { mode: 0o600 })
+    writeFileSync(file, 'JWT_EXPIRATION=90\n', { mode: 0o600 })
     const cli = (args: string[], extra: Record<string, string> = {}): ReturnType<typeof runRekey> => runRekey(['--env-file', file, ...args], { cwd: dir, env: extra })
     assert.equal((await cli(['gen', '--var', 'JWT_SECRET'])).code, 0)
     const oldToken = Keyring.fromEnv(parse(readFileSync(file))).sign({ sub: 'u1' })

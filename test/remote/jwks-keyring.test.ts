@@ -131,6 +131,7 @@ describe('Keyring.fromJwks', () => {
     await assert.rejects(Keyring.fromJwks('http://127.0.0.1:1/jwks.json', { timeout: 1 }), (err: RekeyError) => err.code === 'ERR_JWKS_UNAVAILABLE')
     await assert.rejects(Keyring.fromJwks('ftp://example.com/jwks.json'), TypeError)
     await assert.rejects(Keyring.fromJwks(host.url, { cooldown: 'soon' }), TypeError)
+    await assert.rejects(Keyring.fromJwks(host.url, { audiance: 'api' } as never), /unknown option "audiance"/)
     const plain = await jwksHost([])
     t.after(() => plain.close())
     plain.keys = 'nope' as never
