@@ -154,7 +154,7 @@ describe('rekey audit --verify on a tampered store', () => {
       const r = await runCli(['--env-file', file, 'audit', '--verify'])
       assert.equal(r.code, 1)
       assert.equal(r.stdout, '')
-      assert.match(r.stderr, new RegExp(`^rekey: audit chain broken at row ${c.seq}: `))
+      assert.match(r.stderr, new RegExp(`^rekey: ERR_REFUSED: audit chain broken at row ${c.seq}: `))
       assert.match(r.stderr, c.reason)
       const json = await runCli(['--env-file', file, '--json', 'audit', '--verify'])
       assert.equal(json.code, 1)

@@ -61,7 +61,7 @@ describe('rekey record and rekey due', () => {
     const late = await due()
     assert.equal(late.code, 1)
     assert.match(late.stdout, /\| JWT_SECRET \| jwt \| .* \| overdue \|/)
-    assert.equal(late.stderr, 'rekey: 1 overdue for rotation: JWT_SECRET\n')
+    assert.equal(late.stderr, 'rekey: ERR_REFUSED: 1 overdue for rotation: JWT_SECRET\n')
 
     const wide = await runCli(['--env-file', file, '--json', 'due', '--within', '90d'])
     assert.equal(wide.code, 1)

@@ -49,7 +49,7 @@ describe('--smoke guards managed rotate and finalize', () => {
     const before = server.service.keys.access.currentKid
     const r = await cli(['rotate', '--secret', 'access', ...guard()], { SMOKE_PASSWORD: 'not-the-password' })
     assert.equal(r.code, 1)
-    assert.match(r.stderr, /^rekey: smoke test failed at login \(HTTP 401 \(expected 200\): invalid_credentials\): the rotation was rolled back \(access key \S+ current → previous; access key \S+ previous → current\)/)
+    assert.match(r.stderr, /^rekey: ERR_REFUSED: smoke test failed at login \(HTTP 401 \(expected 200\): invalid_credentials\): the rotation was rolled back \(access key \S+ current → previous; access key \S+ previous → current\)/)
     const keys = await server.service.store.listKeys('access')
     assert.equal(keys.find((k) => k.state === 'current')?.kid, before, 'the key that signed before signs again')
     const methods = (await server.service.store.listAudit()).filter((a) => a.operator === 'ops').map((a) => a.method)

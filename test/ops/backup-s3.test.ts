@@ -133,7 +133,7 @@ describe('rekey backup --s3 (s3rver on 127.0.0.1)', () => {
     const made = await run(['--store', storePath, 'backup', '--out', path.join(dir, 'out'), '--recipient', recipient, '--s3', 's3://no-such-bucket/x'])
     assert.equal(made.code, 1)
     const archive = path.join(dir, 'out', readdirSync(path.join(dir, 'out'))[0] as string)
-    assert.equal(made.stderr, `rekey: the upload to s3://no-such-bucket/x/${path.basename(archive)} failed (NoSuchBucket: The specified bucket does not exist); the archive is kept at ${archive}\n`)
+    assert.equal(made.stderr, `rekey: ERR_REFUSED: the upload to s3://no-such-bucket/x/${path.basename(archive)} failed (NoSuchBucket: The specified bucket does not exist); the archive is kept at ${archive}\n`)
     assert.ok(!made.stderr.includes(SECRET_ACCESS_KEY))
   })
 

@@ -85,5 +85,6 @@ function uploadError(err: unknown, url: string, file: string): Error {
   if (name === 'CredentialsProviderError' || /region is missing/i.test(message)) {
     return new RekeyError('ERR_CONFIG', `${text}. Set AWS_REGION and credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or a role)`)
   }
-  return new Error(text, { cause: err })
+  // Refused by the service or the network, not a bug of rekey: the CLI prints ERR_REFUSED, exit 1.
+  return Object.assign(new Error(text, { cause: err }), { code: 'ERR_REFUSED' })
 }
