@@ -11,7 +11,7 @@ const BIN = path.join(ROOT, 'bin/rekey.js')
 const doc = (file: string): string => readFileSync(path.join(ROOT, file), 'utf8').replace(/\s+/g, ' ')
 
 test('docs/cli.md: through npx, Node can take --env-file for its own and stop on a missing file', (t) => {
-  assert.match(doc('docs/cli.md'), /through `npx` \(e\.g\. `npx rekey gen --var X --env-file \.env`\), Node can take it for its own/)
+  assert.match(doc('docs/cli.md'), /Node reads `--env-file` too: `npx rekey --env-file \.env rotate` and `node bin\/rekey\.js --env-file \.env \.\.\.` have Node load `\.env` into its own process/)
   const dir = mkdtempSync(path.join(os.tmpdir(), 'rekey-docs-'))
   t.after(() => rmSync(dir, { recursive: true, force: true }))
   mkdirSync(path.join(dir, 'node_modules/.bin'), { recursive: true })

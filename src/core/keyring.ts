@@ -414,7 +414,8 @@ export class Keyring {
       // A new key may have been published since the last fetch: refetch (cooldown, single flight).
       void this.#remote.unknownKid()
     }
-    return new RekeyError('ERR_KEY_UNKNOWN', 'The token names an unknown key', { kid })
+    // No kid: it is the token's own claim, not a key of this keyring (counting it per kid would let anyone add labels).
+    return new RekeyError('ERR_KEY_UNKNOWN', 'The token names an unknown key')
   }
 
   private refusedKey(entry: KeyEntry): RekeyError {

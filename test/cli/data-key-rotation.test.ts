@@ -49,7 +49,7 @@ describe('rekey --env-file F rotate --secret ENCRYPTION_KEY', () => {
     assert.match(afterRotate.ENCRYPTION_KEY as string, /^[0-9a-f]{64}$/)
     assert.equal(afterRotate.OTHER, 'kept')
     assert.ok(!Number.isNaN(Date.parse(afterRotate.ENCRYPTION_KEY_ROTATED_AT as string)))
-    assert.equal(statSync(envFile).mode & 0o077, 0, 'the rewritten file is readable by its owner only')
+    assert.equal(statSync(envFile).mode & 0o777, 0o640, 'the rewritten file keeps its mode')
     assert.ok(!rotated.stdout.includes(afterRotate.ENCRYPTION_KEY as string) && !rotated.stdout.includes(k1))
     assert.match(rotated.stdout, new RegExp(`current +${kidOfText(afterRotate.ENCRYPTION_KEY as string)}`))
     const cipher = Cipher.fromEnv(afterRotate)

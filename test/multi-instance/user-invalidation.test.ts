@@ -28,11 +28,11 @@ describe('per-user invalidation across two instances (PostgreSQL)', { skip }, ()
     await adminQuery(`DROP SCHEMA IF EXISTS ${schema} CASCADE`)
   })
 
-  async function signIn(server: TestServer): Promise<{ id: string, accessToken: string, refreshToken: string }> {
+  async function signIn(server: TestServer): Promise<{ id: string, accessToken: string, refreshToken: string, creds: ReturnType<typeof credentials> }> {
     const creds = credentials()
     const reg = await server.request('POST', '/api/auth/register', { body: creds })
     const login = await server.request('POST', '/api/auth/login', { body: creds })
-    return { id: (reg.json() as { id: string }).id, ...(login.json() as { accessToken: string, refreshToken: string }) }
+    return { id: (reg.json() as { id: string }).id, creds, ...(login.json() as { accessToken: string, refreshToken: string }) }
   }
 
   test('logout and logout-all on A evict only that user on B; the others stay cached', async () => {
@@ -46,6 +46,9 @@ describe('per-user invalidation across two instances (PostgreSQL)', { skip }, ()
     await waitFor(() => b.service.revocations.peek(victim.id) === undefined, 1000, 'B to evict the user who logged out')
     for (const u of others) assert.notEqual(b.service.revocations.peek(u.id), undefined, 'the others stay cached on B')
 
+    // The logout ended that session's access token too (sid): the victim signs in again.
+    assert.equal((await b.request('GET', '/api/auth/me', { token: victim.accessToken })).statusCode, 401, 'the ended session is refused on B')
+    victim.accessToken = ((await a.request('POST', '/api/auth/login', { body: victim.creds })).json() as { accessToken: string }).accessToken
     // Logout-all: the victim's access token is refused on B within a second, the others untouched.
     assert.equal((await b.request('GET', '/api/auth/me', { token: victim.accessToken })).statusCode, 200, 'B caches the victim again')
     const started = Date.now()

@@ -82,6 +82,9 @@ export function parseToc(text: string): TocEntry[] {
 }
 
 const ownTables = (): Set<string> => new Set(['schema_migrations', ...POSTGRES_MIGRATIONS.flatMap((m) => [...m.sql.matchAll(/CREATE TABLE (?:IF NOT EXISTS )?([a-z_][a-z0-9_]*)/g)].map((x) => x[1] as string))])
+/** Functions rekey's migrations install (the one-round-trip refresh), by name. */
+const ownFunctions = (): Set<string> => new Set(POSTGRES_MIGRATIONS.flatMap((m) => [...m.sql.matchAll(/CREATE (?:OR REPLACE )?FUNCTION ([a-z_][a-z0-9_]*)\(/g)].map((x) => x[1] as string)))
+
 const ownIndexes = (): Set<string> => new Set(POSTGRES_MIGRATIONS.flatMap((m) => [...m.sql.matchAll(/CREATE (?:UNIQUE )?INDEX (?:IF NOT EXISTS )?([a-z_][a-z0-9_]*)/g)].map((x) => x[1] as string)))
 
 /**
@@ -91,6 +94,7 @@ const ownIndexes = (): Set<string> => new Set(POSTGRES_MIGRATIONS.flatMap((m) =>
 export function foreignPostgresEntries(entries: readonly TocEntry[], schema: string): string[] {
   const tables = ownTables()
   const indexes = ownIndexes()
+  const functions = ownFunctions()
   const problems: string[] = []
   for (const e of entries) {
     let own: boolean
@@ -100,6 +104,8 @@ export function foreignPostgresEntries(entries: readonly TocEntry[], schema: str
       case 'TABLE':
       case 'TABLE DATA': own = e.schema === schema && tables.has(e.name); break
       case 'INDEX': own = e.schema === schema && indexes.has(e.name); break
+      // By name and schema only: a body altered in the source store is not detected here (the MAC covers the archive, not the store before it).
+      case 'FUNCTION': own = e.schema === schema && functions.has(e.name.split('(')[0] as string); break
       case 'CONSTRAINT':
       case 'FK CONSTRAINT': {
         // "users users_email_key": the table, then a constraint named after it (PostgreSQL's names).
