@@ -10,6 +10,8 @@ import { resolveMasterKey } from '../config/master-key.ts'
 import { isPostgresLocation } from '../config/store-location.ts'
 import { AuditLog } from '../service/audit/audit-log.ts'
 import { readEnvFile } from '../config/env-file.ts'
+import { RekeyError } from '../core/errors.ts'
+import { maskLocation } from '../store/errors.ts'
 import { openStore } from '../store/open.ts'
 import type { Store } from '../store/store.ts'
 import type { CliIo, GlobalOptions } from './context.ts'
@@ -56,7 +58,11 @@ export async function openForWrite(io: CliIo, config: RekeyConfig): Promise<{ st
   }
   const store = await openStore(config.store)
   try {
-    return { store, audit: await AuditLog.open(store, { current: key, previous: config.masterKeyPrev?.reveal() }) }
+    const audit = await AuditLog.open(store, { current: key, previous: config.masterKeyPrev?.reveal() })
+    if (!await audit.fitsChain()) {
+      throw new RekeyError('ERR_CONFIG', `the master key does not verify the audit log of ${maskLocation(config.store)}: set the REKEY_MASTER_KEY it was written with (nothing was written)`)
+    }
+    return { store, audit }
   } catch (err) {
     await store.close()
     throw err

@@ -76,6 +76,10 @@ export interface EnvFileRead {
 /** Reads an env file; a missing file reads as empty. No agreement check (see {@link readEnvFileStrict}). */
 export async function readEnvFile(file: string): Promise<EnvFileRead> {
   try {
+    // Only a regular file: a device (/dev/null), a FIFO or a directory would be replaced by a
+    // new file holding a secret (or hang the read), never rewritten in place.
+    const stat = await fs.stat(file)
+    if (!stat.isFile()) throw new RekeyError('ERR_CONFIG', `${file} is not a regular file (${stat.isDirectory() ? 'a directory' : 'a device, socket or FIFO'}): name the .env file the app reads`)
     const text = await fs.readFile(file, 'utf8')
     const doc = parseEnvDocument(text)
     return { text, env: valuesOf(doc), exists: true, doc }

@@ -101,6 +101,11 @@ const usesStaged = (vars: Vars): boolean => STAGED_VARS.some((n) => has(vars, n)
 export function envLayout(vars: Vars, secret: EnvSecret = 'jwt', convention?: EnvConvention): EnvLayout {
   // The data key rotates like a JWT pair; its finalize is judged on counted values, not on a token lifetime.
   if (secret === 'data') return pairLayout('ENCRYPTION_KEY', { secret: 'data' })
+  // A JWK list cannot be rotated by adding a JWT_SECRET or JWT_ACCESS_SECRET beside it: the
+  // keyring refuses the mix (the app would not start) or the new variable takes precedence.
+  if (has(vars, 'JWT_KEYS')) {
+    throw new RekeyError('ERR_CONFIG', 'This file keeps its keys in JWT_KEYS (a JWK list): env-file rotation does not rewrite JWK lists; add the new key to the list with "status":"next", then make it current (docs/keyring.md), or let rekey manage the keys (rekey serve)')
+  }
   const generic = GENERIC_VARS.some((n) => has(vars, n))
   // The keyring reads JWT_ACCESS_SECRET first and falls back to the generic secret: `--secret
   // access` on a JWT_SECRET file means JWT_SECRET, never a new JWT_ACCESS_SECRET that would

@@ -125,7 +125,8 @@ export async function readArchive(file: string, unseal: UnsealOptions, allowed: 
   try {
     plain = await decrypter.decrypt(Readable.toWeb(createReadStream(file)) as unknown as ReadableStream<Uint8Array>)
   } catch (err) {
-    throw new BackupError(`the archive cannot be decrypted: wrong passphrase or identity, or not an age file (${(err as Error).message})`, { cause: err })
+    // Never age's own message: for a file that is not an archive it quotes the file's first line (an .env, a master.key).
+    throw new BackupError('the archive cannot be decrypted: wrong passphrase or identity, or not an age-encrypted rekey archive', { cause: err })
   }
   const files: ExtractedFiles = new Map()
   const writes: Promise<void>[] = []

@@ -123,6 +123,16 @@ export class AuditLog {
     return { event: auditEvent(fields), computeHash: this.hash }
   }
 
+  /**
+   * True when the newest row verifies under one of this log's keys (or there is no row). A
+   * wrong master key would otherwise break the chain with its very first row.
+   */
+  async fitsChain(): Promise<boolean> {
+    const last = (await this.#store.listAudit()).at(-1)
+    if (last === undefined) return true
+    return [this.#currentHash, ...(this.#previousHash === null ? [] : [this.#previousHash])].some((hash) => hash(last.prevHash, last) === last.hash)
+  }
+
   /** Appends one masked row; pass a transaction's `tx` to append it together with other changes. */
   async append(fields: AuditFields, tx?: Pick<StoreOperations, 'appendAudit'>): Promise<AuditRecord> {
     // Inside a caller's transaction the store may be locked: the caller refreshes before it.
