@@ -53,7 +53,8 @@ export function applyEnvChange(text: string, change: EnvChange, file = '.env'): 
     out.push(...keep(doc.lines.slice(next, entry.line - 1)))
     next = entry.lastLine
     if (set.has(entry.key)) {
-      out.push(render(entry.key, set.get(entry.key) as string, entry.prefix, entry.quote, entry.line))
+      // The line's comment stays with it (`JWT_SECRET=... # signing key`); the read-back check covers it.
+      out.push(`${render(entry.key, set.get(entry.key) as string, entry.prefix, entry.quote, entry.line)}${entry.comment === undefined ? '' : ` ${entry.comment}`}`)
       set.delete(entry.key)
     } else if (!remove.has(entry.key)) {
       out.push(...doc.lines.slice(entry.line - 1, entry.lastLine))

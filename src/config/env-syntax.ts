@@ -29,6 +29,8 @@ export interface EnvEntry {
   readonly quote: EnvQuote
   /** Leading whitespace and `export `, kept on rewrite. */
   readonly prefix: string
+  /** A comment after the value (`# signing key`), kept on rewrite. */
+  readonly comment?: string
   readonly line: number
   readonly lastLine: number
 }
@@ -104,12 +106,12 @@ export function parseEnvDocument(text: string): EnvDocument {
       const tail = after.trimStart()
       if (inner.endsWith('\\') && after.includes(q)) problems.push({ line: i + 1, message: `${key} has a backslash-escaped quote (\\${q}): Node ends the value at that quote, dotenv does not; use other quotes around the value` })
       else if (tail !== '' && !tail.startsWith('#')) problems.push({ line: last + 1, message: `${key} has text after its closing quote (Node ignores it, dotenv reads the whole line)` })
-      entries.push({ key, value: q === '"' ? inner.replaceAll('\\n', '\n') : inner, quote: q as EnvQuote, prefix, line: i + 1, lastLine: last + 1 })
+      entries.push({ key, value: q === '"' ? inner.replaceAll('\\n', '\n') : inner, quote: q as EnvQuote, prefix, line: i + 1, lastLine: last + 1, ...(tail.startsWith('#') ? { comment: tail } : {}) })
       i = last
       continue
     }
     const hash = rest.indexOf('#')
-    entries.push({ key, value: trimSpaces(hash >= 0 ? rest.slice(0, hash) : rest), quote: '', prefix, line: i + 1, lastLine: i + 1 })
+    entries.push({ key, value: trimSpaces(hash >= 0 ? rest.slice(0, hash) : rest), quote: '', prefix, line: i + 1, lastLine: i + 1, ...(hash >= 0 ? { comment: rest.slice(hash).trimEnd() } : {}) })
   }
   return { lines, eol, entries, problems }
 }

@@ -9,6 +9,8 @@ import { execFileSync } from 'node:child_process'
 import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { describe, test } from 'node:test'
+import { parseEnv } from 'node:util'
+import dotenv from 'dotenv'
 import { runCli, tempDir } from './helpers.ts'
 
 const SECRET = randomBytes(32).toString('hex')
@@ -27,6 +29,24 @@ describe('attacks on the env-file and backup paths', () => {
     }
     assert.ok(statSync(fifo).isFIFO(), 'the FIFO is still a FIFO')
     assert.ok(statSync(folder).isDirectory())
+  })
+
+  test('a comment after a rewritten value stays on its line, and Node and dotenv read the new values', async (t) => {
+    const dir = tempDir(t)
+    const file = path.join(dir, '.env')
+    writeFileSync(file, `JWT_SECRET=${SECRET} # signing key\nENCRYPTION_KEY="${SECRET}" # data key\nOTHER=x\n`, { mode: 0o600 })
+    for (const argv of [['rotate'], ['rotate', '--secret', 'ENCRYPTION_KEY']]) {
+      const r = await runCli(['--env', file, ...argv])
+      assert.equal(r.code, 0, r.stderr)
+    }
+    const text = readFileSync(file, 'utf8')
+    assert.match(text, /^JWT_SECRET=[0-9a-f]{64} # signing key$/m)
+    assert.match(text, /^ENCRYPTION_KEY="?[0-9a-f]{64}"? # data key$/m)
+    const node = parseEnv(text)
+    assert.deepEqual(dotenv.parse(text), node)
+    assert.equal(node.JWT_SECRET_PREV, SECRET)
+    assert.equal(node.ENCRYPTION_KEY_PREV, SECRET)
+    assert.match(node.JWT_SECRET ?? '', /^[0-9a-f]{64}$/)
   })
 
   test('a JWT_KEYS file is refused by rotate, --secret access and emergency; the file is unchanged', async (t) => {
