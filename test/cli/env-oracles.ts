@@ -7,17 +7,21 @@ import { readFileSync } from 'node:fs'
 import dotenv from 'dotenv'
 import { parseEnv } from '../../src/config/env-file.ts'
 
-/** Node's reading, through process.loadEnvFile, without leaving anything in process.env. */
+/**
+ * Node's reading, through process.loadEnvFile, without leaving anything in process.env.
+ * loadEnvFile never overrides a variable already set (CI sets PORT), so every variable is
+ * set aside first and put back afterwards.
+ */
 export function nodeLoad(file: string): Record<string, string> {
-  const before = new Set(Object.keys(process.env))
-  process.loadEnvFile(file)
-  const out: Record<string, string> = {}
-  for (const key of Object.keys(process.env)) {
-    if (before.has(key)) continue
-    out[key] = process.env[key] as string
-    delete process.env[key]
+  const saved = { ...process.env }
+  for (const key of Object.keys(process.env)) delete process.env[key]
+  try {
+    process.loadEnvFile(file)
+    return { ...process.env } as Record<string, string>
+  } finally {
+    for (const key of Object.keys(process.env)) delete process.env[key]
+    Object.assign(process.env, saved)
   }
-  return out
 }
 
 /** Reads the file with all three and asserts they agree; returns the variables. */
