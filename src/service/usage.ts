@@ -45,25 +45,7 @@ export class UsageRecorder {
 
   /** Counts one verification by `kid` with `result` (`ok` or an error code). */
   record(kid: string, result: string): void {
-    const bucketStart = Math.floor(this.#clock.now() / MINUTE_MS) * MINUTE_MS
-    if (bucketStart !== this.#bucket) {
-      this.#hold()
-      this.#bucket = bucketStart
-    }
-    let byResult = this.#current.get(kid)
-    if (byResult === undefined) {
-      if (this.#size >= MAX_COUNTERS) return
-      byResult = new Map()
-      this.#current.set(kid, byResult)
-    }
-    const seen = byResult.get(result)
-    if (seen !== undefined) {
-      seen.count++
-      return
-    }
-    if (this.#size >= MAX_COUNTERS) return
-    this.#size++
-    byResult.set(result, { kid, instanceId: this.#instanceId, bucketStart, result, count: 1 })
+    this.add(kid, result, 1)
   }
 
   /**
