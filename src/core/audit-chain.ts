@@ -1,6 +1,6 @@
 /**
  * Verifying the audit log's hash chain. Pure: the caller reads the rows and supplies the
- * keyed hash (an HMAC under a key derived from the master key, see `service/audit.ts`).
+ * keyed hash (an HMAC under a key derived from the master key, see `service/audit/audit-hash.ts`).
  *
  * Each row's hash covers its sequence number, its content and the previous row's hash, so an
  * edited row fails its own hash, and a deleted or reordered row breaks the link or the

@@ -18,7 +18,7 @@ import {
 import { hasCode } from '../store/errors.ts'
 import type { Store, StoreOperations } from '../store/store.ts'
 import type { AuditWrite, ComputeAuditHash, InstanceHeartbeat, NewKey } from '../store/types.ts'
-import { auditWrite } from './audit.ts'
+import { auditWrite } from './audit/audit-hash.ts'
 import { systemClock, type Clock } from './clock.ts'
 import { ServiceError } from './errors.ts'
 import { failpoint } from './failpoints.ts'

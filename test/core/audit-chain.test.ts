@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { describe, it } from 'node:test'
 import { parseAuditHead, verifyAuditChain, type AuditChainRow } from '../../src/core/audit-chain.ts'
-import { auditHasher } from '../../src/service/audit.ts'
+import { auditHasher } from '../../src/service/audit/audit-hash.ts'
 
 const KEY = randomBytes(32)
 const hash = auditHasher(KEY)

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { after, before, describe, test } from 'node:test'
-import { auditHasher } from '../../src/service/audit.ts'
+import { auditHasher } from '../../src/service/audit/audit-hash.ts'
 import { Lifecycle } from '../../src/service/lifecycle.ts'
 import { openStore } from '../../src/store/open.ts'
 import type { Store } from '../../src/store/store.ts'

@@ -16,7 +16,7 @@ import { Encrypter, generateX25519Identity, identityToRecipient } from 'age-encr
 import { create as tarCreate } from 'tar'
 import { manifestMac } from '../../src/ops/backup/authenticity.ts'
 import { createBackup } from '../../src/ops/backup/backup.ts'
-import { masterKeyId } from '../../src/service/audit-segments.ts'
+import { masterKeyId } from '../../src/service/audit/segments.ts'
 import { openStore } from '../../src/store/open.ts'
 import { startServe } from '../multi-instance/cluster.ts'
 import { filledStore, MASTER_ENV, MASTER_KEY, run } from './backup-fixtures.ts'

@@ -7,7 +7,7 @@
  * `backup verify` and `restore` check it before anything is restored.
  */
 import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto'
-import { masterKeyId } from '../../service/audit-segments.ts'
+import { masterKeyId } from '../../service/audit/segments.ts'
 import { BackupError } from './backup-error.ts'
 
 const MAC_LABEL = 'rekey/backup-mac/v1'

@@ -10,7 +10,7 @@
  */
 import { open, seal } from '../../core/seal.ts'
 import { readEnvFile, updateEnvFile } from '../../config/env-file.ts'
-import { auditWrite } from '../../service/audit.ts'
+import { auditWrite } from '../../service/audit/audit-hash.ts'
 import type { AuditEventInput } from '../../store/types.ts'
 import type { AuditTrail } from './audit-trail.ts'
 

@@ -5,7 +5,7 @@
  */
 import type { Store } from '../../store/store.ts'
 import type { ComputeAuditHash } from '../../store/types.ts'
-import { auditWrite } from '../audit.ts'
+import { auditWrite } from '../audit/audit-hash.ts'
 
 /** What a forced reset did. */
 export interface ForceResetReport {
