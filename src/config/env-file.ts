@@ -14,7 +14,7 @@ import { constants, promises as fs } from 'node:fs'
 import path from 'node:path'
 import { RekeyError } from '../core/errors.ts'
 import { DEFAULT_ENV_BACKUPS, rotateBackups } from './env-backups.ts'
-import { disagreements, nodeReading, dotenvReading, parseEnvDocument, renderAssignment, valuesOf, type EnvDocument } from './env-syntax.ts'
+import { disagreements, nodeReading, dotenvReading, parseEnvDocument, renderAssignments, valuesOf, type EnvDocument } from './env-syntax.ts'
 
 /** Parses env-file text into variables (last assignment wins, as in Node and dotenv). */
 export function parseEnv(text: string): Record<string, string> {
@@ -31,39 +31,67 @@ export interface EnvChange {
   drop?: readonly string[]
 }
 
-/** Applies a change to env-file text, keeping everything else as it was. Throws `ERR_CONFIG` for a value with no safe written form. */
+/** How many combinations of written forms a rewrite tries before it leaves the choice to the agreement check. */
+const MAX_FORM_COMBINATIONS = 256
+
+/**
+ * Applies a change to env-file text, keeping everything else as it was. Throws `ERR_CONFIG`
+ * for a value with no safe written form. Each changed line takes its best form that keeps the
+ * whole file reading alike in rekey, Node and dotenv (a `'` written on one line can end a
+ * quote dotenv still holds open from an earlier one); when no combination does, the first
+ * forms are used and {@link assertEnvAgreement} refuses the result, naming the lines.
+ */
 export function applyEnvChange(text: string, change: EnvChange, file = '.env'): string {
   const doc = parseEnvDocument(text)
   const set = new Map(Object.entries(change.set ?? {}))
   const remove = new Set(change.remove ?? [])
-  const render = (key: string, value: string, prefix: string, quote: Parameters<typeof renderAssignment>[3], line: number): string => {
-    const out = renderAssignment(prefix, key, value, quote)
-    if (out === undefined) {
+  const render = (key: string, value: string, prefix: string, quote: Parameters<typeof renderAssignments>[3], line: number): string[] => {
+    const forms = renderAssignments(prefix, key, value, quote)
+    if (forms.length === 0) {
       // Name the line the value comes from (a moved secret), else where it would go.
       const source = doc.entries.find((e) => e.value === value)?.line ?? line
       throw new RekeyError('ERR_CONFIG', `${file} line ${source}: the value for ${key} has no written form that rekey, Node's --env-file and dotenv read alike (it needs quotes and holds ', " and \` together, or a line break or carriage return): nothing was written; change it by hand`)
     }
-    return out
+    return forms
   }
   const drop = new Set(change.drop ?? [])
-  const out: string[] = []
+  // Each slot is one output line: fixed text, or the written forms of a changed assignment.
+  const slots: Array<string | { forms: string[], tail: string }> = []
   const keep = (lines: readonly string[]): string[] => lines.filter((l) => !drop.has(l))
   let next = 0
   for (const entry of doc.entries) {
-    out.push(...keep(doc.lines.slice(next, entry.line - 1)))
+    slots.push(...keep(doc.lines.slice(next, entry.line - 1)))
     next = entry.lastLine
     if (set.has(entry.key)) {
       // The line's comment stays with it (`JWT_SECRET=... # signing key`); the read-back check covers it.
-      out.push(`${render(entry.key, set.get(entry.key) as string, entry.prefix, entry.quote, entry.line)}${entry.comment === undefined ? '' : ` ${entry.comment}`}`)
+      slots.push({ forms: render(entry.key, set.get(entry.key) as string, entry.prefix, entry.quote, entry.line), tail: entry.comment === undefined ? '' : ` ${entry.comment}` })
       set.delete(entry.key)
     } else if (!remove.has(entry.key)) {
-      out.push(...doc.lines.slice(entry.line - 1, entry.lastLine))
+      slots.push(...doc.lines.slice(entry.line - 1, entry.lastLine))
     }
   }
-  out.push(...keep(doc.lines.slice(next)))
-  for (const [key, value] of set) out.push(render(key, value, '', '', out.length + 1))
-  for (const line of change.append ?? []) if (!out.includes(line)) out.push(line)
-  return out.length === 0 ? '' : `${out.join(doc.eol)}${doc.eol}`
+  slots.push(...keep(doc.lines.slice(next)))
+  for (const [key, value] of set) slots.push({ forms: render(key, value, '', '', slots.length + 1), tail: '' })
+  const appended = (change.append ?? []).filter((line, i, all) => all.indexOf(line) === i && !slots.includes(line))
+  const textOf = (choice: readonly number[]): string => {
+    let k = 0
+    const out = slots.map((slot) => typeof slot === 'string' ? slot : `${slot.forms[choice[k++] as number]}${slot.tail}`).concat(appended)
+    return out.length === 0 ? '' : `${out.join(doc.eol)}${doc.eol}`
+  }
+  const changed = slots.filter((slot) => typeof slot !== 'string')
+  const first = textOf(changed.map(() => 0))
+  if (disagreements(parseEnvDocument(first), first).length === 0) return first
+  // Odometer over the forms of the changed lines, best forms first; the budget bounds the search.
+  const choice = changed.map(() => 0)
+  for (let tried = 1; tried < MAX_FORM_COMBINATIONS; tried++) {
+    let i = choice.length - 1
+    while (i >= 0 && (choice[i] as number) + 1 >= (changed[i] as { forms: string[] }).forms.length) choice[i--] = 0
+    if (i < 0) break
+    choice[i] = (choice[i] as number) + 1
+    const candidate = textOf(choice)
+    if (disagreements(parseEnvDocument(candidate), candidate).length === 0) return candidate
+  }
+  return first
 }
 
 /** An env file as read: its text, variables and parsed document. */

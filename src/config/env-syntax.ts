@@ -219,13 +219,24 @@ function candidates(value: string, preferred: EnvQuote): string[] {
  * while needing quotes, a line break beside a literal `\n`, a carriage return...).
  */
 export function renderAssignment(prefix: string, key: string, value: string, preferred: EnvQuote = ''): string | undefined {
+  return renderAssignments(prefix, key, value, preferred)[0]
+}
+
+/**
+ * Every one-line text of `KEY=value` that rekey, Node and dotenv read back as exactly `value`
+ * on its own, best first. A line that reads right alone can still change how a neighbour
+ * reads (a `'` that closes an earlier line's open quote for dotenv), so a rewrite picks among
+ * these by reading the whole file (env-file.ts).
+ */
+export function renderAssignments(prefix: string, key: string, value: string, preferred: EnvQuote = ''): string[] {
+  const out: string[] = []
   for (const form of candidates(value, preferred)) {
     if (/[\r\n]/.test(form)) continue
     const line = `${prefix}${key}=${form}`
     const text = `${line}\n`
     const doc = parseEnvDocument(text)
     if (doc.problems.length > 0) continue
-    if (valuesOf(doc)[key] === value && nodeReading(text)[key] === value && dotenvReading(text)[key] === value) return line
+    if (valuesOf(doc)[key] === value && nodeReading(text)[key] === value && dotenvReading(text)[key] === value) out.push(line)
   }
-  return undefined
+  return out
 }

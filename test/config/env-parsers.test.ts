@@ -9,24 +9,33 @@ import assert from 'node:assert/strict'
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
+import util from 'node:util'
 import { after, before, describe, it } from 'node:test'
 import dotenv from 'dotenv'
 import fc from 'fast-check'
 import { parseEnv, updateEnvFile, type EnvChange } from '../../src/config/env-file.ts'
-import { dotenvReading, parseEnvDocument, renderAssignment } from '../../src/config/env-syntax.ts'
+import { dotenvReading, parseEnvDocument } from '../../src/config/env-syntax.ts'
 import { envLayout, planFinalize, planRollback, planRotate, tokenLifetimeOf } from '../../src/core/env-rotation.ts'
 import { isRekeyError } from '../../src/core/errors.ts'
 
 const NAMES = ['PORT', 'OTHER', 'JWT_SECRET', 'JWT_SECRET_PREV', 'JWT_SECRET_ROTATED_AT', 'JWT_EXPIRATION', 'TAIL']
 let baseline: Set<string>
 
-/** Node's own reading of a file: process.loadEnvFile into a clean slice of process.env. */
+/**
+ * Node's own reading of a file: process.loadEnvFile into a clean slice of process.env.
+ * process.env lists a variable named by an integer (`0=`) but can neither read nor delete
+ * it, so it would haunt every later reading: such a name counts only when this file assigns
+ * it, with the value util.parseEnv (the parser behind loadEnvFile) gives it.
+ */
 export function nodeLoad(file: string): Record<string, string> {
   process.loadEnvFile(file)
+  const own = util.parseEnv(readFileSync(file, 'utf8'))
   const out: Record<string, string> = {}
   for (const key of Object.keys(process.env)) {
     if (baseline.has(key)) continue
-    out[key] = process.env[key] as string
+    const value = process.env[key]
+    if (value !== undefined) out[key] = value
+    else if (own[key] !== undefined) out[key] = own[key]
     delete process.env[key]
   }
   return out
@@ -51,6 +60,37 @@ const PIECES = ['a', 'Z', '0', '9', '-', '_', '"', "'", '`', '#', '=', ' ', '  '
   'é', 'ß', '日本', '🔑', '\u00a0', '\u2028', '\r', '\n', '\r\n', ':', ';', '/', '+', '%', '!', '&', '*', '(', ')', '{', '}', '[', ']', '<', '>', '?', '@', '^', '|', '~', ',', '.']
 const value = fc.array(fc.constantFrom(...PIECES), { minLength: 0, maxLength: 24 }).map((parts) => parts.join(''))
 const quote = fc.constantFrom('', "'", '"', '`')
+
+/**
+ * The oracle for a refusal: whether any one-line quoting of the file as rotated (or rolled
+ * back) from `text` (`secret` on line 4, `prev` and the timestamp appended) reads as planned
+ * in Node and dotenv themselves.
+ */
+function someOneLineFormReadsAlike(text: string, secret: string, prev: string, now: Date): boolean {
+  const head = text.slice(0, text.indexOf('export JWT_SECRET='))
+  const tail = text.slice(text.lastIndexOf('JWT_EXPIRATION=1h\n'))
+  const quotes = ['', "'", '"', '`']
+  const { JWT_SECRET: _old, ...others } = parseEnv(text)
+  const expected = { ...others, JWT_SECRET: secret, JWT_SECRET_PREV: prev, JWT_SECRET_ROTATED_AT: now.toISOString() }
+  // rekey writes a value on one line: a raw line break or CR is never a form it may use.
+  const written = (q: string, v: string): string | undefined => {
+    const body = q === '"' ? v.replaceAll('\n', '\\n') : v
+    return /[\r\n]/.test(body) ? undefined : `${q}${body}${q}`
+  }
+  const same = (r: Record<string, string>): boolean => JSON.stringify(Object.entries(r).sort()) === JSON.stringify(Object.entries(expected).sort())
+  for (const q of quotes) {
+    for (const p of quotes) {
+      const s = written(q, secret)
+      const v = written(p, prev)
+      if (s === undefined || v === undefined) continue
+      const candidate = `${head}export JWT_SECRET=${s} # the signing key\n${tail}JWT_SECRET_PREV=${v}\nJWT_SECRET_ROTATED_AT=${now.toISOString()}\n`
+      const file = path.join(dir, `oracle-${counter++}.env`)
+      writeFileSync(file, candidate)
+      if (same(nodeLoad(file)) && same({ ...dotenv.parse(candidate) }) && same({ ...parseEnv(candidate) })) return true
+    }
+  }
+  return false
+}
 
 let dir: string
 before(() => {
@@ -112,14 +152,20 @@ describe('env-file rewrites agree across rekey, Node and dotenv', () => {
         // Refused though the parsers agree: only for a line rekey itself cannot read for sure
         // (a stray `=` line, a lone CR), or an old value with no form all three read alike.
         const unsure = parseEnvDocument(text).problems.length > 0
-        assert.ok(unsure || renderAssignment('', 'JWT_SECRET_PREV', vars.JWT_SECRET as string) === undefined, `refused a writable value: ${JSON.stringify(text)}`)
+        assert.ok(unsure || !someOneLineFormReadsAlike(text, FRESH, vars.JWT_SECRET as string, now), `refused a writable value: ${JSON.stringify(text)}`)
         refused++
         return
       }
-      const untouched = { PORT: vars.PORT as string, OTHER: vars.OTHER as string, JWT_EXPIRATION: '1h', TAIL: 'end' }
+      // Every other variable, including one a value's line break created (`a\r\nb=`), reads as before.
+      const { JWT_SECRET: _moved, ...untouched } = vars
       assertAllRead(file, { ...untouched, JWT_SECRET: FRESH, JWT_SECRET_PREV: vars.JWT_SECRET as string, JWT_SECRET_ROTATED_AT: now.toISOString() }, 'after rotate')
       const v2 = parseEnv(readFileSync(file, 'utf8'))
-      assert.ok(await apply(file, planRollback(v2, envLayout(v2), now)), 'rollback writes what rotate could')
+      if (!await apply(file, planRollback(v2, envLayout(v2), now))) {
+        // The old value goes back to line 4, where a neighbour's quoting may leave it no form.
+        assert.ok(!someOneLineFormReadsAlike(text, vars.JWT_SECRET as string, FRESH, now), `refused a rollback it could write: ${JSON.stringify(text)}`)
+        refused++
+        return
+      }
       assertAllRead(file, { ...untouched, JWT_SECRET: vars.JWT_SECRET as string, JWT_SECRET_PREV: FRESH, JWT_SECRET_ROTATED_AT: now.toISOString() }, 'after rollback')
       const v3 = parseEnv(readFileSync(file, 'utf8'))
       const fin = planFinalize(v3, envLayout(v3), now, true, lifetime)
@@ -141,5 +187,15 @@ describe('env-file rewrites agree across rekey, Node and dotenv', () => {
     const vars = parseEnv(readFileSync(file, 'utf8'))
     assert.ok(await apply(file, planRotate(vars, envLayout(vars), FRESH, new Date(), false)))
     assert.equal(nodeLoad(file).JWT_SECRET_PREV, 'my-"quoted"-passphrase-that-is-long-enough-123')
+  })
+
+  it('a moved value takes a quote that does not close a quote dotenv holds open from an earlier line', async () => {
+    // Found by CI: `'#'` alone reads alike, but its `'` ends the quote dotenv opened at OTHER='\'.
+    const file = path.join(dir, 'neighbour.env')
+    writeFileSync(file, "PORT=3000\nOTHER='\\'\nexport JWT_SECRET=`#`   # the signing key\nTAIL=end\n", { mode: 0o600 })
+    const vars = parseEnv(readFileSync(file, 'utf8'))
+    const now = new Date('2026-01-01T00:00:00Z')
+    assert.ok(await apply(file, planRotate(vars, envLayout(vars), FRESH, now, false)))
+    assertAllRead(file, { PORT: '3000', OTHER: '\\', JWT_SECRET: FRESH, JWT_SECRET_PREV: '#', JWT_SECRET_ROTATED_AT: now.toISOString(), TAIL: 'end' }, 'after rotate')
   })
 })
