@@ -66,4 +66,10 @@ for NODE in node@22 pinned; do
   SECRET=$(npx rekey gen)
   test "${#SECRET}" -ge 64
   node check.mjs
+  # The embedded SQLite store on Node 22: no ExperimentalWarning on stderr (issue 15 item 3).
+  rm -rf .rekey .env .env.bak*
+  printf 'JWT_SECRET=%s\n' "$SECRET" > .env
+  npx rekey --env .env rotate 2> rotate.err >/dev/null || { cat rotate.err >&2; exit 1; }
+  if grep -q 'Warning' rotate.err; then cat rotate.err >&2; echo "a warning on stderr" >&2; exit 1; fi
+  test -f .rekey/rekey.db
 done
