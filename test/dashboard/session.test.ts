@@ -11,7 +11,7 @@ import { after, before, describe, test } from 'node:test'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { DASHBOARD_CSP } from '../../src/http/dashboard/routes.ts'
 import { DashboardSessions } from '../../src/http/dashboard/session.ts'
-import type { RevocationCache } from '../../src/service/revocations.ts'
+import type { RevocationCache } from '../../src/service/auth/revocations.ts'
 import { signedIn, testServer, type TestServer } from '../http/support.ts'
 import { cookiePair, createAdmin } from './support.ts'
 

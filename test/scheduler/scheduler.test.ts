@@ -7,8 +7,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { Scheduler, SCHEDULER_LEASE } from '../../src/service/scheduler.ts'
-import type { Lifecycle, RotateReport } from '../../src/service/lifecycle.ts'
+import { Scheduler, SCHEDULER_LEASE } from '../../src/service/cluster/scheduler.ts'
+import type { Lifecycle, RotateReport } from '../../src/service/keys/rotation.ts'
 import { TestClock, testServer, type TestServer } from '../http/support.ts'
 
 const DAY = 86_400_000

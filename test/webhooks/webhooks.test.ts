@@ -10,9 +10,9 @@ import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { keyInputOf } from '../../src/service/keys.ts'
+import { keyInputOf } from '../../src/service/keys/keys.ts'
 import { runCli } from '../cli/helpers.ts'
-import { reminderStage } from '../../src/service/webhooks.ts'
+import { reminderStage } from '../../src/service/notify/webhooks.ts'
 import { TestClock, testServer, type TestServer } from '../http/support.ts'
 
 const DAY = 86_400_000

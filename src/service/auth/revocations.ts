@@ -10,9 +10,9 @@
  * (`sid`), and a session ended on any instance is refused on every instance once the signal
  * arrives. Only the last access-token lifetime's worth is kept: older tokens have expired.
  */
-import type { Store } from '../store/store.ts'
-import type { Role } from '../store/types.ts'
-import { systemClock, type Clock } from './clock.ts'
+import type { Store } from '../../store/store.ts'
+import type { Role } from '../../store/types.ts'
+import { systemClock, type Clock } from '../clock.ts'
 
 /** The setting holding the global not-before, epoch seconds: access and refresh tokens issued before it are refused. */
 export const NOT_BEFORE_SETTING = 'auth.not_before'

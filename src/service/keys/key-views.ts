@@ -2,13 +2,13 @@
  * What operators see of managed keys and instances: the views `rekey status`, `GET
  * /api/admin/keys` and `GET /api/admin/status` answer with. Never key material.
  */
-import type { CadencePolicy } from '../core/cadence.ts'
-import { finalizeCheck, phaseOf, type RotationPhase, type RotationPolicy } from '../core/rotation-rules.ts'
-import type { Store } from '../store/store.ts'
-import type { InstanceHeartbeat, KeyRecord } from '../store/types.ts'
-import { dueReport } from './inventory.ts'
+import type { CadencePolicy } from '../../core/cadence.ts'
+import { finalizeCheck, phaseOf, type RotationPhase, type RotationPolicy } from '../../core/rotation-rules.ts'
+import type { Store } from '../../store/store.ts'
+import type { InstanceHeartbeat, KeyRecord } from '../../store/types.ts'
+import { dueReport } from '../inventory/inventory.ts'
 import { KEY_PURPOSES } from './keys.ts'
-import { liveSessionCounts } from './session-maintenance.ts'
+import { liveSessionCounts } from '../sessions/session-maintenance.ts'
 
 /** A key as operators see it: times in ISO-8601, never material. */
 export interface KeyView {

@@ -12,12 +12,12 @@
 import { createHash } from 'node:crypto'
 import { watch, type FSWatcher } from 'node:fs'
 import path from 'node:path'
-import { ENV_KEY_VARIABLES } from '../config/load.ts'
-import { readEnvKeys, type Env } from '../core/env.ts'
-import { RekeyError } from '../core/errors.ts'
-import type { KeyInput } from '../core/key.ts'
-import { Keyring } from '../core/keyring.ts'
-import { readEnvFile } from '../config/env-file.ts'
+import { ENV_KEY_VARIABLES } from '../../config/load.ts'
+import { readEnvKeys, type Env } from '../../core/env.ts'
+import { RekeyError } from '../../core/errors.ts'
+import type { KeyInput } from '../../core/key.ts'
+import { Keyring } from '../../core/keyring.ts'
+import { readEnvFile } from '../../config/env-file.ts'
 
 /** Quiet time after the last change in the directory before the file is read, ms (100). */
 export const DEFAULT_DEBOUNCE_MS = 100

@@ -7,9 +7,9 @@
  *   and published with their time, so `/metrics` and `status` read one row instead of counting;
  * - pruning of ended families, used tokens past any overlap window and long-gone heartbeats.
  */
-import type { KeyRecord } from '../store/types.ts'
-import type { PruneReport, SessionCursor, Store } from '../store/store.ts'
-import { failpoint } from './failpoints.ts'
+import type { KeyRecord } from '../../store/types.ts'
+import type { PruneReport, SessionCursor, Store } from '../../store/store.ts'
+import { failpoint } from '../failpoints.ts'
 
 /** The setting marking an emergency sweep not yet finished: `{ at, reason }` (JSON). */
 export const EMERGENCY_SWEEP_SETTING = 'auth.emergency_sweep'

@@ -7,8 +7,8 @@
  * No value, key or password is ever stored here: kids, counts, table names, a masked URL.
  */
 import { createHash } from 'node:crypto'
-import type { ColumnEvidence } from '../core/data-key-rules.ts'
-import type { StoreOperations } from '../store/store.ts'
+import type { ColumnEvidence } from '../../core/data-key-rules.ts'
+import type { StoreOperations } from '../../store/store.ts'
 
 /** The setting listing the registered columns. */
 export const COLUMNS_SETTING = 'crypt.columns'

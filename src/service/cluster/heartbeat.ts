@@ -3,8 +3,8 @@
  * key-set version it has loaded, so `rekey status` and rotations can see every live instance.
  */
 import os from 'node:os'
-import type { Store } from '../store/store.ts'
-import type { Clock } from './clock.ts'
+import type { Store } from '../../store/store.ts'
+import type { Clock } from '../clock.ts'
 
 /** Default interval between heartbeats, ms. */
 export const HEARTBEAT_INTERVAL_MS = 5000

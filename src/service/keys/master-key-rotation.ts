@@ -13,14 +13,14 @@
  * - the audit chain's HMAC key: a new segment starts under the new key.
  * Backup archives are encrypted with their own age recipients, not the master key.
  */
-import { FALLBACK_CADENCE_DAYS } from '../core/cadence.ts'
-import { isRekeyError, RekeyError } from '../core/errors.ts'
-import { openWithAny, seal } from '../core/seal.ts'
-import type { Store } from '../store/store.ts'
-import { auditHasher } from './audit/audit-hash.ts'
-import { MASTER_KEY_ID_SETTING } from './audit/audit-log.ts'
-import { ANCHOR_METHOD, anchorNotes, masterKeyId, ROTATION_METHOD, rowsDigest, verifyAuditLog } from './audit/segments.ts'
-import { systemClock, type Clock } from './clock.ts'
+import { FALLBACK_CADENCE_DAYS } from '../../core/cadence.ts'
+import { isRekeyError, RekeyError } from '../../core/errors.ts'
+import { openWithAny, seal } from '../../core/seal.ts'
+import type { Store } from '../../store/store.ts'
+import { auditHasher } from '../audit/audit-hash.ts'
+import { MASTER_KEY_ID_SETTING } from '../audit/audit-log.ts'
+import { ANCHOR_METHOD, anchorNotes, masterKeyId, ROTATION_METHOD, rowsDigest, verifyAuditLog } from '../audit/segments.ts'
+import { systemClock, type Clock } from '../clock.ts'
 import { openKeyMaterial, sealKeyMaterial } from './keys.ts'
 
 export { MASTER_KEY_ID_SETTING }

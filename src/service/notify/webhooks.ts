@@ -9,11 +9,11 @@
  * fails is logged, not retried). When a stage was missed (the service was down), only the
  * latest stage reached is sent.
  */
-import type { CadencePolicy } from '../core/cadence.ts'
-import { maskSecrets } from '../core/mask.ts'
-import type { StoreOperations } from '../store/store.ts'
-import { dueReport } from './inventory.ts'
-import type { LifecycleEvent } from './lifecycle.ts'
+import type { CadencePolicy } from '../../core/cadence.ts'
+import { maskSecrets } from '../../core/mask.ts'
+import type { StoreOperations } from '../../store/store.ts'
+import { dueReport } from '../inventory/inventory.ts'
+import type { LifecycleEvent } from '../keys/rotation.ts'
 
 /** Default timeout of one POST, ms (5 seconds). */
 export const WEBHOOK_TIMEOUT_MS = 5000

@@ -8,27 +8,27 @@
  * transaction (no audit row, no change). The rules of what may change live in
  * `core/rotation-rules.ts`; this file reads, generates key material, writes and waits.
  */
-import { cadenceDaysOf, DEFAULT_POLICY, type CadencePolicy } from '../core/cadence.ts'
-import { RekeyError } from '../core/errors.ts'
-import { maskSecrets } from '../core/mask.ts'
+import { cadenceDaysOf, DEFAULT_POLICY, type CadencePolicy } from '../../core/cadence.ts'
+import { RekeyError } from '../../core/errors.ts'
+import { maskSecrets } from '../../core/mask.ts'
 import {
   planEmergency, planFinalize, planPromote, planRevoke, planRollback, planStage,
   type FinalizeCheck, type KeyChange, type RotationPolicy,
-} from '../core/rotation-rules.ts'
-import { hasCode } from '../store/errors.ts'
-import type { Store, StoreOperations } from '../store/store.ts'
-import type { AuditWrite, ComputeAuditHash, InstanceHeartbeat, NewKey } from '../store/types.ts'
-import { auditWrite } from './audit/audit-hash.ts'
-import { systemClock, type Clock } from './clock.ts'
-import { ServiceError } from './errors.ts'
-import { failpoint } from './failpoints.ts'
-import { HEARTBEAT_INTERVAL_MS } from './heartbeat.ts'
+} from '../../core/rotation-rules.ts'
+import { hasCode } from '../../store/errors.ts'
+import type { Store, StoreOperations } from '../../store/store.ts'
+import type { AuditWrite, ComputeAuditHash, InstanceHeartbeat, NewKey } from '../../store/types.ts'
+import { auditWrite } from '../audit/audit-hash.ts'
+import { systemClock, type Clock } from '../clock.ts'
+import { ServiceError } from '../errors.ts'
+import { failpoint } from '../failpoints.ts'
+import { HEARTBEAT_INTERVAL_MS } from '../cluster/heartbeat.ts'
 import { instanceStatus, keyView, statusReport, type InstanceStatus, type KeyView, type StatusReport } from './key-views.ts'
 import { KEY_PURPOSES, newManagedKey, rebindKeyUpdates, type ManagedAlg, type ServiceKeyPurpose } from './keys.ts'
-import { NOT_BEFORE_SETTING } from './revocations.ts'
-import { countedKids, EMERGENCY_SWEEP_SETTING, resumeSessionSweep, runSessionSweep, type SweepProgress } from './session-maintenance.ts'
-import { evidenceRows, finalizeEvidenceOf, usageByProcess, type FinalizeEvidence, type KeyProcesses, type Reporter } from './usage-evidence.ts'
-import { recentUseMessage } from '../core/usage-evidence.ts'
+import { NOT_BEFORE_SETTING } from '../auth/revocations.ts'
+import { countedKids, EMERGENCY_SWEEP_SETTING, resumeSessionSweep, runSessionSweep, type SweepProgress } from '../sessions/session-maintenance.ts'
+import { evidenceRows, finalizeEvidenceOf, usageByProcess, type FinalizeEvidence, type KeyProcesses, type Reporter } from '../usage/usage-evidence.ts'
+import { recentUseMessage } from '../../core/usage-evidence.ts'
 
 /** Which of the service's keys an operation acts on. */
 export type SecretTarget = ServiceKeyPurpose | 'all'

@@ -2,11 +2,11 @@
  * The secret inventory: which secrets rekey tracks, when each was last rotated, and which
  * are due. Every change to it writes its audit row in the same transaction.
  */
-import { cadenceDaysOf, dueStatus, guessKind, type CadencePolicy, type DueState } from '../core/cadence.ts'
-import { maskSecrets } from '../core/mask.ts'
-import type { Store, StoreOperations } from '../store/store.ts'
-import type { SecretRecord } from '../store/types.ts'
-import { auditEvent, type AuditFields, type AuditLog } from './audit/audit-log.ts'
+import { cadenceDaysOf, dueStatus, guessKind, type CadencePolicy, type DueState } from '../../core/cadence.ts'
+import { maskSecrets } from '../../core/mask.ts'
+import type { Store, StoreOperations } from '../../store/store.ts'
+import type { SecretRecord } from '../../store/types.ts'
+import { auditEvent, type AuditFields, type AuditLog } from '../audit/audit-log.ts'
 
 /** A rotation to record: the audit fields plus what the inventory needs. */
 export interface RotationInput extends AuditFields {

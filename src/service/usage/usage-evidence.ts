@@ -5,9 +5,9 @@
  */
 import {
   processNameOf, recentUse, shareEvidence, SHARE_STAY_MS, type RecentUse, type ShareEvidence, type UsageRow,
-} from '../core/usage-evidence.ts'
-import type { Store } from '../store/store.ts'
-import type { InstanceHeartbeat } from '../store/types.ts'
+} from '../../core/usage-evidence.ts'
+import type { Store } from '../../store/store.ts'
+import type { InstanceHeartbeat } from '../../store/types.ts'
 import { REPORT_MARKER_KID } from './usage-report.ts'
 
 const MINUTE_MS = 60_000

@@ -10,9 +10,9 @@
  * the counts (bounded) for the next flush, and is never a verification's problem.
  */
 import os from 'node:os'
-import { registerUsageReporter, type UsageCounts, type UsageReport, type UsageSettings } from '../core/usage-counts.ts'
-import type { Store } from '../store/store.ts'
-import { systemClock } from './clock.ts'
+import { registerUsageReporter, type UsageCounts, type UsageReport, type UsageSettings } from '../../core/usage-counts.ts'
+import type { Store } from '../../store/store.ts'
+import { systemClock } from '../clock.ts'
 import { UsageRecorder } from './usage.ts'
 
 /** The kid of the rows that only say "this process reported" (no real kid is empty). */
@@ -31,7 +31,7 @@ export function reporterIdOf(name: string, host = os.hostname(), pid = process.p
 function lazyStore(location: string): { store: Store, close: () => Promise<void> } {
   let opened: Promise<Store> | null = null
   const open = (): Promise<Store> => {
-    opened ??= import('../store/open.ts').then(({ openStore }) => openStore(location, { max: 2 }))
+    opened ??= import('../../store/open.ts').then(({ openStore }) => openStore(location, { max: 2 }))
     // A failed open is retried at the next flush.
     opened.catch(() => { opened = null })
     return opened

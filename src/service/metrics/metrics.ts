@@ -4,7 +4,7 @@
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client'
 import { FastHistogram, MapCounter } from './fast-metrics.ts'
-import type { KeyInfo } from '../core/key.ts'
+import type { KeyInfo } from '../../core/key.ts'
 
 /** The metrics the service records. */
 export class ServiceMetrics {

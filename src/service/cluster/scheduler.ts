@@ -10,15 +10,15 @@
  * backoff lives in the holder's memory, which is enough: a new holder re-reads the store and
  * starts afresh.
  */
-import { cadenceDaysOf, type CadencePolicy } from '../core/cadence.ts'
-import { isRekeyError } from '../core/errors.ts'
-import { phaseOf } from '../core/rotation-rules.ts'
-import type { Store } from '../store/store.ts'
-import type { Clock } from './clock.ts'
-import { KEY_PURPOSES, type ServiceKeyPurpose } from './keys.ts'
-import type { Actor, Lifecycle } from './lifecycle.ts'
-import type { Webhooks } from './webhooks.ts'
-import { publishLiveSessionCounts, pruneSessions, resumeSessionSweep, type PruneTotals } from './session-maintenance.ts'
+import { cadenceDaysOf, type CadencePolicy } from '../../core/cadence.ts'
+import { isRekeyError } from '../../core/errors.ts'
+import { phaseOf } from '../../core/rotation-rules.ts'
+import type { Store } from '../../store/store.ts'
+import type { Clock } from '../clock.ts'
+import { KEY_PURPOSES, type ServiceKeyPurpose } from '../keys/keys.ts'
+import type { Actor, Lifecycle } from '../keys/rotation.ts'
+import type { Webhooks } from '../notify/webhooks.ts'
+import { publishLiveSessionCounts, pruneSessions, resumeSessionSweep, type PruneTotals } from '../sessions/session-maintenance.ts'
 
 /** The lease name in the store. */
 export const SCHEDULER_LEASE = 'scheduler'

@@ -4,9 +4,9 @@
  * can report where a revoked key was still used. Counting is in memory on the hot path; a
  * failed flush keeps the counts for the next one.
  */
-import type { Store } from '../store/store.ts'
-import type { UsageIncrement } from '../store/types.ts'
-import type { Clock } from './clock.ts'
+import type { Store } from '../../store/store.ts'
+import type { UsageIncrement } from '../../store/types.ts'
+import type { Clock } from '../clock.ts'
 
 /** Default flush interval, ms. */
 export const USAGE_FLUSH_INTERVAL_MS = 5000
