@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { TOKEN_LIFETIMES_SETTING } from '../../src/service/keys/rotation.ts'
+import { TOKEN_LIFETIMES_SETTING } from '../../src/service/keys/token-lifetimes.ts'
 import { runCli } from '../cli/helpers.ts'
 import { testServer, type TestServer } from '../http/support.ts'
 

@@ -8,7 +8,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { Scheduler, SCHEDULER_LEASE } from '../../src/service/cluster/scheduler.ts'
-import type { Lifecycle, RotateReport } from '../../src/service/keys/rotation.ts'
+import type { Lifecycle } from '../../src/service/keys/rotation.ts'
+import type { RotateReport } from '../../src/service/keys/rotation-report.ts'
 import { TestClock, testServer, type TestServer } from '../http/support.ts'
 
 const DAY = 86_400_000

@@ -1,5 +1,5 @@
 import type { Command } from 'commander'
-import type { EmergencyReport } from '../../service/keys/rotation.ts'
+import type { EmergencyReport } from '../../service/keys/rotation-report.ts'
 import type { SweepProgress } from '../../service/sessions/session-maintenance.ts'
 import { planRotate } from '../../core/env-rotation.ts'
 import { maskSecrets } from '../../core/mask.ts'

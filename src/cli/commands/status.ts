@@ -1,7 +1,7 @@
 import type { Command } from 'commander'
 import { envLayout, tokenLifetimeOf } from '../../core/env-rotation.ts'
 import type { StatusReport } from '../../service/keys/key-views.ts'
-import type { UsageStatus } from '../../service/keys/rotation.ts'
+import type { UsageStatus } from '../../service/keys/rotation-report.ts'
 import { describeProcesses } from '../../core/usage-evidence.ts'
 import type { CliIo, GlobalOptions } from '../context.ts'
 import { conventionOf, describeEnvSecret, lifetimeText, presentSecrets, readJwtEnvFile } from '../env-mode.ts'

@@ -1,19 +1,21 @@
 /**
- * The managed rotation lifecycle over the store: rotate (stage, wait for every live instance
+ * Key rotation, the managed lifecycle over the store: rotate (stage, wait for every live instance
  * to load the key, promote), finalize, rollback, revoke and emergency. The CLI and the admin
  * API call these same functions.
  *
  * Every step is one store transaction guarded by the key-set version (a concurrent change
  * makes it fail with ERR_CONFLICT, nothing written) and carries its audit row in that same
  * transaction (no audit row, no change). The rules of what may change live in
- * `core/rotation-rules.ts`; this file reads, generates key material, writes and waits.
+ * `core/rotation-rules.ts`; this file reads, generates key material, writes and waits. What
+ * each step answers is shaped in `rotation-report.ts`; the token lifetimes every step waits
+ * out are shared through the store by `token-lifetimes.ts`.
  */
 import { cadenceDaysOf, DEFAULT_POLICY, type CadencePolicy } from '../../core/cadence.ts'
 import { RekeyError } from '../../core/errors.ts'
 import { maskSecrets } from '../../core/mask.ts'
 import {
   planEmergency, planFinalize, planPromote, planRevoke, planRollback, planStage,
-  type FinalizeCheck, type KeyChange, type RotationPolicy,
+  type KeyChange, type RotationPolicy,
 } from '../../core/rotation-rules.ts'
 import { hasCode } from '../../store/errors.ts'
 import type { Store, StoreOperations } from '../../store/store.ts'
@@ -24,10 +26,15 @@ import { ServiceError } from '../errors.ts'
 import { failpoint } from '../failpoints.ts'
 import { HEARTBEAT_INTERVAL_MS } from '../cluster/heartbeat.ts'
 import { instanceStatus, keyView, statusReport, type InstanceStatus, type KeyView, type StatusReport } from './key-views.ts'
+import {
+  describeChanges, usageStatus, withEvidence,
+  type EmergencyReport, type FinalizeReport, type KeyChangeReport, type RotateReport, type StagedKey, type UsageStatus,
+} from './rotation-report.ts'
+import { withAnnouncedLifetimes } from './token-lifetimes.ts'
 import { KEY_PURPOSES, newManagedKey, rebindKeyUpdates, type ManagedAlg, type ServiceKeyPurpose } from './keys.ts'
 import { NOT_BEFORE_SETTING } from '../auth/revocations.ts'
 import { countedKids, EMERGENCY_SWEEP_SETTING, resumeSessionSweep, runSessionSweep, type SweepProgress } from '../sessions/session-maintenance.ts'
-import { evidenceRows, finalizeEvidenceOf, usageByProcess, type FinalizeEvidence, type KeyProcesses, type Reporter } from '../usage/usage-evidence.ts'
+import { evidenceRows, finalizeEvidenceOf } from '../usage/usage-evidence.ts'
 import { recentUseMessage } from '../../core/usage-evidence.ts'
 
 /** Which of the service's keys an operation acts on. */
@@ -104,78 +111,6 @@ export interface LifecycleEvent {
   readonly reason?: string
 }
 
-/** A key staged by rotate. */
-export interface StagedKey {
-  readonly purpose: ServiceKeyPurpose
-  readonly kid: string
-  /** True when the key was already staged (a second rotate finishing the first). */
-  readonly resumed: boolean
-}
-
-/** What rotate did. `promoted: false` means it timed out waiting: the key stays `next`. */
-export interface RotateReport {
-  readonly secrets: readonly ServiceKeyPurpose[]
-  readonly staged: readonly StagedKey[]
-  readonly hard: boolean
-  readonly promoted: boolean
-  /** True once every live instance has loaded the promoted key set: the new key signs everywhere. */
-  readonly signingEverywhere: boolean
-  readonly keysetVersion: number
-  readonly waitedMs: number
-  /** Live instances and whether each had loaded the staged key set. */
-  readonly instances: readonly (InstanceStatus & { readonly acknowledged: boolean })[]
-  /** For each purpose, the keys it changed at promotion. */
-  readonly changes: readonly { readonly kid: string, readonly purpose: string, readonly from: string, readonly to: string }[]
-  /** When finalize becomes safe (ISO), once promoted gracefully. */
-  readonly finalizeSafeAt: string | null
-  /** Until when the staged asymmetric key is published before it signs (ISO); `null` when it is not delayed (HS256, delay 0). */
-  readonly publishedUntil?: string | null
-  /** What an unpromoted rotation waits for: the instances' acknowledgements, or the publication delay (`noWait`). */
-  readonly waitingFor?: 'instances' | 'publication' | null
-}
-
-/** What finalize did. */
-export interface FinalizeReport {
-  readonly changed: boolean
-  readonly forced: boolean
-  readonly retired: readonly { readonly kid: string, readonly purpose: string }[]
-  readonly checks: readonly FinalizeCheck[]
-  readonly keysetVersion: number
-  /** The usage evidence finalize weighed (every reporting process). */
-  readonly evidence?: FinalizeEvidence
-  /** True when `whenShareBelow` let it go before the time rule. */
-  readonly byShare?: boolean
-  /** Tokens of the retired keys verified in the last 5 minutes: what this finalize cut. */
-  readonly cut?: number
-}
-
-/** What rollback and revoke did. */
-export interface KeyChangeReport {
-  readonly changed: boolean
-  readonly changes: readonly { readonly kid: string, readonly purpose: string, readonly from: string, readonly to: string }[]
-  readonly keysetVersion: number
-}
-
-/** The emergency report: what was cut, and where the revoked keys were used. */
-export interface EmergencyReport {
-  readonly reason: string
-  readonly revoked: readonly { readonly kid: string, readonly purpose: string, readonly previousState: string }[]
-  readonly created: readonly { readonly kid: string, readonly purpose: string }[]
-  readonly sessionsEnded: number
-  /** Tokens issued before this instant are refused everywhere (ISO, whole seconds). */
-  readonly notBefore: string
-  readonly keysetVersion: number
-  /** Verifications naming a revoked kid over the last 24 h, per instance and result. */
-  readonly usage: readonly { readonly kid: string, readonly instanceId: string, readonly result: string, readonly count: number }[]
-  /** Live sessions whose refresh token a revoked key signed, just before they were ended. */
-  readonly sessionsSigned: readonly { readonly kid: string, readonly liveSessions: number }[]
-  /** Whether every live instance had loaded the new key set when the report was made. */
-  readonly propagated: boolean
-  readonly instances: readonly InstanceStatus[]
-  /** Set when an asymmetric access key signed without its publication delay. */
-  readonly publishNotice?: string | null
-}
-
 /** The purposes a target names. TypeError for anything else (callers validate input first). */
 export function purposesOf(secret: SecretTarget | undefined): ServiceKeyPurpose[] {
   if (secret === undefined || secret === 'all') return [...KEY_PURPOSES]
@@ -185,56 +120,6 @@ export function purposesOf(secret: SecretTarget | undefined): ServiceKeyPurpose[
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 const label = (purposes: readonly string[]): string => purposes.map((p) => `jwt-${p}`).join(',')
-
-function describe(changes: readonly KeyChange[], purposeOf: (kid: string) => string): KeyChangeReport['changes'] {
-  return changes.map((c) => ({ kid: c.kid, purpose: purposeOf(c.kid), from: c.expectState, to: c.state }))
-}
-
-/** The store setting where instances announce their token lifetimes (seconds, JSON). */
-export const TOKEN_LIFETIMES_SETTING = 'auth.token_lifetimes'
-
-function parseLifetimes(text: string | null): { access?: number, refresh?: number } {
-  if (text === null) return {}
-  try {
-    const value = JSON.parse(text) as { access?: unknown, refresh?: unknown }
-    const ok = (n: unknown): number | undefined => (typeof n === 'number' && Number.isFinite(n) && n > 0 ? n : undefined)
-    const access = ok(value.access)
-    const refresh = ok(value.refresh)
-    return { ...(access === undefined ? {} : { access }), ...(refresh === undefined ? {} : { refresh }) }
-  } catch {
-    return {}
-  }
-}
-
-/**
- * Announces a service's token lifetimes in the store, keeping the longest ever announced,
- * so every rotation step (from any instance or CLI) waits at least that long.
- */
-export async function announceTokenLifetimes(store: Store, lifetimes: { access: number, refresh: number }): Promise<void> {
-  const known = parseLifetimes(await store.getSetting(TOKEN_LIFETIMES_SETTING))
-  const access = Math.max(known.access ?? 0, lifetimes.access)
-  const refresh = Math.max(known.refresh ?? 0, lifetimes.refresh)
-  if (access !== known.access || refresh !== known.refresh) {
-    await store.setSetting(TOKEN_LIFETIMES_SETTING, JSON.stringify({ access, refresh }))
-  }
-}
-
-/** What `status` adds about usage: each process's last report, per-kid processes, and finalize's evidence per purpose. */
-export interface UsageStatus {
-  readonly reporters: readonly Reporter[]
-  readonly keyProcesses: KeyProcesses
-  readonly finalizeEvidence: Readonly<Record<string, FinalizeEvidence['recentUse']>>
-}
-
-/** A finalize refusal with the usage evidence added to its message. */
-function withEvidence(err: unknown, evidence: FinalizeEvidence, threshold: number | undefined, addUse = true): unknown {
-  if (!(err instanceof RekeyError) || err.code !== 'ERR_UNSAFE') return err
-  const extra: string[] = []
-  if (addUse && evidence.recentUse.total > 0) extra.push(recentUseMessage(evidence.recentUse))
-  if (threshold !== undefined) extra.push(...evidence.share.map((s) => `--when-share-below: ${s.purpose}: ${s.evidence?.reason ?? 'no previous key'}`))
-  if (extra.length === 0) return err
-  return new RekeyError('ERR_UNSAFE', `${err.message}; ${extra.join('; ')}`, { problems: [...err.problems, ...extra] })
-}
 
 export class Lifecycle {
   readonly #o: LifecycleOptions
@@ -256,12 +141,7 @@ export class Lifecycle {
    * than the service must not make finalize cut tokens the service issued.
    */
   async #effectivePolicy(): Promise<RotationPolicy> {
-    const announced = parseLifetimes(await this.#o.store.getSetting(TOKEN_LIFETIMES_SETTING))
-    const own = this.policy.lifetimes
-    const access = Math.max(own.access ?? 0, announced.access ?? 0)
-    const refresh = Math.max(own.refresh ?? 0, announced.refresh ?? 0)
-    if (access === own.access && refresh === own.refresh) return this.policy
-    return Object.freeze({ ...this.policy, lifetimes: Object.freeze({ access, refresh }) })
+    return withAnnouncedLifetimes(this.#o.store, this.policy)
   }
 
   /** The algorithm of a new key: the configured one for access keys, else the current key's. */
@@ -301,15 +181,7 @@ export class Lifecycle {
   async status(): Promise<StatusReport & UsageStatus> {
     const now = this.#clock.now()
     const report = await statusReport(this.#o.store, await this.#effectivePolicy(), now, this.#liveWindowMs, this.#o.cadencePolicy ?? DEFAULT_POLICY)
-    const [{ reporters, keyProcesses }, rows, keyset] = await Promise.all([
-      usageByProcess(this.#o.store, now, await this.#o.store.listInstances(now - this.#liveWindowMs)),
-      evidenceRows(this.#o.store, now),
-      this.#o.store.getKeyset(),
-    ])
-    // Next to each purpose's Finalize: who still verifies with its previous keys.
-    const finalizeEvidence = Object.fromEntries(KEY_PURPOSES.filter((p) => keyset.keys.some((k) => k.purpose === p && k.state === 'previous'))
-      .map((p) => [p, finalizeEvidenceOf(rows, keyset.keys, [p], now).recentUse]))
-    return { ...report, reporters, keyProcesses, finalizeEvidence }
+    return { ...report, ...await usageStatus(this.#o.store, now, this.#liveWindowMs) }
   }
 
   /** Records in the secret inventory, inside the caller's transaction, that the keys of `purposes` rotated at `at`. */
@@ -439,7 +311,7 @@ export class Lifecycle {
       promoted: true,
       signingEverywhere: signing.acknowledged,
       keysetVersion: promotedVersion,
-      changes: describe(changes, purposeOf),
+      changes: describeChanges(changes, purposeOf),
       finalizeSafeAt: retireAfter.length === 0 ? null : new Date(Math.max(...retireAfter)).toISOString(),
       waitingFor: null,
     }
@@ -559,7 +431,7 @@ export class Lifecycle {
       return v
     })
     this.#emit({ type: 'rolled-back', secrets: candidates.map((p) => `jwt-${p}`), kids: changes.filter((c) => c.state === 'current').map((c) => c.kid), operator: input.actor.operator, at: now })
-    return { changed: true, changes: describe(changes, purposeOf), keysetVersion: version }
+    return { changed: true, changes: describeChanges(changes, purposeOf), keysetVersion: version }
   }
 
   /**
@@ -580,7 +452,7 @@ export class Lifecycle {
       update: rebindKeyUpdates(this.#masterKeys, keyset.keys, [plan.change]),
       audit: this.#audit(input.actor, `jwt-${plan.key.purpose}`, 'revoke', `${plan.key.purpose} key ${plan.key.kid} ${plan.key.state}→revoked: ${reason}`, now),
     })
-    return { changed: true, changes: describe([plan.change], () => plan.key.purpose), keysetVersion: version }
+    return { changed: true, changes: describeChanges([plan.change], () => plan.key.purpose), keysetVersion: version }
   }
 
   /**
