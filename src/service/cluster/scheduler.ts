@@ -93,7 +93,7 @@ interface Backoff {
 }
 
 export class Scheduler {
-  readonly #o: SchedulerOptions
+  readonly #options: SchedulerOptions
   readonly #backoff = new Map<string, Backoff>()
   readonly #actor: Actor = Object.freeze({ operator: SCHEDULER_OPERATOR, requestId: null })
   #timer: NodeJS.Timeout | null = null
@@ -101,22 +101,22 @@ export class Scheduler {
   #holding = false
 
   constructor(options: SchedulerOptions) {
-    this.#o = options
+    this.#options = options
   }
 
   get #intervalMs(): number {
-    return this.#o.intervalMs ?? SCHEDULER_INTERVAL_MS
+    return this.#options.intervalMs ?? SCHEDULER_INTERVAL_MS
   }
 
   get #leaseTtlMs(): number {
-    return this.#o.leaseTtlMs ?? Math.max(3 * this.#intervalMs, 120_000)
+    return this.#options.leaseTtlMs ?? Math.max(3 * this.#intervalMs, 120_000)
   }
 
   /** Ticks every interval (the first one interval after start). */
   start(): void {
     if (this.#timer !== null) return
     this.#timer = setInterval(() => {
-      void this.tick().catch((err: unknown) => this.#o.log.warn({ err: { message: (err as Error)?.message } }, 'scheduler tick failed'))
+      void this.tick().catch((err: unknown) => this.#options.log.warn({ err: { message: (err as Error)?.message } }, 'scheduler tick failed'))
     }, this.#intervalMs)
     this.#timer.unref()
   }
@@ -126,7 +126,7 @@ export class Scheduler {
     if (this.#timer !== null) clearInterval(this.#timer)
     this.#timer = null
     await this.#ticking?.catch(() => {})
-    if (this.#holding) await this.#o.store.releaseLease(SCHEDULER_LEASE, this.#o.instanceId).catch(() => false)
+    if (this.#holding) await this.#options.store.releaseLease(SCHEDULER_LEASE, this.#options.instanceId).catch(() => false)
     this.#holding = false
   }
 
@@ -138,7 +138,7 @@ export class Scheduler {
   }
 
   async #renew(): Promise<boolean> {
-    const { store, instanceId, clock } = this.#o
+    const { store, instanceId, clock } = this.#options
     this.#holding = await store.tryAcquireLease(SCHEDULER_LEASE, instanceId, this.#leaseTtlMs, clock.now())
     return this.#holding
   }
@@ -151,17 +151,17 @@ export class Scheduler {
     try {
       const actions: SchedulerAction[] = []
       for (const purpose of KEY_PURPOSES) actions.push(...await this.#purpose(purpose))
-      if (this.#o.maintenance !== false) {
+      if (this.#options.maintenance !== false) {
         const upkeep = await this.#job('sessions', () => this.#maintain())
         if (upkeep.outcome !== 'waiting') actions.push(upkeep)
       }
       let reminders = 0
-      const { webhooks } = this.#o
+      const { webhooks } = this.#options
       if (webhooks != null) {
         try {
-          reminders = await webhooks.sendReminders(this.#o.store, this.#o.cadencePolicy, this.#o.clock.now(), new Set(KEY_PURPOSES.map((p) => `jwt-${p}`)))
+          reminders = await webhooks.sendReminders(this.#options.store, this.#options.cadencePolicy, this.#options.clock.now(), new Set(KEY_PURPOSES.map((p) => `jwt-${p}`)))
         } catch (err) {
-          this.#o.log.warn({ err: { message: (err as Error)?.message } }, 'sending reminders failed')
+          this.#options.log.warn({ err: { message: (err as Error)?.message } }, 'sending reminders failed')
         }
       }
       return { ran: true, actions, reminders }
@@ -171,7 +171,7 @@ export class Scheduler {
   }
 
   async #purpose(purpose: ServiceKeyPurpose): Promise<SchedulerAction[]> {
-    const { store, clock, cadencePolicy } = this.#o
+    const { store, clock, cadencePolicy } = this.#options
     const keyset = await store.getKeyset()
     const mine = keyset.keys.filter((k) => k.purpose === purpose)
     const current = mine.find((k) => k.state === 'current')
@@ -185,9 +185,9 @@ export class Scheduler {
     if (mine.some((k) => k.state === 'previous')) {
       actions.push(await this.#job(`finalize:${purpose}`, async () => {
         try {
-          const report = await this.#o.lifecycle.finalize({
+          const report = await this.#options.lifecycle.finalize({
             secret: purpose, actor: this.#actor,
-            ...(this.#o.finalizeWhenShareBelow === undefined ? {} : { whenShareBelow: this.#o.finalizeWhenShareBelow }),
+            ...(this.#options.finalizeWhenShareBelow === undefined ? {} : { whenShareBelow: this.#options.finalizeWhenShareBelow }),
           })
           return report.changed ? `retired ${report.retired.map((k) => k.kid).join(', ')}` : null
         } catch (err) {
@@ -208,30 +208,30 @@ export class Scheduler {
 
   /** Session upkeep: what a single instance does for the cluster, never on a request path. */
   async #maintain(): Promise<string | null> {
-    const { store, clock } = this.#o
+    const { store, clock } = this.#options
     const swept = await resumeSessionSweep(store, () => clock.now())
     const published = await publishLiveSessionCounts(store, clock.now())
-    const pruned = await pruneSessions(store, clock.now(), this.#o.pruneBudgetMs ?? 5000)
+    const pruned = await pruneSessions(store, clock.now(), this.#options.pruneBudgetMs ?? 5000)
     const report: MaintenanceReport = { swept, pruned, counted: published.counts.size }
-    this.#o.onMaintenance?.(report)
+    this.#options.onMaintenance?.(report)
     // Pruning is routine: a metric (rekey_sessions_pruned_total), not an action or an audit row.
-    if (pruned.families + pruned.tokens + pruned.instances > 0) this.#o.log.info({ ...pruned }, 'pruned ended sessions, used tokens and old heartbeats')
+    if (pruned.families + pruned.tokens + pruned.instances > 0) this.#options.log.info({ ...pruned }, 'pruned ended sessions, used tokens and old heartbeats')
     return swept === null ? null : `finished an interrupted emergency sweep: ${swept} session(s) ended`
   }
 
   async #rotate(purpose: ServiceKeyPurpose, why: string): Promise<string | null> {
     // noWait: a tick never sleeps through a publication delay; a later tick promotes the staged key.
-    const report = await this.#o.lifecycle.rotate({ secret: purpose, actor: this.#actor, noWait: true, ...(this.#o.rotateTimeoutMs === undefined ? {} : { timeoutMs: this.#o.rotateTimeoutMs }) })
+    const report = await this.#options.lifecycle.rotate({ secret: purpose, actor: this.#actor, noWait: true, ...(this.#options.rotateTimeoutMs === undefined ? {} : { timeoutMs: this.#options.rotateTimeoutMs }) })
     if (!report.promoted && report.waitingFor === 'publication') return null
     if (!report.promoted) throw new Error(`the staged ${purpose} key was not loaded by every live instance in time; it stays staged`)
     const kid = report.staged[0]?.kid ?? '?'
-    this.#o.log.info({ purpose, kid, why }, 'scheduled rotation done')
+    this.#options.log.info({ purpose, kid, why }, 'scheduled rotation done')
     return `${why}: ${kid} signs`
   }
 
   /** Runs a job unless it is backing off; records failures with exponential backoff. */
   async #job(job: string, run: () => Promise<string | null>): Promise<SchedulerAction> {
-    const now = this.#o.clock.now()
+    const now = this.#options.clock.now()
     const backoff = this.#backoff.get(job)
     if (backoff !== undefined && now < backoff.nextAt) return { job, outcome: 'backoff', detail: `retry from ${new Date(backoff.nextAt).toISOString()}` }
     try {
@@ -240,11 +240,11 @@ export class Scheduler {
       return detail === null ? { job, outcome: 'waiting' } : { job, outcome: 'done', detail }
     } catch (err) {
       const failures = (backoff?.failures ?? 0) + 1
-      const delay = Math.min((this.#o.retryBaseMs ?? RETRY_BASE_MS) * 2 ** (failures - 1), this.#o.retryMaxMs ?? RETRY_MAX_MS)
-      const nextAt = this.#o.clock.now() + delay
+      const delay = Math.min((this.#options.retryBaseMs ?? RETRY_BASE_MS) * 2 ** (failures - 1), this.#options.retryMaxMs ?? RETRY_MAX_MS)
+      const nextAt = this.#options.clock.now() + delay
       this.#backoff.set(job, { failures, nextAt })
       const message = (err as Error)?.message ?? String(err)
-      this.#o.log.warn({ job, failures, retryAt: new Date(nextAt).toISOString(), err: { message } }, 'scheduled step failed; retrying with backoff')
+      this.#options.log.warn({ job, failures, retryAt: new Date(nextAt).toISOString(), err: { message } }, 'scheduled step failed; retrying with backoff')
       return { job, outcome: 'failed', detail: message }
     }
   }

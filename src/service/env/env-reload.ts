@@ -69,7 +69,7 @@ export interface EnvFileReloaderOptions {
 
 /** Re-reads the env file on demand (SIGHUP) or when it changes, and updates the keyrings in place. */
 export class EnvFileReloader {
-  readonly #o: EnvFileReloaderOptions
+  readonly #options: EnvFileReloaderOptions
   readonly #dir: string
   readonly #name: string
   #fingerprint: string
@@ -82,7 +82,7 @@ export class EnvFileReloader {
   #closed = false
 
   constructor(options: EnvFileReloaderOptions) {
-    this.#o = options
+    this.#options = options
     const resolved = path.resolve(options.file)
     this.#dir = path.dirname(resolved)
     this.#name = path.basename(resolved)
@@ -100,12 +100,12 @@ export class EnvFileReloader {
         this.#schedule()
       })
       this.#watcher.on('error', (err) => {
-        this.#o.log.warn({ file: this.#o.file, err: { message: err.message } }, 'watching the env file failed; reload with SIGHUP')
+        this.#options.log.warn({ file: this.#options.file, err: { message: err.message } }, 'watching the env file failed; reload with SIGHUP')
         this.#watcher?.close()
         this.#watcher = null
       })
     } catch (err) {
-      this.#o.log.warn({ file: this.#o.file, err: { message: (err as Error).message } }, 'cannot watch the env file; reload with SIGHUP')
+      this.#options.log.warn({ file: this.#options.file, err: { message: (err as Error).message } }, 'cannot watch the env file; reload with SIGHUP')
     }
   }
 
@@ -114,7 +114,7 @@ export class EnvFileReloader {
     const now = Date.now()
     if (this.#timer === null) this.#firstEventAt = now
     else clearTimeout(this.#timer)
-    const delay = Math.min(this.#o.debounceMs ?? DEFAULT_DEBOUNCE_MS, Math.max(0, this.#firstEventAt + MAX_DELAY_MS - now))
+    const delay = Math.min(this.#options.debounceMs ?? DEFAULT_DEBOUNCE_MS, Math.max(0, this.#firstEventAt + MAX_DELAY_MS - now))
     this.#timer = setTimeout(() => {
       this.#timer = null
       void this.reload('file change')
@@ -136,10 +136,10 @@ export class EnvFileReloader {
   }
 
   async #load(trigger: string): Promise<ReloadOutcome> {
-    const { file, log } = this.#o
+    const { file, log } = this.#options
     let env: Env
     try {
-      env = await readServeEnv(file, this.#o.baseEnv)
+      env = await readServeEnv(file, this.#options.baseEnv)
       // Both purposes are checked, every problem reported at once, before either keyring changes.
       Keyring.fromEnv(env, { purpose: 'access' })
       Keyring.fromEnv(env, { purpose: 'refresh' })
@@ -151,7 +151,7 @@ export class EnvFileReloader {
     const print = fingerprint(env)
     if (print === this.#fingerprint) return 'unchanged'
     const inputs = { access: readEnvKeys(env, 'access').keys, refresh: readEnvKeys(env, 'refresh').keys }
-    const { access, refresh } = this.#o.keys
+    const { access, refresh } = this.#options.keys
     try {
       access.update(inputs.access)
       try {

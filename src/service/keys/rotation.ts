@@ -122,12 +122,12 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 const label = (purposes: readonly string[]): string => purposes.map((p) => `jwt-${p}`).join(',')
 
 export class Lifecycle {
-  readonly #o: LifecycleOptions
+  readonly #options: LifecycleOptions
   readonly #clock: Clock
   readonly policy: RotationPolicy
 
   constructor(options: LifecycleOptions) {
-    this.#o = options
+    this.#options = options
     this.#clock = options.clock ?? systemClock
     this.policy = Object.freeze({
       lifetimes: Object.freeze({ access: options.accessTokenTtl, refresh: options.refreshTokenTtl }),
@@ -141,54 +141,54 @@ export class Lifecycle {
    * than the service must not make finalize cut tokens the service issued.
    */
   async #effectivePolicy(): Promise<RotationPolicy> {
-    return withAnnouncedLifetimes(this.#o.store, this.policy)
+    return withAnnouncedLifetimes(this.#options.store, this.policy)
   }
 
   /** The algorithm of a new key: the configured one for access keys, else the current key's. */
   #algFor(purpose: string, keys: readonly { purpose: string, state: string, alg: string }[]): ManagedAlg {
     if (purpose !== 'access') return 'HS256'
-    if (this.#o.accessKeyAlg !== undefined) return this.#o.accessKeyAlg
+    if (this.#options.accessKeyAlg !== undefined) return this.#options.accessKeyAlg
     const current = keys.find((k) => k.purpose === 'access' && k.state === 'current')?.alg
     return current === 'EdDSA' || current === 'ES256' || current === 'RS256' ? current : 'HS256'
   }
 
   /** The master keys a stored key may be sealed under: the current one, then the previous one. */
   get #masterKeys(): Buffer[] {
-    return this.#o.previousMasterKey === undefined ? [this.#o.masterKey] : [this.#o.masterKey, this.#o.previousMasterKey]
+    return this.#options.previousMasterKey === undefined ? [this.#options.masterKey] : [this.#options.masterKey, this.#options.previousMasterKey]
   }
 
   get #liveWindowMs(): number {
-    return this.#o.liveWindowMs ?? LIVE_WINDOW_MS
+    return this.#options.liveWindowMs ?? LIVE_WINDOW_MS
   }
 
   #emit(event: LifecycleEvent): void {
     try {
-      this.#o.onEvent?.(event)
+      this.#options.onEvent?.(event)
     } catch { /* a notice must never undo or fail a committed step */ }
   }
 
   #audit(actor: Actor, secret: string, method: string, notes: string, at: number): AuditWrite {
-    return auditWrite(this.#o.computeHash, { at, secret, operator: actor.operator, method, notes, requestId: actor.requestId })
+    return auditWrite(this.#options.computeHash, { at, secret, operator: actor.operator, method, notes, requestId: actor.requestId })
   }
 
   /** Every key, without material, and the key-set version. */
   async keys(): Promise<{ keysetVersion: number, keys: KeyView[] }> {
-    const keyset = await this.#o.store.getKeyset()
+    const keyset = await this.#options.store.getKeyset()
     return { keysetVersion: keyset.version, keys: keyset.keys.map(keyView) }
   }
 
   /** Keys with their use, instances with the key set each has loaded, and secrets due within 7 days. */
   async status(): Promise<StatusReport & UsageStatus> {
     const now = this.#clock.now()
-    const report = await statusReport(this.#o.store, await this.#effectivePolicy(), now, this.#liveWindowMs, this.#o.cadencePolicy ?? DEFAULT_POLICY)
-    return { ...report, ...await usageStatus(this.#o.store, now, this.#liveWindowMs) }
+    const report = await statusReport(this.#options.store, await this.#effectivePolicy(), now, this.#liveWindowMs, this.#options.cadencePolicy ?? DEFAULT_POLICY)
+    return { ...report, ...await usageStatus(this.#options.store, now, this.#liveWindowMs) }
   }
 
   /** Records in the secret inventory, inside the caller's transaction, that the keys of `purposes` rotated at `at`. */
   async #markRotated(tx: StoreOperations, purposes: readonly string[], at: number, method: string): Promise<void> {
     for (const purpose of purposes) {
       const name = `jwt-${purpose}`
-      const cadenceDays = cadenceDaysOf(this.#o.cadencePolicy ?? DEFAULT_POLICY, name, 'jwt')
+      const cadenceDays = cadenceDaysOf(this.#options.cadencePolicy ?? DEFAULT_POLICY, name, 'jwt')
       const existing = await tx.getSecret(name)
       if (existing === null || existing.cadenceDays !== cadenceDays) await tx.upsertSecret({ name, kind: existing?.kind ?? 'jwt', cadenceDays })
       await tx.markRotated({ name, at, method })
@@ -202,12 +202,12 @@ export class Lifecycle {
   async waitForInstances(version: number, timeoutMs: number): Promise<{ acknowledged: boolean, waitedMs: number, instances: InstanceHeartbeat[] }> {
     const started = Date.now()
     for (;;) {
-      const instances = await this.#o.store.listInstances(this.#clock.now() - this.#liveWindowMs)
+      const instances = await this.#options.store.listInstances(this.#clock.now() - this.#liveWindowMs)
       const waitedMs = Date.now() - started
       if (instances.every((i) => i.keysetVersion >= version)) return { acknowledged: true, waitedMs, instances }
       if (waitedMs >= timeoutMs) return { acknowledged: false, waitedMs, instances }
       failpoint('lifecycle:wait-for-acks')
-      await sleep(Math.min(this.#o.pollMs ?? 25, timeoutMs - waitedMs))
+      await sleep(Math.min(this.#options.pollMs ?? 25, timeoutMs - waitedMs))
     }
   }
 
@@ -228,7 +228,7 @@ export class Lifecycle {
     /** Called about once a second while waiting through the publication delay. Must not throw. */
     onProgress?: (progress: PublishProgress) => void
   }): Promise<RotateReport> {
-    const { store, masterKey } = this.#o
+    const { store, masterKey } = this.#options
     const purposes = purposesOf(input.secret)
     const hard = input.hard === true
     const keyset = await store.getKeyset()
@@ -330,7 +330,7 @@ export class Lifecycle {
     if (delayed.length === 0) return null
     let recorded: Record<string, unknown> = {}
     try {
-      recorded = JSON.parse(await this.#o.store.getSetting(PUBLISH_UNTIL_SETTING) ?? '{}') as Record<string, unknown>
+      recorded = JSON.parse(await this.#options.store.getSetting(PUBLISH_UNTIL_SETTING) ?? '{}') as Record<string, unknown>
     } catch { /* unreadable: recomputed below */ }
     const next: Record<string, number> = {}
     for (const key of delayed) {
@@ -338,9 +338,9 @@ export class Lifecycle {
       // An explicit delay (`--publish-delay`) wins, also when resuming; else the one recorded at staging.
       next[key.kid] = delayMs === undefined && typeof known === 'number' && Number.isFinite(known)
         ? known
-        : key.createdAt + Math.max(0, delayMs ?? this.#o.publishDelayMs ?? 0)
+        : key.createdAt + Math.max(0, delayMs ?? this.#options.publishDelayMs ?? 0)
     }
-    if (delayed.some((k) => recorded[k.kid] !== next[k.kid])) await this.#o.store.setSetting(PUBLISH_UNTIL_SETTING, JSON.stringify(next))
+    if (delayed.some((k) => recorded[k.kid] !== next[k.kid])) await this.#options.store.setSetting(PUBLISH_UNTIL_SETTING, JSON.stringify(next))
     if (delayed.every((k) => (next[k.kid] as number) <= k.createdAt)) return null
     return { kids: delayed.map((k) => k.kid), until: Math.max(...Object.values(next)) }
   }
@@ -358,7 +358,7 @@ export class Lifecycle {
 
   /** Retires previous keys once safe (see `planFinalize`); ERR_UNSAFE before that unless `force`. */
   async finalize(input: { secret?: SecretTarget, force?: boolean, actor: Actor, /** `--when-share-below`, a fraction (0.05). */ whenShareBelow?: number }): Promise<FinalizeReport> {
-    const { store } = this.#o
+    const { store } = this.#options
     const purposes = purposesOf(input.secret)
     const keyset = await store.getKeyset()
     const now = this.#clock.now()
@@ -407,7 +407,7 @@ export class Lifecycle {
    * With `all`, each purpose that has a previous key rolls back; ERR_UNSAFE when none has.
    */
   async rollback(input: { secret?: SecretTarget, actor: Actor }): Promise<KeyChangeReport> {
-    const { store } = this.#o
+    const { store } = this.#options
     const purposes = purposesOf(input.secret)
     const keyset = await store.getKeyset()
     const now = this.#clock.now()
@@ -440,7 +440,7 @@ export class Lifecycle {
    * `not_found`; a revoked key is left as it is.
    */
   async revoke(input: { kid: string, reason?: string, actor: Actor }): Promise<KeyChangeReport> {
-    const { store } = this.#o
+    const { store } = this.#options
     const keyset = await store.getKeyset()
     const now = this.#clock.now()
     const reason = maskSecrets(input.reason ?? 'revoked by operator')
@@ -464,7 +464,7 @@ export class Lifecycle {
    * were used over the last 24 h.
    */
   async emergency(input: { secret?: SecretTarget, reason: string, actor: Actor, onProgress?: (p: SweepProgress) => void }): Promise<EmergencyReport> {
-    const { store, masterKey } = this.#o
+    const { store, masterKey } = this.#options
     const purposes = purposesOf(input.secret)
     // Notes and reasons are kept in the audit log and key rows: a pasted secret is masked.
     const reason = input.reason.trim() === '' ? 'not given' : maskSecrets(input.reason.trim())
@@ -534,6 +534,6 @@ export class Lifecycle {
    * when none was pending or the pending one is younger than `minAgeMs` (still running elsewhere).
    */
   resumeSessionSweep(minAgeMs = 30_000): Promise<number | null> {
-    return resumeSessionSweep(this.#o.store, () => this.#clock.now(), minAgeMs)
+    return resumeSessionSweep(this.#options.store, () => this.#clock.now(), minAgeMs)
   }
 }
