@@ -10,10 +10,10 @@ import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { keyInputOf } from '../../src/service/keys/keys.ts'
-import { runCli } from '../cli/helpers.ts'
-import { reminderStage } from '../../src/service/notify/webhooks.ts'
-import { TestClock, testServer, type TestServer } from '../http/support.ts'
+import { keyInputOf } from '../../../src/service/keys/keys.ts'
+import { runCli } from '../../cli/helpers.ts'
+import { reminderStage } from '../../../src/service/notify/webhooks.ts'
+import { TestClock, testServer, type TestServer } from '../../http/support.ts'
 
 const DAY = 86_400_000
 const T0 = Date.UTC(2026, 2, 1, 12)

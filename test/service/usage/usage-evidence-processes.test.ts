@@ -16,20 +16,20 @@ import { join, resolve } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { parse } from 'dotenv'
 import pg from 'pg'
-import { Keyring } from '../../src/index.ts'
-import { openStore } from '../../src/store/open.ts'
-import type { Store } from '../../src/store/store.ts'
-import { headerOf, me, NODE, runRekey, signUp, startServe, until, urlWithSchema, type ServeProc } from '../multi-instance/cluster.ts'
+import { Keyring } from '../../../src/index.ts'
+import { openStore } from '../../../src/store/open.ts'
+import type { Store } from '../../../src/store/store.ts'
+import { headerOf, me, NODE, runRekey, signUp, startServe, until, urlWithSchema, type ServeProc } from '../../multi-instance/cluster.ts'
 
 const POSTGRES = process.env.REKEY_TEST_POSTGRES_URL
-const WARP = resolve(import.meta.dirname, '../support/warp-clock.ts')
-const APP = resolve(import.meta.dirname, '../support/library-app.ts')
+const WARP = resolve(import.meta.dirname, '../../support/warp-clock.ts')
+const APP = resolve(import.meta.dirname, '../../support/library-app.ts')
 const LATER = { REKEY_TEST_CLOCK_OFFSET_MS: String(160_000), NODE_OPTIONS: `--import=${WARP}` }
 
 interface App { url: string, child: ChildProcess, stop: () => Promise<void> }
 
 async function startApp(env: Record<string, string>, args: string[] = []): Promise<App> {
-  const child = spawn(NODE, [...args, APP], { env: { PATH: process.env.PATH ?? '', ...env }, cwd: resolve(import.meta.dirname, '../..'), stdio: ['ignore', 'pipe', 'pipe'] })
+  const child = spawn(NODE, [...args, APP], { env: { PATH: process.env.PATH ?? '', ...env }, cwd: resolve(import.meta.dirname, '../../..'), stdio: ['ignore', 'pipe', 'pipe'] })
   let err = ''
   child.stderr?.on('data', (c: Buffer) => { err += c.toString() })
   const port = await new Promise<string>((res, rej) => {

@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { TestClock, testServer, type TestServer } from '../http/support.ts'
+import { TestClock, testServer, type TestServer } from '../../http/support.ts'
 
 describe('the scheduler promotes a staged asymmetric key once it has been published long enough', () => {
   let server: TestServer

@@ -5,9 +5,9 @@
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { TOKEN_LIFETIMES_SETTING } from '../../src/service/keys/token-lifetimes.ts'
-import { runCli } from '../cli/helpers.ts'
-import { testServer, type TestServer } from '../http/support.ts'
+import { TOKEN_LIFETIMES_SETTING } from '../../../src/service/keys/token-lifetimes.ts'
+import { runCli } from '../../cli/helpers.ts'
+import { testServer, type TestServer } from '../../http/support.ts'
 
 describe('token lifetimes announced by the service', () => {
   let server: TestServer

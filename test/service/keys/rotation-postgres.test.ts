@@ -6,13 +6,13 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { after, before, describe, test } from 'node:test'
-import { auditHasher } from '../../src/service/audit/audit-hash.ts'
-import { Lifecycle } from '../../src/service/keys/rotation.ts'
-import { openStore } from '../../src/store/open.ts'
-import type { Store } from '../../src/store/store.ts'
-import { headerOf, signedIn, testServer, type TestServer } from '../http/support.ts'
-import { waitFor } from '../store/support/fixtures.ts'
-import { POSTGRES_URL, REQUIRE_POSTGRES, adminQuery, freshSchema } from '../store/support/stores.ts'
+import { auditHasher } from '../../../src/service/audit/audit-hash.ts'
+import { Lifecycle } from '../../../src/service/keys/rotation.ts'
+import { openStore } from '../../../src/store/open.ts'
+import type { Store } from '../../../src/store/store.ts'
+import { headerOf, signedIn, testServer, type TestServer } from '../../http/support.ts'
+import { waitFor } from '../../store/support/fixtures.ts'
+import { POSTGRES_URL, REQUIRE_POSTGRES, adminQuery, freshSchema } from '../../store/support/stores.ts'
 
 const skip = POSTGRES_URL === '' && !REQUIRE_POSTGRES ? 'REKEY_TEST_POSTGRES_URL is not set; PostgreSQL lifecycle tests skipped' : false
 

@@ -12,12 +12,12 @@ import os from 'node:os'
 import path from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { describe, test } from 'node:test'
-import { seal } from '../../src/core/seal.ts'
-import { auditHasher, auditWrite } from '../../src/service/audit/audit-hash.ts'
-import { openKeyMaterial } from '../../src/service/keys/keys.ts'
-import { openStore } from '../../src/store/open.ts'
-import { runCli } from '../cli/helpers.ts'
-import { FAST_ENV, headerOf, me, signUp, startServe, until } from '../multi-instance/cluster.ts'
+import { seal } from '../../../src/core/seal.ts'
+import { auditHasher, auditWrite } from '../../../src/service/audit/audit-hash.ts'
+import { openKeyMaterial } from '../../../src/service/keys/keys.ts'
+import { openStore } from '../../../src/store/open.ts'
+import { runCli } from '../../cli/helpers.ts'
+import { FAST_ENV, headerOf, me, signUp, startServe, until } from '../../multi-instance/cluster.ts'
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 

@@ -10,11 +10,11 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { parse } from 'dotenv'
-import { generateSecret, Keyring, RekeyError } from '../../src/index.ts'
-import { openStore } from '../../src/store/open.ts'
-import type { Store } from '../../src/store/store.ts'
-import { runCli } from '../cli/helpers.ts'
-import { TestClock, testServer, type TestServer } from '../http/support.ts'
+import { generateSecret, Keyring, RekeyError } from '../../../src/index.ts'
+import { openStore } from '../../../src/store/open.ts'
+import type { Store } from '../../../src/store/store.ts'
+import { runCli } from '../../cli/helpers.ts'
+import { TestClock, testServer, type TestServer } from '../../http/support.ts'
 
 const MIN = 60_000
 const actor = { operator: 'alice', requestId: null }

@@ -15,18 +15,18 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import os from 'node:os'
 import { join, resolve } from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { headerOf, NODE, post, runRekey, signUp, spawnRekey, startServe, type ServeProc } from '../multi-instance/cluster.ts'
+import { headerOf, NODE, post, runRekey, signUp, spawnRekey, startServe, type ServeProc } from '../../multi-instance/cluster.ts'
 import { spawn } from 'node:child_process'
 
-const WARP = resolve(import.meta.dirname, '../support/warp-clock.ts')
-const RESOURCE = resolve(import.meta.dirname, '../support/jose-resource-server.ts')
+const WARP = resolve(import.meta.dirname, '../../support/warp-clock.ts')
+const RESOURCE = resolve(import.meta.dirname, '../../support/jose-resource-server.ts')
 
 interface Resource { url: string, stop: () => void }
 
 async function resourceServer(jwksUrl: string, warp: number): Promise<Resource> {
   const child = spawn(NODE, [RESOURCE], {
     env: { PATH: process.env.PATH ?? '', JWKS_URL: jwksUrl, REKEY_TEST_WARP: String(warp), NODE_OPTIONS: `--import=${WARP}` },
-    cwd: resolve(import.meta.dirname, '../..'),
+    cwd: resolve(import.meta.dirname, '../../..'),
     stdio: ['ignore', 'pipe', 'inherit'],
   })
   const port = await new Promise<string>((res, rej) => {

@@ -8,9 +8,9 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { join } from 'node:path'
 import { describe, test } from 'node:test'
-import { generateSecret, Keyring } from '../../src/index.ts'
-import { openStore } from '../../src/store/open.ts'
-import { until } from '../multi-instance/cluster.ts'
+import { generateSecret, Keyring } from '../../../src/index.ts'
+import { openStore } from '../../../src/store/open.ts'
+import { until } from '../../multi-instance/cluster.ts'
 
 describe('keyring usage reports', () => {
   test('counts per kid reach the store, with the process name and a report row per flush', async (t) => {

@@ -11,12 +11,12 @@ import { DatabaseSync } from 'node:sqlite'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { open, seal } from '../../src/core/seal.ts'
-import { keyInputOf } from '../../src/service/keys/keys.ts'
-import { masterKeyId } from '../../src/service/audit/segments.ts'
-import { openStore } from '../../src/store/open.ts'
-import { runCli } from '../cli/helpers.ts'
-import { signedIn, testServer } from '../http/support.ts'
+import { open, seal } from '../../../src/core/seal.ts'
+import { keyInputOf } from '../../../src/service/keys/keys.ts'
+import { masterKeyId } from '../../../src/service/audit/segments.ts'
+import { openStore } from '../../../src/store/open.ts'
+import { runCli } from '../../cli/helpers.ts'
+import { signedIn, testServer } from '../../http/support.ts'
 
 const b64 = (key: Buffer): string => key.toString('base64')
 

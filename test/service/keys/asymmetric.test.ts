@@ -7,8 +7,8 @@ import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { createLocalJWKSet, jwtVerify } from 'jose'
-import { runCli } from '../cli/helpers.ts'
-import { headerOf, signedIn, testServer, type TestServer } from '../http/support.ts'
+import { runCli } from '../../cli/helpers.ts'
+import { headerOf, signedIn, testServer, type TestServer } from '../../http/support.ts'
 
 describe('managed EdDSA access keys', () => {
   let server: TestServer

@@ -15,12 +15,12 @@ import os, { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { chromium, type Browser, type Page } from 'playwright-core'
-import { startServer, type RunningServer } from '../../src/http/server.ts'
-import { LogSink, TEST_ARGON2 } from '../http/support.ts'
+import { startServer, type RunningServer } from '../../../src/http/server.ts'
+import { LogSink, TEST_ARGON2 } from '../support.ts'
 import { createAdmin } from './support.ts'
 
 const CHROMIUM = process.env.REKEY_CHROMIUM ?? '/usr/bin/chromium'
-const SCREENSHOT = resolve(import.meta.dirname, '../../docs/dashboard-rotation.png')
+const SCREENSHOT = resolve(import.meta.dirname, '../../../docs/dashboard-rotation.png')
 const present = existsSync(CHROMIUM)
 if (!present && process.env.CI !== undefined) throw new Error(`${CHROMIUM} is missing: CI installs Debian's chromium in .ci/run`)
 

@@ -7,10 +7,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { Scheduler, SCHEDULER_LEASE } from '../../src/service/cluster/scheduler.ts'
-import type { Lifecycle } from '../../src/service/keys/rotation.ts'
-import type { RotateReport } from '../../src/service/keys/rotation-report.ts'
-import { TestClock, testServer, type TestServer } from '../http/support.ts'
+import { Scheduler, SCHEDULER_LEASE } from '../../../src/service/cluster/scheduler.ts'
+import type { Lifecycle } from '../../../src/service/keys/rotation.ts'
+import type { RotateReport } from '../../../src/service/keys/rotation-report.ts'
+import { TestClock, testServer, type TestServer } from '../../http/support.ts'
 
 const DAY = 86_400_000
 const T0 = Date.UTC(2026, 0, 5, 9)

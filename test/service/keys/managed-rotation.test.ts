@@ -6,9 +6,9 @@
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { runCli } from '../cli/helpers.ts'
-import { headerOf, signedIn, testServer, type TestServer } from '../http/support.ts'
-import { waitFor } from '../store/support/fixtures.ts'
+import { runCli } from '../../cli/helpers.ts'
+import { headerOf, signedIn, testServer, type TestServer } from '../../http/support.ts'
+import { waitFor } from '../../store/support/fixtures.ts'
 
 describe('managed rotation reaches a running service', () => {
   let server: TestServer

@@ -5,8 +5,8 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test } from 'node:test'
-import { newManagedKey, rebindKeyUpdates } from '../../src/service/keys/keys.ts'
-import { headerOf, signedIn, testServer } from '../http/support.ts'
+import { newManagedKey, rebindKeyUpdates } from '../../../src/service/keys/keys.ts'
+import { headerOf, signedIn, testServer } from '../../http/support.ts'
 
 test('first start on SQLite: a 0600 master.key beside the store, one current key per purpose, an audit event; a restart reuses them', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'rekey-keys-'))

@@ -1,5 +1,5 @@
 /** Dashboard test helpers: an admin made the way `rekey admin create` ends (register, then the role). */
-import type { Store } from '../../src/store/store.ts'
+import type { Store } from '../../../src/store/store.ts'
 
 /** Registers through the service and promotes to admin in the store. */
 export async function createAdmin(base: { request(method: string, url: string, options?: { body?: unknown }): Promise<{ statusCode: number, body: string, json(): unknown }> }, store: Store, email: string, password: string): Promise<string> {
