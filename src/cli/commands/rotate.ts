@@ -1,7 +1,7 @@
 import type { Command } from 'commander'
 import { planRotate } from '../../core/env-rotation.ts'
 import { parseDuration } from '../../core/duration.ts'
-import { DEFAULT_ROTATE_TIMEOUT_MS, type PublishProgress } from '../../service/lifecycle.ts'
+import { DEFAULT_ROTATE_TIMEOUT_MS, type PublishProgress } from '../../service/keys/rotation.ts'
 import { applyEnvPlan } from '../env-mode.ts'
 import { guardDataKeyRotate, isDataKeySecret } from '../data-key.ts'
 import { CliExit, describeError, EXIT, type CliIo, type GlobalOptions } from '../context.ts'
