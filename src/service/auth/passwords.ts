@@ -4,7 +4,7 @@
  */
 import { randomBytes } from 'node:crypto'
 import type { Algorithm } from '@node-rs/argon2'
-import { RekeyError } from '../core/errors.ts'
+import { RekeyError } from '../../core/errors.ts'
 
 /** argon2id cost parameters. */
 export interface Argon2Params {
