@@ -107,7 +107,7 @@ test('docs/leak-response.md: every command runs and does what the runbook says',
   assert.match(scan.text, /found PostgreSQL connection string/)
   // 2. Managed: the emergency ran on the store. Env file: the leaked secret is gone, with no _PREV.
   const managed = out('npx rekey emergency').text
-  assert.match(managed, /^revoked: refresh key \S+, access key \S+$/m)
+  assert.match(managed, /^revoked: (access|refresh) key \S+, (access|refresh) key \S+$/m)
   assert.match(managed, /^sessions ended: 1; tokens issued before \S+ are refused$/m)
   const envEmergency = out('npx rekey --env .env emergency')
   assert.match(envEmergency.text, /JWT_SECRET/)
