@@ -7,6 +7,7 @@ interface GenOptions {
   bytes: number
   encoding: 'hex' | 'base64' | 'base64url'
   var?: string
+  force?: boolean
 }
 
 function bytesArg(value: string): number {
@@ -23,6 +24,7 @@ export function registerGen(program: Command, io: CliIo): void {
     .option('--bytes <n>', 'random bytes, 32 to 64', bytesArg, 32)
     .option('--encoding <encoding>', 'hex, base64 or base64url', 'hex')
     .option('--var <name>', 'the variable to set in --env-file')
+    .option('--force', 'replace a value the variable already has (a live key: use rekey rotate instead)')
     .addHelpText('after', '\nExamples:\n  rekey gen\n  rekey gen --bytes 64 --encoding base64url\n  rekey --env .env gen --var JWT_SECRET')
     .action(async (options: GenOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions & GenOptions>()
@@ -38,7 +40,7 @@ export function registerGen(program: Command, io: CliIo): void {
         throw new CliExit(EXIT.USAGE, 'give both --env (or --env-file) and --var to write the secret into a file')
       }
       if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(options.var)) throw new CliExit(EXIT.USAGE, '--var must be a variable name')
-      const audit = await applyEnvGen(io, globals, options.var, secret, `new ${options.bytes}-byte ${options.encoding} secret`)
+      const audit = await applyEnvGen(io, globals, options.var, secret, `new ${options.bytes}-byte ${options.encoding} secret`, options.force === true)
       const report = { file: globals.envFile, variable: options.var, bytes: options.bytes, encoding: options.encoding, audit }
       io.stdout(globals.json === true ? `${JSON.stringify(report)}\n` : `wrote a new ${options.bytes}-byte secret to ${options.var} in ${globals.envFile}\n`)
     })
