@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict'
 import { execFileSync, spawnSync } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { test } from 'node:test'
@@ -63,8 +63,8 @@ test('docs/leak-response.md: every command runs and does what the runbook says',
   const smtp = 'smtp-password-0123456789abcdef'
   const aws = 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY'
   writeFileSync(path.join(repo, '.env'), `JWT_SECRET=${leaked}\nDATABASE_URL=${db.appUrl}\nSMTP_PASSWORD=${smtp}\nAWS_SECRET_ACCESS_KEY=${aws}\n`)
-  writeFileSync(path.join(repo, 'app.js'), 'export const app = 1\n')
-  git(repo, 'add', '.env', 'app.js')
+  writeFileSync(path.join(repo, 'config.js'), `export const smtp = { host: 'smtp.example.com', password: '${smtp}' }\n`)
+  git(repo, 'add', '.env', 'config.js')
   git(repo, 'commit', '-qm', 'initial, with the .env')
   git(repo, 'remote', 'add', 'origin', remote)
   git(repo, 'push', '-q', 'origin', 'main')
@@ -81,6 +81,8 @@ test('docs/leak-response.md: every command runs and does what the runbook says',
   // The app is logged in with the leaked user before the rotation (and restarted before finalize).
   assert.deepEqual(await loginAs(db.appUrl), { user: db.appUser, orders: 2 })
 
+  // The list of leaked values for --replace-text, written beside the repository as the doc says.
+  writeFileSync(path.join(dir, 'leaked-values.txt'), `${smtp}==>***REMOVED***\n`, { mode: 0o600 })
   const commands = runbookCommands(DOC)
   assert.ok(commands.length >= 14, `the runbook's commands (${commands.length})`)
   writeFileSync(path.join(dir, 'runbook.sh'), runbookScript(commands))
@@ -119,7 +121,11 @@ test('docs/leak-response.md: every command runs and does what the runbook says',
   // 3. Neither the local history nor the remote holds the file any more; the second scan is clean.
   assert.equal(git(repo, 'log', '--all', '--format=%H', '--', '.env').trim(), '')
   assert.equal(git(remote, 'log', '--all', '--format=%H', '--', '.env').trim(), '')
-  assert.ok(!git(remote, 'log', '--all', '-p').includes(leaked))
+  const published = git(remote, 'log', '--all', '-p')
+  for (const secret of [leaked, smtp, db.appPassword]) assert.ok(!published.includes(secret), 'no leaked value in the remote')
+  // The file that stays is in every commit, the pasted value replaced; the list of values is gone.
+  assert.equal(git(remote, 'show', 'main:config.js'), "export const smtp = { host: 'smtp.example.com', password: '***REMOVED***' }\n")
+  assert.ok(!existsSync(path.join(dir, 'leaked-values.txt')))
   assert.match(readFileSync(path.join(repo, '.gitignore'), 'utf8'), /^\.env$/m)
   // 4. rotate-db: the app now logs in as the other user, the leaked one cannot log in at all.
   const nextUser = `${db.appUser}_blue`
