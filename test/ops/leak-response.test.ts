@@ -14,6 +14,7 @@ import path from 'node:path'
 import { test } from 'node:test'
 import { parseEnv } from 'node:util'
 import { startServer } from '../../src/http/server.ts'
+import { Keyring } from '../../src/index.ts'
 import { runbookCommands, runbookScript, outputOf, type CommandOutput } from './support/runbook.ts'
 import { throwawayDatabase, loginAs, POSTGRES_SKIP } from './support/throwaway-database.ts'
 
@@ -116,6 +117,9 @@ test('docs/leak-response.md: every command runs and does what the runbook says',
   assert.equal(envNow.JWT_SECRET?.length, 64)
   assert.notEqual(envNow.JWT_SECRET, leaked)
   assert.equal(envNow.JWT_SECRET_PREV, undefined)
+  // What the app sees once restarted on the file: a token the attacker signs with the leaked key is refused.
+  const forged = Keyring.fromEnv({ JWT_SECRET: leaked }).sign({ sub: 'attacker' })
+  assert.throws(() => Keyring.fromEnv(envNow).verify(forged), { code: 'ERR_KEY_UNKNOWN' })
   // --shred-backups: no backup generation beside the file still holds the leaked value.
   for (const name of readdirSync(repo).filter((f) => f.startsWith('.env.bak'))) assert.ok(!readFileSync(path.join(repo, name), 'utf8').includes(leaked), name)
   // 3. Neither the local history nor the remote holds the file any more; the second scan is clean.
