@@ -19,7 +19,6 @@ import { generateSecret } from '../core/secret.ts'
 import { CliExit, EXIT, operatorOf, type CliIo, type GlobalOptions } from './context.ts'
 import { auditedEnvChange, type EnvAuditEntry, type EnvAuditResult } from './env-audit.ts'
 import { envEvents, noticeKindOf, sendEnvNotices, type EnvNoticeKind } from './env-notices.ts'
-import { refuseOverwrite } from './gen-overwrite.ts'
 
 /** The comment that remembers a file's chosen convention (`--convention current-new`). */
 export const CONVENTION_MARKER = '# rekey: convention=current-new (JWT_SECRET_CURRENT/JWT_SECRET_NEW; set by rekey rotate --convention)'
@@ -301,12 +300,12 @@ function signerCheck(after: Readonly<Record<string, string>>, planned: readonly 
   return undefined
 }
 
-/** Writes a new secret into `--var` of the env file (one that has a value only with `force`), with its audit row; nothing secret is returned. */
-export async function applyEnvGen(io: CliIo, globals: GlobalOptions, variable: string, secret: string, description: string, force: boolean): Promise<EnvAuditResult> {
+/** Writes a new secret into `--var` of the env file, with its audit row, once `check` accepts the value it replaces; nothing secret is returned. */
+export async function applyEnvGen(io: CliIo, globals: GlobalOptions, variable: string, secret: string, description: string, check: (current: string | undefined) => void): Promise<EnvAuditResult> {
   const file = globals.envFile as string
   const { text, env, exists } = await readEnvFileStrict(file, [variable, ...MANAGED_ENV_VARS])
   const old = env[variable]
-  if (!force) refuseOverwrite(file, variable, old)
+  check(old)
   return auditedEnvChange(io, globals, { ...env, [variable]: secret }, {
     secret: variable,
     method: 'gen',
