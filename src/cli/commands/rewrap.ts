@@ -7,6 +7,7 @@ import { commandConfig, envFileVars, liveSecretsOf, openForWrite, withStore } fr
 import { CliExit, EXIT, operatorOf, type CliIo, type GlobalOptions } from '../context.ts'
 import { cliCipher } from '../data-key.ts'
 import { progressOutput } from '../progress.ts'
+import { acquireRewrapLock } from '../../service/rewrap-lock.ts'
 
 interface RewrapOptions {
   url: string
@@ -82,14 +83,28 @@ export function registerRewrap(program: Command, io: CliIo): void {
             report(io, globals, countReport(table, spec, cipher, counts, options.dryRun === true, await readProgress(store, id)))
             return
           }
+          // One rewrap per column: the second is refused (ERR_CONFLICT), a killed one taken over.
+          const lock = await acquireRewrapLock(store, id, `${spec.table}.${spec.column}`)
           const tty = process.stderr.isTTY === true && globals.json !== true
-          const progress = progressOutput(io, { tty, label: `rewrap ${spec.table}.${spec.column}` })
-          const result = await rewrapColumn({
-            table, cipher, batchSize,
-            keeper: { load: () => readProgress(store, id), save: (p) => writeProgress(store, id, p) },
-            onTick: (tick) => progress.update({ done: tick.rowsDone, total: tick.rowsTotal, rewrapped: tick.rewrapped, failed: tick.failed, conflicts: tick.conflicts }),
-          })
-          progress.finish()
+          let result: RewrapResult
+          try {
+            const progress = progressOutput(io, { tty, label: `rewrap ${spec.table}.${spec.column}` })
+            result = await rewrapColumn({
+              table, cipher, batchSize,
+              keeper: {
+                load: () => readProgress(store, id),
+                // Saved only while the lock is still ours: a run that lost it stops here.
+                save: (p) => store.transaction(async (tx) => {
+                  await lock.renewIn(tx)
+                  await writeProgress(tx, id, p)
+                }),
+              },
+              onTick: (tick) => progress.update({ done: tick.rowsDone, total: tick.rowsTotal, rewrapped: tick.rewrapped, failed: tick.failed, conflicts: tick.conflicts }),
+            })
+            progress.finish()
+          } finally {
+            await lock.release()
+          }
           const record: ColumnRecord = { ...base, kids: result.kids, other: result.other, nulls: result.nulls, rows: result.rowsDone, currentKid: cipher.currentKid, countedAt: new Date().toISOString() }
           await store.transaction(async (tx) => {
             await recordColumn(tx, record)
