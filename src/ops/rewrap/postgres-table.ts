@@ -18,8 +18,8 @@ const TEXT_TYPES = new Set(['text', 'character varying', 'character'])
 
 interface Column { name: string, type: string, dataType: string }
 
-/** A rekey ciphertext: no comma, no quote, no space (what `string_to_table(…, ',')` can split). */
-const PLAIN_VALUE = /^rk1\.[A-Za-z0-9._+/-]*$/
+/** A value `string_to_table(…, ',')` gives back whole: one without a comma (every rekey ciphertext). */
+const splittable = (value: string): boolean => !value.includes(',')
 
 /** One field of the updates: comma-separated text when `split`, else an array the driver quotes. */
 function joined(updates: readonly RowUpdate[], field: 'old' | 'value', split: boolean): string | string[] {
@@ -96,7 +96,7 @@ export async function openPostgresTable(url: string, spec: TableSpec): Promise<A
         // Joined on the key AND the whole old value: a row the application changed since it
         // was read is left alone. Rekey ciphertexts go as one comma-separated text each
         // (split by string_to_table: no array parsing on the server, no quoting here).
-        const split = splitText && updates.every((u) => PLAIN_VALUE.test(u.old) && PLAIN_VALUE.test(u.value))
+        const split = splitText && updates.every((u) => splittable(u.old) && splittable(u.value))
         const batch = split
           ? `ROWS FROM (unnest($1::${keyType}[]), string_to_table($2, ','), string_to_table($3, ','))`
           : `unnest($1::${keyType}[], $2::text[], $3::text[])`
