@@ -6,8 +6,9 @@
  * last written to it (0 lost updates, 0 failures), with the keys read back from the file by
  * Node's own env-file parser.
  *
- * REKEY_TEST_REWRAP_ROWS sets the rows (default 5000; REKEY_TEST_REWRAP_ROWS=100000 runs the full
- * size, which takes minutes on a shared 2-core machine).
+ * 100,000 rows per database by default, the size the issue asks for: both databases together
+ * took 45 s of wall time on the shared 2-core machine at load average 13-15.
+ * REKEY_TEST_REWRAP_ROWS sets another size (e.g. 5000 for a quick run).
  */
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
@@ -22,8 +23,7 @@ import { runCli, tempDir } from '../cli/helpers.ts'
 import { killAt, rewrapProcess } from './support/rewrap-process.ts'
 import { POSTGRES_URL, REQUIRE_POSTGRES, adminQuery, freshSchema } from '../store/support/stores.ts'
 
-// 100,000 rows is the benchmark's run (bench/rewrap.ts); the test keeps under ~30 s with fewer.
-const ROWS = Number(process.env.REKEY_TEST_REWRAP_ROWS ?? 5000)
+const ROWS = Number(process.env.REKEY_TEST_REWRAP_ROWS ?? 100_000)
 
 /** The application's view of its table: read one row, write one row, bulk load. */
 interface App {
