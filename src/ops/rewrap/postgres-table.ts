@@ -107,6 +107,9 @@ export async function openPostgresTable(url: string, spec: TableSpec): Promise<A
           [updates.map((u) => u.key), joined(updates, 'old', split), joined(updates, 'value', split)]))
         return new Set(res.rows.map((r) => String(r.k)))
       },
+      async countRows() {
+        return Number((await client.query<{ n: string }>(`SELECT count(*) AS n FROM ${table.sql}`)).rows[0]?.n ?? 0)
+      },
       async countByKid(): Promise<KidCounts> {
         const res = await client.query<{ kid: string | null, kind: string, n: string }>(
           `SELECT CASE WHEN ${column} IS NULL THEN 'null' WHEN ${column} LIKE '${CIPHERTEXT_VERSION}.%.%.%' THEN 'kid' ELSE 'other' END AS kind,
