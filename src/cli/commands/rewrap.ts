@@ -62,7 +62,8 @@ export function registerRewrap(program: Command, io: CliIo): void {
       '  rekey rewrap --url ./app.db --table notes --column body --count',
       '',
       'Progress: a bar on a terminal, JSON lines ({"event":"progress",...}) otherwise. A killed run',
-      'resumes where it stopped when run again with the same key. Exit 1 when a value did not decrypt.',
+      'resumes where it stopped when run again with the same key. Exit 1 when a value did not decrypt,',
+      'or (ERR_CONFLICT) when another rewrap of the same column is running.',
     ].join('\n'))
     .action(async (options: RewrapOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>()
@@ -102,17 +103,18 @@ export function registerRewrap(program: Command, io: CliIo): void {
               onTick: (tick) => progress.update({ done: tick.rowsDone, total: tick.rowsTotal, rewrapped: tick.rewrapped, failed: tick.failed, conflicts: tick.conflicts }),
             })
             progress.finish()
+            // The counts and the audit row are written while the lock is still held.
+            const record: ColumnRecord = { ...base, kids: result.kids, other: result.other, nulls: result.nulls, rows: result.rowsDone, currentKid: cipher.currentKid, countedAt: new Date().toISOString() }
+            await store.transaction(async (tx) => {
+              await recordColumn(tx, record)
+              await audit.append({
+                secret: 'ENCRYPTION_KEY', operator: operatorOf(globals), method: 'rewrap', liveSecrets: liveSecretsOf(io.env, fileVars),
+                notes: `${spec.table}.${spec.column} in ${table.database}: ${result.rewrapped} value(s) rewrapped to data key ${cipher.currentKid}; ${describeKids(result.kids, cipher).map((k) => `${k.kid} ${k.values}`).join(', ')}${result.failed > 0 ? `; ${result.failed} did not decrypt` : ''}`,
+              }, tx)
+            })
           } finally {
             await lock.release()
           }
-          const record: ColumnRecord = { ...base, kids: result.kids, other: result.other, nulls: result.nulls, rows: result.rowsDone, currentKid: cipher.currentKid, countedAt: new Date().toISOString() }
-          await store.transaction(async (tx) => {
-            await recordColumn(tx, record)
-            await audit.append({
-              secret: 'ENCRYPTION_KEY', operator: operatorOf(globals), method: 'rewrap', liveSecrets: liveSecretsOf(io.env, fileVars),
-              notes: `${spec.table}.${spec.column} in ${table.database}: ${result.rewrapped} value(s) rewrapped to data key ${cipher.currentKid}; ${describeKids(result.kids, cipher).map((k) => `${k.kid} ${k.values}`).join(', ')}${result.failed > 0 ? `; ${result.failed} did not decrypt` : ''}`,
-            }, tx)
-          })
           report(io, globals, doneReport(table, spec, cipher, result), !tty)
           if (result.failed > 0) {
             throw new CliExit(EXIT.REFUSED, `${result.failed} value(s) did not decrypt with any configured data key (rows ${result.failedKeys.join(', ')}${result.failed > result.failedKeys.length ? ', …' : ''}): they were left as they are`)
