@@ -6,11 +6,11 @@
  * last written to it (0 lost updates, 0 failures), with the keys read back from the file by
  * Node's own env-file parser.
  *
- * REKEY_TEST_REWRAP_ROWS sets the rows (default 5000; REKEY_TEST_REWRAP_ROWS=100000 runs the full
- * size, which takes minutes on a shared 2-core machine).
+ * 100,000 rows per database by default, the size the issue asks for: both databases together
+ * took 45 s of wall time on the shared 2-core machine at load average 13-15.
+ * REKEY_TEST_REWRAP_ROWS sets another size (e.g. 5000 for a quick run).
  */
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
@@ -20,11 +20,10 @@ import { parseEnv } from 'node:util'
 import pg from 'pg'
 import { Cipher } from '../../src/crypt.ts'
 import { runCli, tempDir } from '../cli/helpers.ts'
+import { killAt, rewrapProcess } from './support/rewrap-process.ts'
 import { POSTGRES_URL, REQUIRE_POSTGRES, adminQuery, freshSchema } from '../store/support/stores.ts'
 
-// 100,000 rows is the benchmark's run (bench/rewrap.ts); the test keeps under ~30 s with fewer.
-const ROWS = Number(process.env.REKEY_TEST_REWRAP_ROWS ?? 5000)
-const BIN = path.resolve(import.meta.dirname, '../../bin/rekey.js')
+const ROWS = Number(process.env.REKEY_TEST_REWRAP_ROWS ?? 100_000)
 
 /** The application's view of its table: read one row, write one row, bulk load. */
 interface App {
@@ -92,29 +91,6 @@ function sqliteApp(dir: string): App {
 const fileEnv = (file: string): Record<string, string> => parseEnv(readFileSync(file, 'utf8')) as Record<string, string>
 
 const plaintextOf = (id: number, version: number): string => `row ${id} version ${version} ${'x'.repeat(64)}`
-
-/** Runs `rekey rewrap` as a real process; `killAt` kills it (SIGKILL) once a progress line reaches that many rows. */
-function rewrapProcess(cwd: string, args: string[], killAt?: number): Promise<{ code: number | null, signal: string | null, lines: Record<string, unknown>[], stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] })
-    const lines: Record<string, unknown>[] = []
-    let buffer = ''
-    let stderr = ''
-    child.stderr.setEncoding('utf8').on('data', (t: string) => { stderr += t })
-    child.stdout.setEncoding('utf8').on('data', (t: string) => {
-      buffer += t
-      let nl: number
-      while ((nl = buffer.indexOf('\n')) >= 0) {
-        const line = JSON.parse(buffer.slice(0, nl)) as Record<string, unknown>
-        buffer = buffer.slice(nl + 1)
-        lines.push(line)
-        if (killAt !== undefined && line.event === 'progress' && Number(line.done) >= killAt) child.kill('SIGKILL')
-      }
-    })
-    child.on('error', reject)
-    child.on('close', (code, signal) => resolve({ code, signal, lines, stderr }))
-  })
-}
 
 const skipPostgres = POSTGRES_URL === '' && !REQUIRE_POSTGRES ? 'REKEY_TEST_POSTGRES_URL is not set; the PostgreSQL rewrap run is skipped' : false
 
@@ -190,7 +166,7 @@ for (const dialect of ['postgres', 'sqlite'] as const) {
       })()
 
       mark('rotated, finalize refused')
-      const killed = await rewrapProcess(dir, rewrapArgs, Math.floor(ROWS / 2))
+      const killed = await rewrapProcess(dir, rewrapArgs, killAt(Math.floor(ROWS / 2)))
       mark('rewrap killed')
       assert.equal(killed.signal, 'SIGKILL', `rewrap was not killed half-way: ${killed.stderr}`)
       assert.ok(!killed.lines.some((l) => l.event === 'done'))

@@ -7,6 +7,7 @@ import { commandConfig, envFileVars, liveSecretsOf, openForWrite, withStore } fr
 import { CliExit, EXIT, operatorOf, type CliIo, type GlobalOptions } from '../context.ts'
 import { cliCipher } from '../data-key.ts'
 import { progressOutput } from '../progress.ts'
+import { acquireRewrapLock } from '../../service/rewrap-lock.ts'
 
 interface RewrapOptions {
   url: string
@@ -61,7 +62,8 @@ export function registerRewrap(program: Command, io: CliIo): void {
       '  rekey rewrap --url ./app.db --table notes --column body --count',
       '',
       'Progress: a bar on a terminal, JSON lines ({"event":"progress",...}) otherwise. A killed run',
-      'resumes where it stopped when run again with the same key. Exit 1 when a value did not decrypt.',
+      'resumes where it stopped when run again with the same key. Exit 1 when a value did not decrypt,',
+      'or (ERR_CONFLICT) when another rewrap of the same column is running.',
     ].join('\n'))
     .action(async (options: RewrapOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>()
@@ -82,22 +84,37 @@ export function registerRewrap(program: Command, io: CliIo): void {
             report(io, globals, countReport(table, spec, cipher, counts, options.dryRun === true, await readProgress(store, id)))
             return
           }
+          // One rewrap per column: the second is refused (ERR_CONFLICT), a killed one taken over.
+          const lock = await acquireRewrapLock(store, id, `${spec.table}.${spec.column}`)
           const tty = process.stderr.isTTY === true && globals.json !== true
-          const progress = progressOutput(io, { tty, label: `rewrap ${spec.table}.${spec.column}` })
-          const result = await rewrapColumn({
-            table, cipher, batchSize,
-            keeper: { load: () => readProgress(store, id), save: (p) => writeProgress(store, id, p) },
-            onTick: (tick) => progress.update({ done: tick.rowsDone, total: tick.rowsTotal, rewrapped: tick.rewrapped, failed: tick.failed, conflicts: tick.conflicts }),
-          })
-          progress.finish()
-          const record: ColumnRecord = { ...base, kids: result.kids, other: result.other, nulls: result.nulls, rows: result.rowsDone, currentKid: cipher.currentKid, countedAt: new Date().toISOString() }
-          await store.transaction(async (tx) => {
-            await recordColumn(tx, record)
-            await audit.append({
-              secret: 'ENCRYPTION_KEY', operator: operatorOf(globals), method: 'rewrap', liveSecrets: liveSecretsOf(io.env, fileVars),
-              notes: `${spec.table}.${spec.column} in ${table.database}: ${result.rewrapped} value(s) rewrapped to data key ${cipher.currentKid}; ${describeKids(result.kids, cipher).map((k) => `${k.kid} ${k.values}`).join(', ')}${result.failed > 0 ? `; ${result.failed} did not decrypt` : ''}`,
-            }, tx)
-          })
+          let result: RewrapResult
+          try {
+            const progress = progressOutput(io, { tty, label: `rewrap ${spec.table}.${spec.column}` })
+            result = await rewrapColumn({
+              table, cipher, batchSize,
+              keeper: {
+                load: () => readProgress(store, id),
+                // Saved only while the lock is still ours: a run that lost it stops here.
+                save: (p) => store.transaction(async (tx) => {
+                  await lock.renewIn(tx)
+                  await writeProgress(tx, id, p)
+                }),
+              },
+              onTick: (tick) => progress.update({ done: tick.rowsDone, total: tick.rowsTotal, rewrapped: tick.rewrapped, failed: tick.failed, conflicts: tick.conflicts }),
+            })
+            progress.finish()
+            // The counts and the audit row are written while the lock is still held.
+            const record: ColumnRecord = { ...base, kids: result.kids, other: result.other, nulls: result.nulls, rows: result.rowsDone, currentKid: cipher.currentKid, countedAt: new Date().toISOString() }
+            await store.transaction(async (tx) => {
+              await recordColumn(tx, record)
+              await audit.append({
+                secret: 'ENCRYPTION_KEY', operator: operatorOf(globals), method: 'rewrap', liveSecrets: liveSecretsOf(io.env, fileVars),
+                notes: `${spec.table}.${spec.column} in ${table.database}: ${result.rewrapped} value(s) rewrapped to data key ${cipher.currentKid}; ${describeKids(result.kids, cipher).map((k) => `${k.kid} ${k.values}`).join(', ')}${result.failed > 0 ? `; ${result.failed} did not decrypt` : ''}`,
+              }, tx)
+            })
+          } finally {
+            await lock.release()
+          }
           report(io, globals, doneReport(table, spec, cipher, result), !tty)
           if (result.failed > 0) {
             throw new CliExit(EXIT.REFUSED, `${result.failed} value(s) did not decrypt with any configured data key (rows ${result.failedKeys.join(', ')}${result.failed > result.failedKeys.length ? ', …' : ''}): they were left as they are`)

@@ -1,14 +1,15 @@
 /**
  * An application table in PostgreSQL. Writes are one statement per batch: an UPDATE joined
- * to the batch (unnest of arrays) on the key AND the old value's SHA-256, so a row the application
- * changed since it was read is left alone (EvalPlanQual re-checks the condition on the
- * newest row version under READ COMMITTED).
+ * to the batch on the key AND the whole old value, so a row the application changed since it
+ * was read is left alone (EvalPlanQual re-checks the condition on the newest row version
+ * under READ COMMITTED). The batch's values travel as two comma-separated texts split by
+ * `string_to_table` on the server: half the time of text arrays (array_in parses every
+ * character) or of comparing SHA-256 digests, measured on 2,000-row batches of 1 KiB values.
  */
-import { createHash } from 'node:crypto'
 import pg from 'pg'
 import { RekeyError } from '../../core/errors.ts'
 import { CIPHERTEXT_VERSION } from '../../core/cipher.ts'
-import { describeDatabase, quoteIdentifier, quoteTable, type AppRow, type AppTable, type KidCounts, type TableSpec } from './app-table.ts'
+import { describeDatabase, quoteIdentifier, quoteTable, type AppRow, type AppTable, type KidCounts, type RowUpdate, type TableSpec } from './app-table.ts'
 
 /** Batches written at once: the server spreads them over its cores. */
 const WRITERS = 2
@@ -16,6 +17,15 @@ const WRITERS = 2
 const TEXT_TYPES = new Set(['text', 'character varying', 'character'])
 
 interface Column { name: string, type: string, dataType: string }
+
+/** A value `string_to_table(…, ',')` gives back whole: one without a comma (every rekey ciphertext). */
+const splittable = (value: string): boolean => !value.includes(',')
+
+/** One field of the updates: comma-separated text when `split`, else an array the driver quotes. */
+function joined(updates: readonly RowUpdate[], field: 'old' | 'value', split: boolean): string | string[] {
+  const values = updates.map((u) => u[field])
+  return split ? values.join(',') : values
+}
 
 /** Opens a connection and checks the table and columns (the encrypted column must be text). */
 export async function openPostgresTable(url: string, spec: TableSpec): Promise<AppTable> {
@@ -62,6 +72,9 @@ export async function openPostgresTable(url: string, spec: TableSpec): Promise<A
       throw new RekeyError('ERR_CONFIG', `column ${spec.column} is ${(columns.get(spec.column) as Column).type}: rekey ciphertexts are stored as text`)
     }
     const keyType = (columns.get(spec.keyColumn) as Column).type
+    // string_to_table is PostgreSQL 14 and later; older servers get text arrays.
+    const version = await client.query<{ v: string }>('SELECT current_setting(\'server_version_num\') AS v')
+    const splitText = Number(version.rows[0]?.v) >= 140_000
     const select = `SELECT ${key} AS k, ${column} AS v${aad.map((a, i) => `, ${a}::text AS a${i}`).join('')} FROM ${table.sql}`
     const toRow = (r: Record<string, unknown>): AppRow => ({ key: r.k, value: r.v as string | null, aad: aad.map((_, i) => r[`a${i}`] as string | null) })
     return {
@@ -80,15 +93,22 @@ export async function openPostgresTable(url: string, spec: TableSpec): Promise<A
       },
       async writeBatch(updates) {
         if (updates.length === 0) return new Set()
-        // The old value is compared by its SHA-256 (computed on both sides), so a batch does
-        // not send every old value back to the server: same check, a fraction of the bytes.
+        // Joined on the key AND the whole old value: a row the application changed since it
+        // was read is left alone. Rekey ciphertexts go as one comma-separated text each
+        // (split by string_to_table: no array parsing on the server, no quoting here).
+        const split = splitText && updates.every((u) => splittable(u.old) && splittable(u.value))
+        const batch = split
+          ? `ROWS FROM (unnest($1::${keyType}[]), string_to_table($2, ','), string_to_table($3, ','))`
+          : `unnest($1::${keyType}[], $2::text[], $3::text[])`
         const res = await withWriter((writer) => writer.query<{ k: unknown }>(
-          `UPDATE ${table.sql} AS t SET ${column} = u.n
-             FROM unnest($1::${keyType}[], $2::bytea[], $3::text[]) AS u(k, h, n)
-            WHERE t.${key} = u.k AND sha256(convert_to(t.${column}, 'UTF8')) = u.h
+          `UPDATE ${table.sql} AS t SET ${column} = u.n FROM ${batch} AS u(k, o, n)
+            WHERE t.${key} = u.k AND t.${column} = u.o
           RETURNING t.${key} AS k`,
-          [updates.map((u) => u.key), updates.map((u) => createHash('sha256').update(u.old, 'utf8').digest()), updates.map((u) => u.value)]))
+          [updates.map((u) => u.key), joined(updates, 'old', split), joined(updates, 'value', split)]))
         return new Set(res.rows.map((r) => String(r.k)))
+      },
+      async countRows() {
+        return Number((await client.query<{ n: string }>(`SELECT count(*) AS n FROM ${table.sql}`)).rows[0]?.n ?? 0)
       },
       async countByKid(): Promise<KidCounts> {
         const res = await client.query<{ kid: string | null, kind: string, n: string }>(

@@ -150,7 +150,7 @@ export async function rewrapColumn(options: RewrapOptions): Promise<RewrapResult
   const { table, cipher, keeper } = options
   const batchSize = options.batchSize ?? 2000
   const now = options.now ?? Date.now
-  const total = (await table.countByKid()).rows
+  const total = await table.countRows()
   const saved = await keeper.load()
   const resume = saved !== null && saved.targetKid === cipher.currentKid ? saved : null
   const t: Tally = {

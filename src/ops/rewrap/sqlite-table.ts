@@ -72,6 +72,9 @@ export function openSqliteTable(file: string, spec: TableSpec): AppTable {
       }
       return written
     },
+    async countRows() {
+      return Number((db.prepare(`SELECT count(*) AS n FROM ${table.sql}`).get() as { n: number }).n)
+    },
     async countByKid(): Promise<KidCounts> {
       const prefix = `${CIPHERTEXT_VERSION}.`
       const rows = db.prepare(
