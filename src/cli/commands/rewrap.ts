@@ -7,7 +7,7 @@ import { commandConfig, envFileVars, liveSecretsOf, openForWrite, withStore } fr
 import { CliExit, EXIT, operatorOf, type CliIo, type GlobalOptions } from '../context.ts'
 import { cliCipher } from '../data-key.ts'
 import { progressOutput } from '../progress.ts'
-import { acquireRewrapLock } from '../../service/rewrap-lock.ts'
+import { acquireRewrapLock } from '../../service/data-keys/rewrap-lock.ts'
 
 interface RewrapOptions {
   url: string

@@ -7,8 +7,8 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import { acquireRewrapLock, REWRAP_LEASE_TTL_MS } from '../../src/service/rewrap-lock.ts'
-import { STORES, type TestDatabase } from '../store/support/stores.ts'
+import { acquireRewrapLock, REWRAP_LEASE_TTL_MS } from '../../../src/service/data-keys/rewrap-lock.ts'
+import { STORES, type TestDatabase } from '../../store/support/stores.ts'
 
 const conflict = (pattern: RegExp) => (err: unknown): boolean => {
   assert.equal((err as { code?: string }).code, 'ERR_CONFLICT')

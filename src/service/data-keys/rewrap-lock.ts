@@ -11,8 +11,8 @@
  */
 import { randomBytes } from 'node:crypto'
 import os from 'node:os'
-import { RekeyError } from '../core/errors.ts'
-import type { Store } from '../store/store.ts'
+import { RekeyError } from '../../core/errors.ts'
+import type { Store } from '../../store/store.ts'
 
 /** How long a lease lasts without renewal, in ms. Default 30 s; renewed every third of it. */
 export const REWRAP_LEASE_TTL_MS = 30_000
