@@ -1,6 +1,6 @@
 /**
- * A restore never revives what was cut after the backup (real CLI processes, real SQLite, the
- * real service answering the tokens): a backup from before an emergency, restored with
+ * A restore never revives what was cut after the backup (real CLI processes, real SQLite and
+ * PostgreSQL, the real service answering the tokens): a backup from before an emergency, restored with
  * --force, keeps the revoked keys revoked and the not-before; a session ended after the
  * backup stays ended. Every restore leaves a `restore` row in the restored store's audit log.
  */
@@ -13,8 +13,16 @@ import { NOT_BEFORE_SETTING } from '../../src/service/revocations.ts'
 import { openStore } from '../../src/store/open.ts'
 import { runBin, tempDir } from '../cli/helpers.ts'
 import { credentials, testServer, type TestServer } from '../http/support.ts'
+import { urlWithSchema } from '../multi-instance/cluster.ts'
+import { POSTGRES_URL, REQUIRE_POSTGRES, adminQuery, freshSchema } from '../store/support/stores.ts'
 
 const PASSPHRASE = 'correct-horse-battery-staple-42'
+
+type Dialect = 'sqlite' | 'postgres'
+const DIALECTS: ReadonlyArray<[Dialect, string | false]> = [
+  ['sqlite', false],
+  ['postgres', POSTGRES_URL === '' && !REQUIRE_POSTGRES ? 'REKEY_TEST_POSTGRES_URL is not set' : false],
+]
 
 interface Session { accessToken: string, refreshToken: string }
 
@@ -27,9 +35,15 @@ async function signIn(server: TestServer): Promise<Session> {
 }
 
 /** A store served once (keys made, two users signed in), then stopped; a backup of it through the CLI. */
-async function servedAndBackedUp(t: Parameters<typeof tempDir>[0]): Promise<{ dir: string, storePath: string, env: Record<string, string>, archive: string, a: Session, b: Session, server: () => Promise<TestServer> }> {
+async function servedAndBackedUp(t: Parameters<typeof tempDir>[0] & { after: (fn: () => Promise<void>) => void }, dialect: Dialect): Promise<{ dir: string, storePath: string, env: Record<string, string>, archive: string, a: Session, b: Session, server: () => Promise<TestServer> }> {
   const dir = tempDir(t)
-  const storePath = path.join(dir, 'store', 'rekey.db')
+  let storePath = path.join(dir, 'store', 'rekey.db')
+  if (dialect === 'postgres') {
+    const schema = freshSchema()
+    await adminQuery(`CREATE SCHEMA ${schema}`)
+    t.after(async () => { await adminQuery(`DROP SCHEMA IF EXISTS ${schema} CASCADE`) })
+    storePath = urlWithSchema(POSTGRES_URL, schema)
+  }
   const env = { REKEY_STORE: storePath, REKEY_MASTER_KEY: randomBytes(32).toString('base64'), REKEY_BACKUP_PASSPHRASE: PASSPHRASE, REKEY_SCHEDULER: 'off' }
   const server = (): Promise<TestServer> => testServer({ dir, env })
   const first = await server()
@@ -47,9 +61,9 @@ async function refresh(server: TestServer, session: Session): Promise<{ statusCo
   return { statusCode: res.statusCode, error: (res.json() as { error?: string }).error }
 }
 
-describe('restore keeps what the replaced store cut (SQLite, real CLI)', () => {
+for (const [dialect, skip] of DIALECTS) describe(`restore keeps what the replaced store cut (${dialect}, real CLI)`, { skip }, () => {
   test('a backup from before an emergency: the revoked keys stay revoked, the not-before stays, new keys sign; a warning names the kids', async (t) => {
-    const { dir, storePath, env, archive, a, server } = await servedAndBackedUp(t)
+    const { dir, storePath, env, archive, a, server } = await servedAndBackedUp(t, dialect)
     const before = await openStore(storePath)
     const oldKids = (await before.listKeys()).filter((k) => k.state === 'current').map((k) => k.kid).sort()
     await before.close()
@@ -87,7 +101,7 @@ describe('restore keeps what the replaced store cut (SQLite, real CLI)', () => {
     assert.equal(last?.operator, 'alice')
     assert.equal(last?.secret, 'store')
     const hash = createHash('sha256').update(readFileSync(archive)).digest('hex').slice(0, 16)
-    assert.match(last?.notes ?? '', new RegExp(`^restored from the backup made \\d{4}-\\d\\d-\\d\\dT[^ ]+Z \\(archive sha256 ${hash}, sqlite, schema version \\d+\\); kept from the replaced store: 2 revoked key`))
+    assert.match(last?.notes ?? '', new RegExp(`^restored from the backup made \\d{4}-\\d\\d-\\d\\dT[^ ]+Z \\(archive sha256 ${hash}, ${dialect}, schema version \\d+\\); kept from the replaced store: 2 revoked key`))
 
     const verified = await runBin(['audit', '--verify'], { cwd: dir, env })
     assert.equal(verified.code, 0, `the chain holds the restore row: ${verified.stdout}${verified.stderr}`)
@@ -105,7 +119,7 @@ describe('restore keeps what the replaced store cut (SQLite, real CLI)', () => {
   })
 
   test('a session ended after the backup stays ended; the others come back; the restore is audited even with nothing to keep', async (t) => {
-    const { dir, env, archive, a, b, server } = await servedAndBackedUp(t)
+    const { dir, env, archive, a, b, server } = await servedAndBackedUp(t, dialect)
     const running = await server()
     assert.equal((await running.request('POST', '/api/auth/logout', { body: { refreshToken: b.refreshToken } })).statusCode, 204)
     await running.close()
@@ -123,6 +137,7 @@ describe('restore keeps what the replaced store cut (SQLite, real CLI)', () => {
       await after.close()
     }
 
+    if (dialect === 'postgres') return
     // Into a new location: nothing to keep, no warning, still an audit row.
     const freshPath = path.join(dir, 'fresh', 'rekey.db')
     const into = await runBin(['restore', archive], { cwd: dir, env: { ...env, REKEY_STORE: freshPath } })

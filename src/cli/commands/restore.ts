@@ -29,6 +29,7 @@ export function registerRestore(program: Command, io: CliIo): void {
       const m = report.manifest
       const cuts = describeKeptCuts(report.keptCuts)
       // Said even with --json: the operator asked for a state the replaced store had moved past.
+      if (report.unreadCuts !== null) io.stderr(`rekey: warning: ${report.unreadCuts}\n`)
       if (cuts !== null) io.stderr(`rekey: warning: the backup (made ${m.createdAt}) predates revocations of the replaced store, which it would have brought back: ${cuts}\n`)
       if (globals.json === true) {
         io.stdout(`${JSON.stringify({ archive, store: maskLocation(location), restored: true, dialect: m.dialect, createdAt: m.createdAt, rows: report.rows, tables: report.tables, kept: report.kept, keptRevocations: report.keptCuts })}\n`)

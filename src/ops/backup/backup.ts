@@ -194,6 +194,8 @@ export interface RestoreReport extends VerifyReport {
   readonly kept: string | null
   /** What the backup would have brought back from before a revocation or an emergency, kept cut instead. */
   readonly keptCuts: KeptCuts
+  /** Why the replaced store's revocations could not be read (a damaged store), or `null`. */
+  readonly unreadCuts: string | null
 }
 
 /** Options of {@link restoreBackup}. */
@@ -249,11 +251,16 @@ export async function restoreBackup(file: string, unseal: UnsealOptions, locatio
     // The drill took a while: an instance may have started meanwhile.
     await refuseLiveInstances(location, schema, Date.now())
     const part = path.join(dir, PART_NAME[manifest.dialect])
-    const cuts = rows > 0 ? await readCuts(location, Date.parse(manifest.createdAt)) : null
+    // A damaged store (often the reason to restore) must not block the restore: say what is unknown.
+    let unreadCuts: string | null = null
+    const cuts = rows === 0 ? null : await readCuts(location, Date.parse(manifest.createdAt)).catch((err: unknown) => {
+      unreadCuts = `the replaced store's revocations could not be read (${err instanceof Error ? err.message : String(err)}): keys and sessions it cut after the backup may verify again; if it had an emergency since, run rekey emergency again`
+      return null
+    })
     const record = {
       operator: options.operator, masterKey, previousMasterKey: options.previousMasterKey, now: now.getTime(),
       // The archive's hash names it (a file name is the operator's to choose, and the notes mask long runs).
-      source: `restored from the backup made ${manifest.createdAt} (archive sha256 ${(await sha256File(file)).sha256.slice(0, 16)}, ${manifest.dialect}, schema version ${manifest.schemaVersion})`,
+      source: `restored from the backup made ${manifest.createdAt} (archive sha256 ${(await sha256File(file)).sha256.slice(0, 16)}, ${manifest.dialect}, schema version ${manifest.schemaVersion})${unreadCuts === null ? '' : '; the replaced store\'s revocations could not be read'}`,
     }
     let kept: string | null = null
     let keptCuts: KeptCuts
@@ -265,6 +272,6 @@ export async function restoreBackup(file: string, unseal: UnsealOptions, locatio
       keptCuts = await keepCuts(part, cuts, record)
       kept = await replaceSqliteStore(part, location, stampOf(now))
     }
-    return { ...summary(manifest), kept, keptCuts }
+    return { ...summary(manifest), kept, keptCuts, unreadCuts }
   })
 }
