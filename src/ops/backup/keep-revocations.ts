@@ -12,8 +12,8 @@
  */
 import { MANAGED_ALGORITHMS, type ManagedAlg } from '../../core/algorithms.ts'
 import { AuditLog } from '../../service/audit/audit-log.ts'
-import { newManagedKey, rebindKeyUpdates } from '../../service/keys.ts'
-import { NOT_BEFORE_SETTING } from '../../service/revocations.ts'
+import { newManagedKey, rebindKeyUpdates } from '../../service/keys/keys.ts'
+import { NOT_BEFORE_SETTING } from '../../service/auth/revocations.ts'
 import { openStore } from '../../store/open.ts'
 import type { KeyRecord, KeyState, KeyUpdate, NewKey } from '../../store/types.ts'
 
