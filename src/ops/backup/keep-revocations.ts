@@ -44,7 +44,7 @@ export interface KeptCuts {
 /** Who restores, from what, and with which master keys (the current one first). */
 export interface RestoreRecord {
   readonly operator: string
-  /** The audit row's notes: which backup (file, time, source), never a secret. */
+  /** The audit row's notes: which backup (its time, the archive's hash), never a secret. */
   readonly source: string
   readonly masterKey: Buffer
   readonly previousMasterKey?: Buffer | undefined
@@ -103,7 +103,11 @@ export async function keepCuts(location: string, cuts: Cuts | null, record: Rest
     const insert: NewKey[] = revived.filter(({ restored }) => restored.state === 'current')
       .map(({ restored }) => newManagedKey(record.masterKey, restored.purpose, record.now, managedAlg(restored.alg)))
     const notBefore = (cuts?.notBefore ?? 0) > readSetting(await store.getSetting(NOT_BEFORE_SETTING)) ? cuts?.notBefore ?? 0 : 0
-    const kept = { keys: revived.map(({ restored }) => ({ kid: restored.kid, purpose: restored.purpose, stateInBackup: restored.state })), newKeys: insert.map((k) => ({ kid: k.kid, purpose: k.purpose })), notBefore: notBefore > 0 ? new Date(notBefore * 1000).toISOString() : null }
+    const kept = {
+      keys: revived.map(({ restored }) => ({ kid: restored.kid, purpose: restored.purpose, stateInBackup: restored.state })),
+      newKeys: insert.map((k) => ({ kid: k.kid, purpose: k.purpose })),
+      notBefore: notBefore > 0 ? new Date(notBefore * 1000).toISOString() : null,
+    }
     await audit.refresh()
     const sessions = await store.transaction(async (tx) => {
       if (updates.length > 0) await tx.transitionKeys({ expectedVersion: keyset.version, update: rebindKeyUpdates(masterKeys, keyset.keys, updates), insert })
