@@ -88,7 +88,7 @@ try {
     dbs.push(target)
     await admin(`CREATE DATABASE ${target}`)
     t0 = performance.now()
-    await restoreBackup(a.file, { identities: [identity] }, urlOf(target), masterKey, false)
+    await restoreBackup(a.file, { identities: [identity] }, urlOf(target), masterKey, { operator: 'bench' })
     rows[4]![1].push(ms(t0))
   }
   console.log(`backup benchmark: node ${process.version}, ${os.cpus()[0]?.model.trim() ?? 'cpu'} x${os.cpus().length}, PostgreSQL store in public, ${USERS.toLocaleString('en-US')} users (+1 session and 1 refresh token each), median of ${ROUNDS}\n`)

@@ -102,6 +102,33 @@ export interface EnvFileRead {
   readonly doc: EnvDocument
 }
 
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
+
+/**
+ * The text of an env file's bytes, refused (`ERR_CONFIG`, naming the first bad line) unless
+ * they are valid UTF-8: a lenient decode turns a stray byte into U+FFFD, and a rewrite would
+ * then write that replacement into a variable rekey was never asked to change.
+ */
+export function decodeEnvFile(file: string, bytes: Uint8Array): string {
+  try {
+    return STRICT_UTF8.decode(bytes)
+  } catch {
+    let line = 1
+    let start = 0
+    for (let at = 0; at <= bytes.length; at++) {
+      if (at < bytes.length && bytes[at] !== 0x0a) continue
+      try {
+        STRICT_UTF8.decode(bytes.subarray(start, at))
+      } catch {
+        break
+      }
+      line++
+      start = at + 1
+    }
+    throw new RekeyError('ERR_CONFIG', `${file} is not valid UTF-8 (line ${line}): nothing was read or written; save the file as UTF-8`)
+  }
+}
+
 /** Reads an env file; a missing file reads as empty. No agreement check (see {@link readEnvFileStrict}). */
 export async function readEnvFile(file: string): Promise<EnvFileRead> {
   try {
@@ -109,7 +136,7 @@ export async function readEnvFile(file: string): Promise<EnvFileRead> {
     // new file holding a secret (or hang the read), never rewritten in place.
     const stat = await fs.stat(file)
     if (!stat.isFile()) throw new RekeyError('ERR_CONFIG', `${file} is not a regular file (${stat.isDirectory() ? 'a directory' : 'a device, socket or FIFO'}): name the .env file the app reads`)
-    const text = await fs.readFile(file, 'utf8')
+    const text = decodeEnvFile(file, await fs.readFile(file))
     const doc = parseEnvDocument(text)
     return { text, env: valuesOf(doc), exists: true, doc }
   } catch (err) {

@@ -162,12 +162,26 @@ export interface TokenLifetime {
   readonly assumed: boolean
 }
 
+/** Named in a lifetime's source when refresh tokens share the access secret (see {@link tokenLifetimeOf}). */
+const REFRESH_SHARED = 'refresh tokens are signed with JWT_SECRET too'
+
 /**
  * The lifetime of tokens signed by this secret: `--token-lifetime`, then the file's
  * lifetime variable, then the process environment's, else the assumed one (24 hours for
- * access tokens, 7 days for refresh tokens).
+ * access tokens, 7 days for refresh tokens). When the app signs its refresh tokens with
+ * `JWT_SECRET` too (`JWT_REFRESH_EXPIRATION` set, no `JWT_REFRESH_SECRET`), the longer of the
+ * two lifetimes: finalize must not cut refresh tokens the old key signed.
  */
 export function tokenLifetimeOf(layout: EnvLayout, fileVars: Vars, processEnv: Vars = {}, flag?: string, fileName = 'the file'): TokenLifetime {
+  const access = ownLifetimeOf(layout, fileVars, processEnv, flag, fileName)
+  if (layout.secret !== 'jwt' || has(fileVars, 'JWT_REFRESH_SECRET') || has(processEnv, 'JWT_REFRESH_SECRET')) return access
+  const refresh = ownLifetimeOf({ ...layout, lifetimeVars: ['JWT_REFRESH_EXPIRATION'] }, fileVars, processEnv, undefined, fileName)
+  if (refresh.assumed || refresh.seconds <= access.seconds) return access
+  return { seconds: refresh.seconds, source: `${refresh.source}: ${REFRESH_SHARED} (no JWT_REFRESH_SECRET), and outlive access tokens (${access.source})`, assumed: false }
+}
+
+/** The lifetime named for this layout's own tokens, by the precedence above. */
+function ownLifetimeOf(layout: EnvLayout, fileVars: Vars, processEnv: Vars, flag: string | undefined, fileName: string): TokenLifetime {
   if (flag !== undefined) {
     const seconds = parseDuration(flag)
     if (seconds === undefined || seconds <= 0) throw new RekeyError('ERR_CONFIG', '--token-lifetime must be a positive duration such as 900, "15m" or "1h"')
@@ -228,7 +242,8 @@ export function planRotate(vars: Vars, layout: EnvLayout, fresh: string, now: Da
 export function planFinalize(vars: Vars, layout: EnvLayout, now: Date, force: boolean, lifetime: TokenLifetime, skewSeconds = DEFAULT_SKEW_SECONDS): EnvPlan | undefined {
   if (!inGrace(vars, layout)) return undefined
   const safeAt = finalizeSafeAt(vars, layout, lifetime, skewSeconds)
-  const assumed = lifetime.assumed ? ` (token lifetime ${lifetime.source}; it is ${Math.round(lifetime.seconds / 3600)} h: give --token-lifetime or set the lifetime variable if your app's is shorter)` : ''
+  const assumed = lifetime.assumed ? ` (token lifetime ${lifetime.source}; it is ${Math.round(lifetime.seconds / 3600)} h: give --token-lifetime or set the lifetime variable if your app's is shorter)`
+    : lifetime.source.includes(REFRESH_SHARED) ? ` (token lifetime ${lifetime.source})` : ''
   // The data key's evidence (no value of the old key left) is checked by the caller, which reads the counts.
   if (!force && layout.secret !== 'data') {
     if (safeAt === undefined) {

@@ -11,7 +11,7 @@ import type { Logger } from 'pino'
 import type { Service } from '../service/service.ts'
 import { dashboardRoutes } from './dashboard/routes.ts'
 import { DashboardSessions } from './dashboard/session.ts'
-import { handleError, handleNotFound } from './errors.ts'
+import { handleClientError, handleError, handleNotFound } from './errors.ts'
 import { adminRoutes } from './routes/admin.ts'
 import { authRoutes } from './routes/auth.ts'
 import { healthRoutes } from './routes/health.ts'
@@ -107,6 +107,9 @@ export async function buildApp(service: Service, log: Logger, options: { drainin
     forceCloseConnections: 'idle',
     // Unknown fields are refused, not silently stripped; types are not coerced.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
+    // Answered before any route: in the service's own error shape, not Fastify's default body.
+    frameworkErrors: handleError,
+    clientErrorHandler: handleClientError,
   })
   // All bodies are JSON: Fastify's default text/plain parser would let strings reach the schemas.
   app.removeContentTypeParser('text/plain')

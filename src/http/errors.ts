@@ -2,6 +2,8 @@
  * Mapping every failure to `{ error, message }` with the right status: RekeyError codes from
  * the catalog, the service's snake-case codes, Fastify's own errors. Never a stack trace.
  */
+import { STATUS_CODES } from 'node:http'
+import type { Socket } from 'node:net'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import { isRekeyError } from '../core/errors.ts'
 import { SERVICE_ERRORS, ServiceError, type ServiceErrorCode } from '../service/errors.ts'
@@ -16,6 +18,7 @@ function body(code: string, message: string): { error: string, message: string }
 function fromFastify(err: FastifyError): { status: number, code: ServiceErrorCode, message?: string } | null {
   if (err.validation !== undefined) return { status: 400, code: 'validation_failed', message: err.message }
   switch (err.code) {
+    case 'FST_ERR_BAD_URL': return { status: 400, code: 'bad_request', message: 'The URL is malformed (a bad percent-encoding)' }
     case 'FST_ERR_CTP_BODY_TOO_LARGE': return { status: 413, code: 'payload_too_large' }
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE': return { status: 415, code: 'unsupported_media_type' }
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
@@ -29,7 +32,7 @@ function fromFastify(err: FastifyError): { status: number, code: ServiceErrorCod
   return null
 }
 
-/** The app's error handler. */
+/** The app's error handler; also Fastify's `frameworkErrors` (a malformed URL such as `/%`, refused by the router before any route). */
 export function handleError(err: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
   if (isRekeyError(err)) {
     if (err.code === 'ERR_STORE_UNAVAILABLE') {
@@ -59,4 +62,21 @@ export function handleError(err: FastifyError, request: FastifyRequest, reply: F
 /** The answer to an unknown route. */
 export function handleNotFound(request: FastifyRequest, reply: FastifyReply): void {
   void reply.code(404).send(body('not_found', `No route ${request.method} ${request.url.split('?')[0]}`))
+}
+
+/**
+ * Fastify's `clientErrorHandler`: a request Node's parser refused before Fastify saw it (headers
+ * over the size limit, a request that timed out, bytes that are not HTTP). The socket is
+ * answered once with the service's own body and then closed, as Node itself does.
+ */
+export function handleClientError(err: Error & { code?: string }, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return
+  const code: ServiceErrorCode = err.code === 'HPE_HEADER_OVERFLOW' ? 'headers_too_large'
+    : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'request_timeout' : 'bad_request'
+  const { status, message } = SERVICE_ERRORS[code]
+  const payload = JSON.stringify(body(code, message))
+  if (socket.writable) {
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Length: ${Buffer.byteLength(payload)}\r\nContent-Type: application/json; charset=utf-8\r\nConnection: close\r\n\r\n${payload}`)
+  }
+  socket.destroy()
 }

@@ -14,6 +14,31 @@ export function isPostgresLocation(location: string): boolean {
   return POSTGRES_URL.test(location)
 }
 
+/**
+ * The query parameters of a store URL that reach the connection: the ones `pg` (through
+ * pg-connection-string) reads. Any other is refused: `pg` would drop it silently, so a
+ * `?search_path=x` or `?schema=x` would leave the tables in the default schema.
+ */
+export const POSTGRES_URL_PARAMETERS: readonly string[] = Object.freeze([
+  'host', 'port', 'user', 'password', 'database', 'db', 'encoding', 'options', 'application_name',
+  'fallback_application_name', 'client_encoding', 'ssl', 'sslmode', 'sslcert', 'sslkey', 'sslrootcert',
+  'sslnegotiation', 'uselibpqcompat', 'replication', 'binary', 'statement_timeout', 'lock_timeout',
+  'idle_in_transaction_session_timeout', 'query_timeout',
+])
+
+const SCHEMA_HINT = 'name the schema with ?options=-c%20search_path%3DNAME'
+
+/** Why a PostgreSQL URL's query is refused (names only, never a value); `undefined` when every parameter is used. */
+function postgresParameterProblem(location: string): string | undefined {
+  const query = /\?([^#]*)/.exec(location)?.[1]
+  if (query === undefined || query === '') return undefined
+  const unknown = [...new Set(new URLSearchParams(query).keys())].filter((name) => !POSTGRES_URL_PARAMETERS.includes(name))
+  if (unknown.length === 0) return undefined
+  const named = unknown.map((name) => `"${name.slice(0, 40)}"`).join(', ')
+  const schema = unknown.some((name) => /schema|search_path|currentschema/i.test(name)) ? ` (to choose a schema, ${SCHEMA_HINT})` : ''
+  return `has ${unknown.length === 1 ? 'a parameter' : 'parameters'} rekey and pg do not use: ${named}${schema}; the supported ones are ${POSTGRES_URL_PARAMETERS.join(', ')}`
+}
+
 function distance(a: string, b: string): number {
   const row = Array.from({ length: b.length + 1 }, (_, i) => i)
   for (let i = 1; i <= a.length; i++) {
@@ -34,7 +59,7 @@ function distance(a: string, b: string): number {
  */
 export function storeLocationProblem(location: string): string | undefined {
   if (location.trim() === '') return 'must not be empty'
-  if (POSTGRES_URL.test(location)) return undefined
+  if (POSTGRES_URL.test(location)) return postgresParameterProblem(location)
   const match = URL_LIKE.exec(location)
   if (match === null) return undefined
   const scheme = (match[1] as string).toLowerCase()

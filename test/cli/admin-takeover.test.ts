@@ -103,4 +103,12 @@ describe('rekey admin create / remove', () => {
     assert.equal(unknown.code, 2)
     assert.match(unknown.stderr, /no user has the email nobody@example\.test/)
   })
+
+  test('an email with a control character (NUL, DEL) is bad usage: nothing is created', async () => {
+    for (const email of ['ops\u0000evil@example.test', 'ops\u007f@example.test']) {
+      const r = await cli(['admin', 'create', '--email', email, '--password-env', 'ADMIN_PW'], { ADMIN_PW: OPERATOR_PASSWORD })
+      assert.equal(r.code, 2, JSON.stringify(email) + r.stderr)
+      assert.match(r.stderr, /^rekey: ERR_USAGE: --email must be an email address/)
+    }
+  })
 })

@@ -163,6 +163,31 @@ describe('env-file runbook: access and refresh secrets', () => {
   })
 })
 
+describe('env-file finalize: refresh tokens signed with JWT_SECRET', () => {
+  it('waits for JWT_REFRESH_EXPIRATION when no JWT_REFRESH_SECRET exists (real process); not when one does', async (t) => {
+    const dir = tempDir(t)
+    const rotatedAt = new Date(Date.now() - 2 * 3_600_000)
+    const grace = `JWT_SECRET=${'n'.repeat(48)}\nJWT_SECRET_PREV=${OLD}\nJWT_SECRET_ROTATED_AT=${rotatedAt.toISOString()}\nJWT_EXPIRATION=15m\nJWT_REFRESH_EXPIRATION=7d\n`
+    const shared = path.join(dir, 'shared.env')
+    writeFileSync(shared, grace, { mode: 0o600 })
+    const refused = await runBin(['--env', shared, 'finalize'])
+    assert.equal(refused.code, 1, refused.stdout + refused.stderr)
+    const safeAt = new Date(rotatedAt.getTime() + (7 * 86_400 + 60) * 1000).toISOString()
+    assert.match(refused.stderr, new RegExp(`^rekey: ERR_UNSAFE: Tokens signed by the old key may be live until ${safeAt.replace(/[.]/g, '\\.')}`))
+    assert.match(refused.stderr, /JWT_REFRESH_EXPIRATION in .*shared\.env: refresh tokens are signed with JWT_SECRET too/)
+    assert.equal(envOf(shared).JWT_SECRET_PREV, OLD, 'nothing was cut')
+    const status = await runBin(['--env', shared, '--json', 'status'])
+    assert.equal(status.code, 0, status.stderr)
+    assert.equal((JSON.parse(status.stdout) as { secrets: Array<{ tokenLifetime: { seconds: number } }> }).secrets[0]?.tokenLifetime.seconds, 7 * 86_400)
+
+    const own = path.join(dir, 'own.env')
+    writeFileSync(own, `${grace}JWT_REFRESH_SECRET=${OLD.toUpperCase()}\n`, { mode: 0o600 })
+    const done = await runBin(['--env', own, 'finalize'])
+    assert.equal(done.code, 0, done.stderr)
+    assert.equal(envOf(own).JWT_SECRET_PREV, undefined, 'access tokens alone use JWT_SECRET: 15 min were enough')
+  })
+})
+
 describe('the CLI as a process', () => {
   it('exits 0, 1 and 2 as the contract says and never prints a secret', async (t) => {
     const dir = tempDir(t)

@@ -84,6 +84,21 @@ describe('item 1: round trip through every parser', () => {
     })
   }
 
+  it('refuses a file that is not valid UTF-8 (a Latin-1 byte in another variable), naming the line, nothing written', async (t) => {
+    const bytes = Buffer.concat([Buffer.from(`JWT_SECRET=${OLD}\nPORT=1\nGREETING=caf`), Buffer.from([0xe9]), Buffer.from('\nUNICODE=pässwörd\n')])
+    const file = path.join(tempDir(t), '.env')
+    writeFileSync(file, bytes, { mode: 0o600 })
+    for (const argv of [['rotate'], ['rotate', '--hard'], ['emergency'], ['gen', '--var', 'X_SECRET'], ['status']]) {
+      const r = await runBin(['--env', file, ...argv])
+      assert.equal(r.code, 2, `${argv.join(' ')}: ${r.stderr}`)
+      assert.match(r.stderr, /^rekey: ERR_CONFIG: .*\.env is not valid UTF-8 \(line 3\)/, argv.join(' '))
+      assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace')
+      assert.ok(!r.stderr.includes(OLD), 'no value in the message')
+      assert.deepEqual(readFileSync(file), bytes, `${argv.join(' ')}: the file is untouched, byte for byte`)
+    }
+    assert.ok(!existsSync(`${file}.bak.1`), 'not even a backup')
+  })
+
   it('refuses to move a value that no single-line form reads alike, naming its line', async (t) => {
     // A multi-line single-quoted secret holding a double quote: readable, but no one-line form exists.
     const text = `PORT=1\nJWT_SECRET='${'x'.repeat(32)}\nline2"end'\n`

@@ -9,6 +9,8 @@ import { randomBytes } from 'node:crypto'
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { describe, test } from 'node:test'
+import pg from 'pg'
+import { POSTGRES_URL, REQUIRE_POSTGRES, adminQuery } from '../store/support/stores.ts'
 import { runBin, runCli, serveOnce, tempDir } from './helpers.ts'
 
 describe('a store location means one store', () => {
@@ -58,5 +60,73 @@ describe('a store location means one store', () => {
     const rotated = await runCli(['--env-file', file, '--json', 'rotate'], {})
     assert.equal(rotated.code, 0, rotated.stderr)
     assert.equal((JSON.parse(rotated.stdout) as { audit: { store: string } }).audit.store, path.join(conf, '.rekey', 'rekey.db'), 'the same store as serve')
+  })
+})
+
+describe('a PostgreSQL store URL holds only parameters that reach the connection (real CLI, real PostgreSQL)', () => {
+  const skip = POSTGRES_URL === '' && !REQUIRE_POSTGRES ? 'REKEY_TEST_POSTGRES_URL is not set' : false
+
+  test('unknown parameters (?search_path=, ?schema=, a typo) are refused, naming them; a schema named through options must exist', { skip }, async (t) => {
+    // A database of our own: before the fix these URLs migrated into its public schema.
+    const database = `rekey_ireview_${randomBytes(6).toString('hex')}`
+    await adminQuery(`CREATE DATABASE ${database}`)
+    t.after(async () => { await adminQuery(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`) })
+    const base = new URL(POSTGRES_URL)
+    base.pathname = `/${database}`
+    base.password = 'hunter2secret'
+    const dir = tempDir(t)
+    const master = { REKEY_MASTER_KEY: randomBytes(32).toString('base64') }
+    const tables = async (): Promise<number> => {
+      const client = new pg.Client({ connectionString: base.href })
+      await client.connect()
+      try {
+        return Number((await client.query("SELECT count(*) AS n FROM information_schema.tables WHERE table_schema NOT IN ('pg_catalog', 'information_schema')")).rows[0].n)
+      } finally {
+        await client.end()
+      }
+    }
+
+    for (const [query, named, hint] of [
+      ['?search_path=rekey', '"search_path"', true],
+      ['?schema=rekey', '"schema"', true],
+      ['?sslmod=disable&application_name=x', '"sslmod"', false],
+    ] as const) {
+      for (const [argv, env] of [
+        [['--store', `${base.href}${query}`, 'record', 'SMTP_PASSWORD'], master],
+        [['status'], { ...master, REKEY_STORE: `${base.href}${query}` }],
+      ] as const) {
+        const r = await runBin([...argv], { cwd: dir, env })
+        assert.equal(r.code, 2, `${query}: ${r.stderr}`)
+        assert.match(r.stderr, /^rekey: ERR_CONFIG: /, query)
+        assert.ok(r.stderr.includes(named), `${query} names the parameter: ${r.stderr}`)
+        assert.match(r.stderr, /the supported ones are host, port, .*options/, query)
+        if (hint) assert.match(r.stderr, /options=-c%20search_path%3DNAME/, query)
+        assert.doesNotMatch(r.stderr, /hunter2secret|\n\s+at /, 'no password, no stack trace')
+      }
+    }
+    assert.equal(await tables(), 0, 'nothing was created in the database')
+
+    const missing = `rekey_missing_${randomBytes(4).toString('hex')}`
+    const refused = await runBin(['--store', `${base.href}?options=-c%20search_path%3D${missing}`, 'record', 'SMTP_PASSWORD'], { cwd: dir, env: master })
+    assert.equal(refused.code, 2, refused.stderr)
+    assert.match(refused.stderr, new RegExp(`^rekey: ERR_CONFIG: .*schema ${missing} does not exist: create it`))
+    assert.doesNotMatch(refused.stderr, /ERR_INTERNAL|hunter2secret/)
+
+    // The spelling the docs use, with parameters pg honours beside it, works.
+    const schema = `rekey_own_${randomBytes(4).toString('hex')}`
+    const client = new pg.Client({ connectionString: base.href })
+    await client.connect()
+    await client.query(`CREATE SCHEMA ${schema}`)
+    await client.end()
+    const ok = await runBin(['--store', `${base.href}?options=-c%20search_path%3D${schema}&application_name=rekey-ireview&sslmode=disable`, 'record', 'SMTP_PASSWORD'], { cwd: dir, env: master })
+    assert.equal(ok.code, 0, ok.stderr)
+    const check = new pg.Client({ connectionString: base.href })
+    await check.connect()
+    try {
+      const rows = (await check.query('SELECT count(*) AS n FROM information_schema.tables WHERE table_schema = $1', [schema])).rows
+      assert.ok(Number(rows[0].n) > 0, 'the tables are in the schema named through options')
+    } finally {
+      await check.end()
+    }
   })
 })

@@ -45,6 +45,20 @@ describe('routes (in-process, SQLite, managed keys)', () => {
     }
   })
 
+  test('register, login and the dashboard sign-in refuse control characters in the email with 400 validation_failed', async () => {
+    for (const email of ['a\u0000b@example.test', 'a@example.test\u0000', 'a\nb@example.test', '\ta@example.test', 'a\u007f@example.test', 'a\u0085@example.test']) {
+      for (const url of ['/api/auth/register', '/api/auth/login', '/admin/api/sign-in']) {
+        const res = await server.request('POST', url, { body: { email, password: 'long enough password' } })
+        const label = `${url} ${JSON.stringify(email)}`
+        assert.equal(res.statusCode, 400, label)
+        const body = res.json() as Record<string, unknown>
+        assert.deepEqual(Object.keys(body).sort(), ['error', 'message'], label)
+        assert.equal(body.error, 'validation_failed', label)
+        assert.match(String(body.message), /email/, label)
+      }
+    }
+  })
+
   test('login answers a pair: access token with sub, iat, exp, jti, ver and a kid header; refresh token', async () => {
     const user = await signedIn(server)
     const access = claimsOf(user.accessToken)

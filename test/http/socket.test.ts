@@ -1,6 +1,7 @@
 /** Tests where the socket or the process matters: rate limits, shutdown, start-up and exit codes. */
 import assert from 'node:assert/strict'
 import { spawn, type ChildProcess } from 'node:child_process'
+import { connect } from 'node:net'
 import { mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -15,6 +16,47 @@ const REKEY = join(ROOT, 'bin/rekey.js')
 function post(url: string, body: unknown): Promise<Response> {
   return fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
 }
+
+/** Sends raw bytes and reads the whole answer until the server closes (or 5 s pass). */
+function rawExchange(url: string, request: string): Promise<string> {
+  const { hostname, port } = new URL(url)
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    const socket = connect(Number(port), hostname, () => { socket.end(request) })
+    socket.setTimeout(5000, () => { socket.destroy(new Error('no answer')) })
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk))
+    socket.on('error', (err: NodeJS.ErrnoException) => { if (err.code !== 'ECONNRESET' && err.code !== 'EPIPE') reject(err) })
+    socket.on('close', () => { resolve(Buffer.concat(chunks).toString('utf8')) })
+  })
+}
+
+describe('answers before any route keep the service\'s error shape (real socket)', () => {
+  test('431 for oversized headers and 400 for a malformed URL: { error, message }, not Fastify\'s default body', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'rekey-raw-'))
+    const server = await startServer({ env: { REKEY_STORE: join(dir, 'rekey.db') }, cwd: dir, flags: { port: 0 }, logDestination: new LogSink(), overrides: TEST_ARGON2 })
+    try {
+      const cases: Array<[string, string, number, string]> = [
+        ['huge header', `GET /api/health/ping HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`, 431, 'headers_too_large'],
+        ['malformed URL', 'GET /% HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', 400, 'bad_request'],
+        ['malformed URL under a route prefix', 'GET /api/auth/%zz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', 400, 'bad_request'],
+      ]
+      for (const [name, request, status, code] of cases) {
+        const answer = await rawExchange(server.url, request)
+        const [head = '', payload = ''] = answer.split('\r\n\r\n')
+        assert.match(head, new RegExp(`^HTTP/1\\.1 ${status} `), name)
+        assert.match(head, /content-type: application\/json/i, name)
+        const parsed = JSON.parse(payload) as Record<string, unknown>
+        assert.deepEqual(Object.keys(parsed).sort(), ['error', 'message'], name)
+        assert.equal(parsed.error, code, name)
+        assert.doesNotMatch(payload, /statusCode|FST_ERR|Bad Request"/, name)
+      }
+      assert.equal((await fetch(`${server.url}/api/health/ping`)).status, 200, 'the service still answers')
+    } finally {
+      await server.close()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
 
 describe('rate limits on a real socket', () => {
   test('login: 429 with Retry-After per (account, address) after failures, then per IP', async () => {

@@ -2,17 +2,17 @@ import type { Command } from 'commander'
 import { maskLocation } from '../../store/errors.ts'
 import { resolveMasterKey } from '../../config/master-key.ts'
 import { commandConfig } from '../audit-store.ts'
-import type { CliIo, GlobalOptions } from '../context.ts'
+import { operatorOf, type CliIo, type GlobalOptions } from '../context.ts'
 import { readIdentities } from './backup.ts'
 
 /** `rekey restore ARCHIVE`: the drill, then the store is replaced; a store with data only with --force. */
 export function registerRestore(program: Command, io: CliIo): void {
   program
     .command('restore')
-    .description('restore the store from an authentic backup after a full drill; refused while any instance runs on the store; a store holding data is only replaced with --force')
+    .description('restore the store from an authentic backup after a full drill; refused while any instance runs on the store; a store holding data is only replaced with --force, and its revoked keys, ended sessions and not-before are kept')
     .argument('<archive>', 'a rekey-backup-*.tgz.age file')
     .option('--identity <file>', 'age identity file, for archives made with --recipient')
-    .option('--force', 'replace a store that holds data (never a store an instance is running on)')
+    .option('--force', 'replace a store that holds data (never a store an instance is running on); what it revoked stays revoked')
     .addHelpText('after', '\nExamples:\n  REKEY_BACKUP_PASSPHRASE=... rekey restore backups/rekey-backup-20261123T021700Z.tgz.age\n  rekey --store ./.rekey/rekey.db restore backup.tgz.age --identity ops.agekey --force')
     .action(async (archive: string, options: { identity?: string, force?: boolean }, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>()
@@ -22,10 +22,17 @@ export function registerRestore(program: Command, io: CliIo): void {
       // The archive must be authentic under the master key the restored store will run with.
       const masterKey = (await resolveMasterKey(config)).key
       const { restoreBackup } = await import('../../ops/backup/backup.ts')
-      const report = await restoreBackup(archive, { passphrase: io.env.REKEY_BACKUP_PASSPHRASE, identities }, location, masterKey, options.force === true)
+      const { describeKeptCuts } = await import('../../ops/backup/keep-revocations.ts')
+      const report = await restoreBackup(archive, { passphrase: io.env.REKEY_BACKUP_PASSPHRASE, identities }, location, masterKey, {
+        force: options.force === true, operator: operatorOf(globals), previousMasterKey: config.masterKeyPrev?.reveal(),
+      })
       const m = report.manifest
+      const cuts = describeKeptCuts(report.keptCuts)
+      // Said even with --json: the operator asked for a state the replaced store had moved past.
+      if (report.unreadCuts !== null) io.stderr(`rekey: warning: ${report.unreadCuts}\n`)
+      if (cuts !== null) io.stderr(`rekey: warning: the backup (made ${m.createdAt}) predates revocations of the replaced store, which it would have brought back: ${cuts}\n`)
       if (globals.json === true) {
-        io.stdout(`${JSON.stringify({ archive, store: maskLocation(location), restored: true, dialect: m.dialect, createdAt: m.createdAt, rows: report.rows, tables: report.tables, kept: report.kept })}\n`)
+        io.stdout(`${JSON.stringify({ archive, store: maskLocation(location), restored: true, dialect: m.dialect, createdAt: m.createdAt, rows: report.rows, tables: report.tables, kept: report.kept, keptRevocations: report.keptCuts })}\n`)
         return
       }
       io.stdout(`restored ${maskLocation(location)} from ${archive} (made ${m.createdAt}): ${report.rows} rows in ${report.tables} tables\n`)

@@ -9,6 +9,7 @@ import { PASSWORD_MAX } from '../../service/auth/passwords.ts'
 import type { PasswordHasher } from '../../service/auth/passwords.ts'
 import type { Service } from '../../service/service.ts'
 import type { LoginLimits } from '../routes/auth.ts'
+import { EMAIL_PATTERN } from '../schemas.ts'
 import { loadAssets, type Asset, type AssetName } from './assets.ts'
 import type { DashboardSession, DashboardSessions } from './session.ts'
 
@@ -23,7 +24,7 @@ export const DASHBOARD_CSP = [
 
 const signInBody = {
   type: 'object', required: ['email', 'password'], additionalProperties: false,
-  properties: { email: { type: 'string', minLength: 1, maxLength: 254 }, password: { type: 'string', minLength: 1, maxLength: PASSWORD_MAX } },
+  properties: { email: { type: 'string', minLength: 1, maxLength: 254, pattern: EMAIL_PATTERN }, password: { type: 'string', minLength: 1, maxLength: PASSWORD_MAX } },
 } as const
 
 /** What {@link dashboardRoutes} needs besides the service. */

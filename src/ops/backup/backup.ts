@@ -26,6 +26,7 @@ import { openStore } from '../../store/open.ts'
 import { readArchive, writeArchive, type SealOptions, type UnsealOptions } from './archive.ts'
 import { checkManifestMac, manifestMac } from './authenticity.ts'
 import { BackupError } from './backup-error.ts'
+import { keepCuts, readCuts, type KeptCuts } from './keep-revocations.ts'
 import { ARCHIVE_FORMAT, MAC_NAME, MANIFEST_NAME, PART_NAME, parseManifest, type Dialect, type Manifest } from './manifest.ts'
 import {
   checkOwnEntries, checkPostgresDump, dumpToc, postgresDataRows, postgresLiveInstances, postgresTargetSchema, restoreDump, snapshotPostgres,
@@ -191,6 +192,20 @@ export async function verifyBackup(file: string, unseal: UnsealOptions, masterKe
 export interface RestoreReport extends VerifyReport {
   /** SQLite: where the replaced store was kept, if there was one. */
   readonly kept: string | null
+  /** What the backup would have brought back from before a revocation or an emergency, kept cut instead. */
+  readonly keptCuts: KeptCuts
+  /** Why the replaced store's revocations could not be read (a damaged store), or `null`. */
+  readonly unreadCuts: string | null
+}
+
+/** Options of {@link restoreBackup}. */
+export interface RestoreOptions {
+  /** Replace a store that holds data (never one an instance runs on). */
+  readonly force?: boolean
+  /** Who restores, for the `restore` audit row. */
+  readonly operator: string
+  /** REKEY_MASTER_KEY_PREV, while a master-key rotation is rolled out. */
+  readonly previousMasterKey?: Buffer | undefined
 }
 
 const ago = (now: number, at: number): string => `${Math.max(0, Math.round((now - at) / 1000))} s ago`
@@ -210,9 +225,10 @@ async function refuseLiveInstances(location: string, schema: string | undefined,
 /**
  * Restores `file` into the store at `location` after the MAC check and the full drill.
  * Refused (ERR_UNSAFE) while an instance runs on the store, and for a store holding data
- * unless `force`.
+ * unless `force`. What the replaced store has cut (revoked keys, the not-before, ended
+ * sessions) stays cut in the restored one, and a `restore` audit row is appended to it.
  */
-export async function restoreBackup(file: string, unseal: UnsealOptions, location: string, masterKey: Buffer, force: boolean, now: Date = new Date()): Promise<RestoreReport> {
+export async function restoreBackup(file: string, unseal: UnsealOptions, location: string, masterKey: Buffer, options: RestoreOptions, now: Date = new Date()): Promise<RestoreReport> {
   return withTempDir(async (dir) => {
     const manifest = await openArchive(file, unseal, masterKey, dir)
     const targetIsPostgres = isPostgresLocation(location)
@@ -228,16 +244,34 @@ export async function restoreBackup(file: string, unseal: UnsealOptions, locatio
     }
     await refuseLiveInstances(location, schema, now.getTime())
     const rows = schema !== undefined ? await postgresDataRows(location, schema) : sqliteDataRows(location)
-    if (rows > 0 && !force) {
-      throw new RekeyError('ERR_UNSAFE', `the store ${maskLocation(location)} holds data (${rows} rows): restoring would replace it; stop every instance and add --force`)
+    if (rows > 0 && options.force !== true) {
+      throw new RekeyError('ERR_UNSAFE', `the store ${maskLocation(location)} holds data (${rows} rows): restoring would replace it; stop every instance and add --force (its revoked keys, ended sessions and not-before are kept)`)
     }
     await drill(dir, manifest, targetIsPostgres ? location : undefined)
     // The drill took a while: an instance may have started meanwhile.
     await refuseLiveInstances(location, schema, Date.now())
     const part = path.join(dir, PART_NAME[manifest.dialect])
+    // A damaged store (often the reason to restore) must not block the restore: say what is unknown.
+    let unreadCuts: string | null = null
+    const cuts = rows === 0 ? null : await readCuts(location, Date.parse(manifest.createdAt)).catch((err: unknown) => {
+      unreadCuts = `the replaced store's revocations could not be read (${err instanceof Error ? err.message : String(err)}): keys and sessions it cut after the backup may verify again; if it had an emergency since, run rekey emergency again`
+      return null
+    })
+    const record = {
+      operator: options.operator, masterKey, previousMasterKey: options.previousMasterKey, now: now.getTime(),
+      // The archive's hash names it (a file name is the operator's to choose, and the notes mask long runs).
+      source: `restored from the backup made ${manifest.createdAt} (archive sha256 ${(await sha256File(file)).sha256.slice(0, 16)}, ${manifest.dialect}, schema version ${manifest.schemaVersion})${unreadCuts === null ? '' : '; the replaced store\'s revocations could not be read'}`,
+    }
     let kept: string | null = null
-    if (schema !== undefined) await restoreDump(location, part, schema, await dumpToc(part), path.join(dir, 'restore.list'), true)
-    else kept = await replaceSqliteStore(part, location, stampOf(now))
-    return { ...summary(manifest), kept }
+    let keptCuts: KeptCuts
+    if (schema !== undefined) {
+      await restoreDump(location, part, schema, await dumpToc(part), path.join(dir, 'restore.list'), true)
+      keptCuts = await keepCuts(location, cuts, record)
+    } else {
+      // Into the snapshot before it replaces the store: the swap brings the cuts and the audit row at once.
+      keptCuts = await keepCuts(part, cuts, record)
+      kept = await replaceSqliteStore(part, location, stampOf(now))
+    }
+    return { ...summary(manifest), kept, keptCuts, unreadCuts }
   })
 }

@@ -7,10 +7,10 @@ import type { Store } from '../../store/store.ts'
 import type { UserRecord } from '../../store/types.ts'
 import type { PasswordHasher } from './passwords.ts'
 
-/** Emails: trimmed, lowercased, one @, no spaces, at most 254 characters. */
+/** Emails: trimmed, lowercased, one @, no spaces or control characters, at most 254 characters. */
 export function normalizeEmail(email: string): string | null {
   const value = email.trim().toLowerCase()
-  if (value.length > 254 || !/^[^\s@]{1,64}@[^\s@]+\.[^\s@]+$/.test(value)) return null
+  if (value.length > 254 || !/^[^\s@\p{Cc}]{1,64}@[^\s@\p{Cc}]+\.[^\s@\p{Cc}]+$/u.test(value)) return null
   return value
 }
 

@@ -5,7 +5,7 @@
  * Never edit a released migration: append a new one.
  */
 import pg from 'pg'
-import type { Pool } from 'pg'
+import type { Pool, PoolClient } from 'pg'
 import { RekeyError } from '../../core/errors.ts'
 
 /** One step of the schema. */
@@ -205,6 +205,19 @@ ALTER TABLE users ADD COLUMN must_change_password INTEGER NOT NULL DEFAULT 0;
 export const POSTGRES_SCHEMA_VERSION = Math.max(...POSTGRES_MIGRATIONS.map((m) => m.version))
 
 /**
+ * Refuses (`ERR_CONFIG`) a connection whose search_path names no existing schema (a typo in
+ * `options=-c search_path=...`): PostgreSQL would only say "no schema has been selected to create in".
+ */
+async function assertSchemaExists(client: PoolClient): Promise<void> {
+  const { rows } = await client.query<{ schema: string | null, path: string }>("SELECT current_schema() AS schema, current_setting('search_path') AS path")
+  const row = rows[0]
+  if (row === undefined || row.schema !== null) return
+  const names = row.path.split(',').map((name) => name.trim()).filter((name) => name !== '')
+  const what = names.length === 1 ? `schema ${names[0]} does not exist` : `no schema of the search_path (${row.path}) exists`
+  throw new RekeyError('ERR_CONFIG', `the PostgreSQL store's ${what}: create it (CREATE SCHEMA name) or name an existing one with ?options=-c%20search_path%3DNAME`)
+}
+
+/**
  * Applies pending migrations (creating `schema` first when given); ERR_CONFIG if the database
  * was migrated by a newer rekey. Connection failures surface as driver errors for the caller to map.
  *
@@ -222,6 +235,7 @@ export async function migratePostgres(pool: Pool, schema: string | undefined, no
     try {
       await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK_KEY])
       if (schema !== undefined) await client.query(`CREATE SCHEMA IF NOT EXISTS ${pg.escapeIdentifier(schema)}`)
+      await assertSchemaExists(client)
       await client.query('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)')
       const { rows } = await client.query<{ version: number }>('SELECT version FROM schema_migrations')
       const applied = new Set(rows.map((row) => Number(row.version)))

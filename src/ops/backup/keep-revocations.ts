@@ -1,0 +1,125 @@
+/**
+ * A restore never brings back what was cut after the backup. A backup taken before an
+ * emergency (or before a key was revoked, a session ended) holds those keys and sessions as
+ * they were: replacing the store with it would make them verify again. So the cuts of the
+ * store being replaced are read first and applied to the restored one, in one transaction
+ * with the `restore` audit row:
+ * - a key revoked in the replaced store stays revoked (when it was the current key in the
+ *   backup, a new current key of its purpose is made, as an emergency does);
+ * - the global not-before stays at the later of the two;
+ * - a session ended since the backup stays ended (an emergency's sweep is covered by its
+ *   not-before, so those are not listed one by one).
+ */
+import { MANAGED_ALGORITHMS, type ManagedAlg } from '../../core/algorithms.ts'
+import { AuditLog } from '../../service/audit/audit-log.ts'
+import { newManagedKey, rebindKeyUpdates } from '../../service/keys/keys.ts'
+import { NOT_BEFORE_SETTING } from '../../service/auth/revocations.ts'
+import { openStore } from '../../store/open.ts'
+import type { KeyRecord, KeyState, KeyUpdate, NewKey } from '../../store/types.ts'
+
+/** Sessions ended this long before the backup's time are looked at too: clocks differ. */
+const SKEW_MS = 5 * 60_000
+
+/** What the store being replaced has cut: read before the restore, kept after it. */
+export interface Cuts {
+  readonly revokedKeys: readonly KeyRecord[]
+  /** The global not-before, epoch seconds; 0 when none was set. */
+  readonly notBefore: number
+  /** Sessions ended since the backup, other than by an emergency's sweep. */
+  readonly endedSessions: readonly string[]
+}
+
+/** What the restore would have brought back, and kept cut instead. Never key material. */
+export interface KeptCuts {
+  /** Keys revoked in the replaced store that the backup holds unrevoked, with their state there. */
+  readonly keys: ReadonlyArray<{ readonly kid: string, readonly purpose: string, readonly stateInBackup: KeyState }>
+  /** New current keys, for purposes whose current key in the backup stays revoked. */
+  readonly newKeys: ReadonlyArray<{ readonly kid: string, readonly purpose: string }>
+  /** Sessions live in the backup that stay ended. */
+  readonly sessions: number
+  /** The not-before kept (ISO-8601), when the backup's was older. */
+  readonly notBefore: string | null
+}
+
+/** Who restores, from what, and with which master keys (the current one first). */
+export interface RestoreRecord {
+  readonly operator: string
+  /** The audit row's notes: which backup (its time, the archive's hash), never a secret. */
+  readonly source: string
+  readonly masterKey: Buffer
+  readonly previousMasterKey?: Buffer | undefined
+  readonly now: number
+}
+
+const managedAlg = (alg: string): ManagedAlg => MANAGED_ALGORITHMS.find((a) => a === alg) ?? 'HS256'
+
+function readSetting(value: string | null): number {
+  const n = Number(value ?? 0)
+  return Number.isFinite(n) && n > 0 ? n : 0
+}
+
+/** The cuts of the store at `location`, which is about to be replaced by a backup made at `backupAt` (epoch ms). */
+export async function readCuts(location: string, backupAt: number): Promise<Cuts> {
+  const store = await openStore(location)
+  try {
+    return {
+      revokedKeys: (await store.listKeys()).filter((k) => k.state === 'revoked'),
+      notBefore: readSetting(await store.getSetting(NOT_BEFORE_SETTING)),
+      endedSessions: (await store.listRevokedSessions(backupAt - SKEW_MS, ['emergency'])).map((s) => s.id),
+    }
+  } finally {
+    await store.close()
+  }
+}
+
+/** One line for people: what the restore would have brought back; `null` when nothing. */
+export function describeKeptCuts(kept: KeptCuts): string | null {
+  const parts: string[] = []
+  if (kept.keys.length > 0) parts.push(`${kept.keys.length} revoked key(s) (${kept.keys.map((k) => `${k.purpose} ${k.kid}, ${k.stateInBackup} in the backup`).join('; ')}) stay revoked`)
+  if (kept.newKeys.length > 0) parts.push(`new current key(s) ${kept.newKeys.map((k) => `${k.purpose} ${k.kid}`).join(', ')} sign instead`)
+  if (kept.notBefore !== null) parts.push(`the not-before of ${kept.notBefore} (an emergency) stays: older tokens are still refused`)
+  if (kept.sessions > 0) parts.push(`${kept.sessions} session(s) ended since the backup stay ended`)
+  return parts.length === 0 ? null : parts.join('; ')
+}
+
+/**
+ * Applies `cuts` (of the replaced store; `null` when there was none) to the restored store at
+ * `location`, and appends the `restore` audit row, all in one transaction.
+ */
+export async function keepCuts(location: string, cuts: Cuts | null, record: RestoreRecord): Promise<KeptCuts> {
+  const store = await openStore(location)
+  try {
+    const masterKeys = [record.masterKey, ...(record.previousMasterKey === undefined ? [] : [record.previousMasterKey])]
+    const audit = await AuditLog.open(store, { current: record.masterKey, previous: record.previousMasterKey })
+    const keyset = await store.getKeyset()
+    const revived = (cuts?.revokedKeys ?? []).flatMap((cut) => {
+      const restored = keyset.keys.find((k) => k.kid === cut.kid && k.purpose === cut.purpose)
+      return restored === undefined || restored.state === 'revoked' ? [] : [{ cut, restored }]
+    })
+    const updates: KeyUpdate[] = revived.map(({ cut, restored }) => ({
+      kid: cut.kid, expectState: restored.state, state: 'revoked', revokedAt: cut.revokedAt ?? record.now, revokeReason: cut.revokeReason ?? 'revoked after the backup',
+    }))
+    // A purpose whose current key stays revoked needs another one to sign, as after an emergency.
+    const insert: NewKey[] = revived.filter(({ restored }) => restored.state === 'current')
+      .map(({ restored }) => newManagedKey(record.masterKey, restored.purpose, record.now, managedAlg(restored.alg)))
+    const notBefore = (cuts?.notBefore ?? 0) > readSetting(await store.getSetting(NOT_BEFORE_SETTING)) ? cuts?.notBefore ?? 0 : 0
+    const kept = {
+      keys: revived.map(({ restored }) => ({ kid: restored.kid, purpose: restored.purpose, stateInBackup: restored.state })),
+      newKeys: insert.map((k) => ({ kid: k.kid, purpose: k.purpose })),
+      notBefore: notBefore > 0 ? new Date(notBefore * 1000).toISOString() : null,
+    }
+    await audit.refresh()
+    const sessions = await store.transaction(async (tx) => {
+      if (updates.length > 0) await tx.transitionKeys({ expectedVersion: keyset.version, update: rebindKeyUpdates(masterKeys, keyset.keys, updates), insert })
+      let ended = 0
+      for (const id of cuts?.endedSessions ?? []) if (await tx.revokeFamily(id, 'restore', record.now)) ended++
+      if (notBefore > 0) await tx.setSetting(NOT_BEFORE_SETTING, String(notBefore))
+      const what = describeKeptCuts({ ...kept, sessions: ended })
+      await audit.append({ at: record.now, secret: 'store', operator: record.operator, method: 'restore', notes: `${record.source}${what === null ? '' : `; kept from the replaced store: ${what}`}` }, tx)
+      return ended
+    })
+    return { ...kept, sessions }
+  } finally {
+    await store.close()
+  }
+}
