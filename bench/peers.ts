@@ -2,8 +2,10 @@
  * Side by side on one PostgreSQL (issue 12 item 8): rekey against a hand-written Express +
  * jsonwebtoken + pg app (bench/express-app.ts) and a bare Fastify + fast-jwt route
  * (bench/fastjwt-server.ts), all three up at once and measured in alternating rounds.
- *   refresh: CHAINS concurrent session chains (each connection refreshes the token its last
- *            answer returned), rekey (reuse detection, overlap window, one round trip) vs Express;
+ *   refresh: CHAINS concurrent session chains (bench/refresh-chains.ts: each worker sends its
+ *            next refresh after the previous answer, with the token that answer returned),
+ *            rekey (reuse detection, overlap window, one round trip) vs Express; any answer
+ *            but 200 makes the run invalid (exit code 1);
  *   /api/auth/me: ME_CONNECTIONS connections, req/s and p99, rekey vs Express vs Fastify.
  * `REKEY_TEST_POSTGRES_URL=... npm run bench:peers`; ROUNDS, DURATION, CHAINS, ME_CONNECTIONS.
  */
@@ -13,6 +15,7 @@ import os from 'node:os'
 import path from 'node:path'
 import autocannon from 'autocannon'
 import pg from 'pg'
+import { runChains } from './refresh-chains.ts'
 
 const ROOT = path.resolve(import.meta.dirname, '..')
 const DURATION = Number(process.env.DURATION ?? 4)
@@ -74,27 +77,6 @@ async function pairs(base: string, n: number, register: boolean): Promise<{ acce
   return out
 }
 
-/** CHAINS connections, each walking its own refresh chain. */
-async function refreshRun(base: string, tokens: string[]): Promise<autocannon.Result> {
-  let next = 0
-  return await autocannon({
-    url: `${base}/api/auth/refresh`, duration: DURATION, connections: CHAINS, pipelining: 1,
-    requests: [{
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      // autocannon keeps one context per connection: each connection owns one chain.
-      setupRequest: (req, context) => {
-        const c = context as { slot?: number }
-        c.slot ??= next++ % tokens.length
-        return { ...req, body: JSON.stringify({ refreshToken: tokens[c.slot] }) }
-      },
-      onResponse: (status, body, context) => {
-        if (status === 200) tokens[(context as { slot: number }).slot] = (JSON.parse(body) as { refreshToken: string }).refreshToken
-      },
-    }],
-  })
-}
-
 async function meRun(base: string, token: string): Promise<autocannon.Result> {
   return await autocannon({ url: `${base}/api/auth/me`, duration: DURATION, connections: ME_CONNECTIONS, headers: { authorization: `Bearer ${token}` } })
 }
@@ -110,6 +92,7 @@ await admin.query(`CREATE SCHEMA ${schema}_peer`)
 const withPath = (s: string): string => `${PG_URL}${PG_URL.includes('?') ? '&' : '?'}options=-c%20search_path%3D${s}`
 const servers: Running[] = []
 const rows: string[][] = []
+const failures: string[] = []
 try {
   const rekey = await start(['src/cli/main.ts', 'serve'], {
     JWT_ACCESS_SECRET: secret, JWT_REFRESH_SECRET: refreshSecret, REKEY_LOG_LEVEL: 'warn', REKEY_STORE: withPath(schema),
@@ -127,14 +110,18 @@ try {
   const peerTokens = peerPairs.map((p) => p.refreshToken)
   const rekeyMeToken = rekeyPairs[0]?.accessToken as string
   const peerMeToken = peerPairs[0]?.accessToken as string
-  const r = { rekeyRefresh: [] as number[], peerRefresh: [] as number[], rekeyErr: 0, peerErr: 0, rekeyMe: [] as number[], peerMe: [] as number[], bareMe: [] as number[], rekeyP99: [] as number[], peerP99: [] as number[], bareP99: [] as number[] }
+  const r = { rekeyRefresh: [] as number[], peerRefresh: [] as number[], rekeyRefreshP99: [] as number[], peerRefreshP99: [] as number[], rekeyErr: 0, peerErr: 0, rekeyMe: [] as number[], peerMe: [] as number[], bareMe: [] as number[], rekeyP99: [] as number[], peerP99: [] as number[], bareP99: [] as number[] }
   for (let round = 0; round < ROUNDS; round++) {
-    const a = await refreshRun(rekey.url, rekeyTokens)
-    r.rekeyRefresh.push(a.requests.average)
-    r.rekeyErr += a.non2xx + a.errors
-    const b = await refreshRun(peer.url, peerTokens)
-    r.peerRefresh.push(b.requests.average)
-    r.peerErr += b.non2xx + b.errors
+    const a = await runChains(rekey.url, rekeyTokens, DURATION * 1000)
+    r.rekeyRefresh.push(a.perSecond)
+    r.rekeyRefreshP99.push(a.p99)
+    r.rekeyErr += a.errors
+    failures.push(...(a.firstError === null ? [] : [`rekey refresh, round ${round + 1}: ${a.firstError}`]))
+    const b = await runChains(peer.url, peerTokens, DURATION * 1000)
+    r.peerRefresh.push(b.perSecond)
+    r.peerRefreshP99.push(b.p99)
+    r.peerErr += b.errors
+    failures.push(...(b.firstError === null ? [] : [`Express refresh, round ${round + 1}: ${b.firstError}`]))
     // The access token of a refreshed chain is still valid: /me verifies signature and claims.
     const c = await meRun(rekey.url, rekeyMeToken)
     r.rekeyMe.push(c.requests.average)
@@ -147,8 +134,9 @@ try {
     r.bareP99.push(e.latency.p99)
   }
   const f = (n: number): string => n.toFixed(0)
-  rows.push([`refresh, ${CHAINS} chains: rekey (reuse detection, one round trip)`, f(median(r.rekeyRefresh)), '', String(r.rekeyErr)])
-  rows.push([`refresh, ${CHAINS} chains: Express + jsonwebtoken + pg (delete + insert)`, f(median(r.peerRefresh)), '', String(r.peerErr)])
+  const ms = (n: number): string => n.toFixed(1)
+  rows.push([`refresh, ${CHAINS} chains: rekey (reuse detection, one round trip)`, f(median(r.rekeyRefresh)), ms(median(r.rekeyRefreshP99)), String(r.rekeyErr)])
+  rows.push([`refresh, ${CHAINS} chains: Express + jsonwebtoken + pg (delete + insert)`, f(median(r.peerRefresh)), ms(median(r.peerRefreshP99)), String(r.peerErr)])
   rows.push(['refresh: rekey / Express', `${(median(r.rekeyRefresh) / median(r.peerRefresh)).toFixed(2)}x (target >= 1.2x)`, '', ''])
   rows.push([`GET /api/auth/me, ${ME_CONNECTIONS} connections: rekey`, f(median(r.rekeyMe)), String(median(r.rekeyP99)), ''])
   rows.push([`GET /api/auth/me, ${ME_CONNECTIONS} connections: Express + jsonwebtoken`, f(median(r.peerMe)), String(median(r.peerP99)), ''])
@@ -165,3 +153,8 @@ console.log('')
 console.log('| case | req/s | p99 ms | errors |')
 console.log('| --- | ---: | ---: | ---: |')
 for (const row of rows) console.log(`| ${row.join(' | ')} |`)
+if (failures.length > 0) {
+  // A refresh chain cannot break in a correct run: the figures above measure something else.
+  console.error(`INVALID RUN: ${failures.length} refresh chain(s) broke:\n${failures.join('\n')}`)
+  process.exitCode = 1
+}
