@@ -98,7 +98,9 @@ export class AuthService {
     const { issuer, audience } = deps.settings
     const opts = { ...(issuer === undefined ? {} : { issuer }), ...(audience === undefined ? {} : { audience }), requiredClaims: ['sub', 'jti', 'iat', 'exp'] }
     // Keyrings are updated in place on rotation, so verifiers made once stay current (keys must be loaded).
-    this.#verifyAccess = deps.keys.access.verifier(opts)
+    // Clients present one access token many times (/me on every page): a token verified once
+    // skips the signature check until the key set changes; claims and the session check still run every time.
+    this.#verifyAccess = deps.keys.access.cachingVerifier(opts)
     this.#verifyRefresh = deps.keys.refresh.verifier({ requiredClaims: ['sub', 'jti', 'iat', 'exp'] })
   }
 
