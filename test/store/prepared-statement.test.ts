@@ -11,17 +11,7 @@ import { after, before, describe, it } from 'node:test'
 import pg from 'pg'
 import type { RotateResult, Store } from '../../src/store/store.ts'
 import { postgresFactory, type TestDatabase } from './support/stores.ts'
-import { DAY, T0, newUser, session, sha256 } from './support/fixtures.ts'
-
-function rotate(store: Store, old: string, next: string, now: number): Promise<RotateResult> {
-  return store.rotateToken({
-    oldHash: sha256(old),
-    next: { tokenHash: sha256(next), kid: 'kid-r1', issuedAt: now, expiresAt: now + DAY },
-    successorBlob: `blob-of-${next}`,
-    now,
-    overlapMs: 10_000,
-  })
-}
+import { T0, newUser, rotate, session, sha256 } from './support/fixtures.ts'
 
 /** What the store sends while `fn` runs: the statement's name, or `-` for an unnamed one. */
 async function watch(fn: () => Promise<unknown>, before?: (client: pg.Client, name: string) => Promise<unknown>): Promise<string[]> {
