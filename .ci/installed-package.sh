@@ -66,4 +66,27 @@ for NODE in node@22 pinned; do
   SECRET=$(npx rekey gen)
   test "${#SECRET}" -ge 64
   node check.mjs
+  # The embedded SQLite store on Node 22: no ExperimentalWarning on stderr (issue 15 item 3).
+  rm -rf .rekey .env .env.bak*
+  printf 'JWT_SECRET=%s\n' "$SECRET" > .env
+  npx rekey --env .env rotate 2> rotate.err >/dev/null || { cat rotate.err >&2; exit 1; }
+  if grep -q 'Warning' rotate.err; then cat rotate.err >&2; echo "a warning on stderr" >&2; exit 1; fi
+  test -f .rekey/rekey.db
 done
+
+# Installed without optional dependencies (`--omit=optional`: no argon2 binary), every command
+# that needs no password still runs, and one that does fails with one line and exit 2.
+rm -rf node_modules/@node-rs/argon2-*
+test "$(npx rekey --version)" = "$VERSION"
+test "$(npx rekey gen | wc -c)" -ge 65
+node check.mjs
+rm -rf .rekey
+export ADMIN_PASSWORD=correct-horse-battery-staple-42
+set +e
+npx rekey --store "$WORK/admin.db" admin create --email ops@example.com --password-env ADMIN_PASSWORD 2> admin.err
+CODE=$?
+set -e
+test "$CODE" = 2 || { cat admin.err >&2; echo "admin create without argon2 exited $CODE" >&2; exit 1; }
+tail -1 admin.err | grep -q '^rekey: ERR_CONFIG: password hashing needs @node-rs/argon2' || { cat admin.err >&2; exit 1; }
+if grep -q '^ *at ' admin.err; then cat admin.err >&2; echo "a stack trace" >&2; exit 1; fi
+echo "installed without optional dependencies: commands without passwords work"

@@ -15,6 +15,15 @@ if (major < 22 || (major === 22 && minor < 12)) {
   process.exit(2)
 }
 
+// Node 22 marks node:sqlite (rekey's embedded store) experimental and says so on stderr at
+// every run; that one notice is dropped, every other warning is printed as usual.
+const emitWarning = process.emitWarning
+process.emitWarning = function (warning, ...rest) {
+  const type = typeof rest[0] === 'string' ? rest[0] : rest[0]?.type
+  if (type === 'ExperimentalWarning' && /\bSQLite\b/.test(String(warning?.message ?? warning))) return
+  return emitWarning.call(process, warning, ...rest)
+}
+
 function newestMtime(dir) {
   let newest = 0
   for (const entry of readdirSync(dir, { withFileTypes: true })) {

@@ -3,7 +3,7 @@
  */
 export { Keyring } from './core/keyring.ts'
 // Registers the store side of `opts.usage` (core does no I/O of its own).
-import './service/usage-report.ts'
+import './service/usage/usage-report.ts'
 export { generateSecret } from './core/secret.ts'
 export { RekeyError, ERRORS, isRekeyError } from './core/errors.ts'
 export { parseDuration } from './core/duration.ts'

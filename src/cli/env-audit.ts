@@ -10,7 +10,7 @@
  */
 import { rm } from 'node:fs/promises'
 import { restoreEnvFile } from '../config/env-file.ts'
-import { recordRotationIn } from '../service/inventory.ts'
+import { recordRotationIn } from '../service/inventory/inventory.ts'
 import { describeError, operatorOf, type CliIo, type GlobalOptions } from './context.ts'
 import { commandConfig, liveSecretsOf, openForWrite, withStore } from './audit-store.ts'
 

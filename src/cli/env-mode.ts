@@ -300,11 +300,12 @@ function signerCheck(after: Readonly<Record<string, string>>, planned: readonly 
   return undefined
 }
 
-/** Writes a new secret into `--var` of the env file, with its audit row; nothing secret is returned. */
-export async function applyEnvGen(io: CliIo, globals: GlobalOptions, variable: string, secret: string, description: string): Promise<EnvAuditResult> {
+/** Writes a new secret into `--var` of the env file, with its audit row, once `check` accepts the value it replaces; nothing secret is returned. */
+export async function applyEnvGen(io: CliIo, globals: GlobalOptions, variable: string, secret: string, description: string, check: (current: string | undefined) => void): Promise<EnvAuditResult> {
   const file = globals.envFile as string
   const { text, env, exists } = await readEnvFileStrict(file, [variable, ...MANAGED_ENV_VARS])
   const old = env[variable]
+  check(old)
   return auditedEnvChange(io, globals, { ...env, [variable]: secret }, {
     secret: variable,
     method: 'gen',

@@ -4,8 +4,8 @@
  * `REKEY_WEBHOOK_URL` from the environment, else from the env file. A failing webhook warns
  * and never fails the rotation, which is already written.
  */
-import type { LifecycleEvent } from '../service/lifecycle.ts'
-import { noticeText, Webhooks } from '../service/webhooks.ts'
+import type { LifecycleEvent } from '../service/keys/rotation.ts'
+import { noticeText, Webhooks } from '../service/notify/webhooks.ts'
 import type { CliIo } from './context.ts'
 
 /** Which notices a change sends. */

@@ -22,6 +22,7 @@ interface SystemError extends Error {
   address?: string
   port?: number
   path?: string
+  dest?: string
 }
 
 function isSystemError(err: unknown): err is SystemError {
@@ -46,6 +47,21 @@ function systemMessage(err: SystemError): string {
   return err.message
 }
 
+/**
+ * A path that cannot be what it must (a directory where a file is named, a loop of symbolic
+ * links, a file where a directory is needed) is a configuration to change, not a refusal of
+ * the operating system: `ERR_CONFIG`, exit 2.
+ */
+function pathConfigMessage(err: SystemError): string | undefined {
+  // rename, link and copyfile name two paths: the one that is in the way is the destination.
+  const call = err.dest === undefined ? err.syscall : `${err.syscall} of ${err.path ?? '?'}`
+  const file = err.dest ?? err.path ?? 'the path'
+  if (err.code === 'EISDIR') return `${file} is a directory (${call}): name a file (--env-file, --store, REKEY_STORE), or move the directory away`
+  if (err.code === 'ELOOP') return `${file} is a loop of symbolic links (${call}): point the link at a real file, or name another path`
+  if (err.code === 'ENOTDIR') return `a part of ${file} is a file, not a directory (${call}): fix the path`
+  return undefined
+}
+
 /** The message of a commander parse error, without its `error: ` prefix. */
 function usageMessage(err: CommanderError): string {
   return `${err.message.replace(/^error: /, '').replace(/\n+/g, ' ')} ${USAGE_HINT}`
@@ -66,6 +82,8 @@ export function failureOf(err: unknown): Failure {
   const message = err instanceof Error ? err.message : String(err)
   const own = (err as { code?: unknown } | null | undefined)?.code
   if (typeof own === 'string' && own.startsWith('ERR_')) return { code: own, message: oneLine(message), detail: message, exitCode }
+  const config = isSystemError(err) ? pathConfigMessage(err) : undefined
+  if (config !== undefined) return { code: 'ERR_CONFIG', message: config, detail: config, exitCode: EXIT.USAGE, errno: (err as SystemError).code }
   if (isSystemError(err)) return { code: 'ERR_SYSTEM', message: oneLine(systemMessage(err)), detail: systemMessage(err), exitCode, errno: err.code }
   if (err instanceof CliExit) return { code: err.exitCode === EXIT.USAGE ? 'ERR_USAGE' : 'ERR_REFUSED', message: oneLine(message), detail: message, exitCode }
   return { code: exitCode === EXIT.USAGE ? 'ERR_USAGE' : 'ERR_INTERNAL', message: oneLine(message), detail: message, exitCode }

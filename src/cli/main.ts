@@ -58,6 +58,12 @@ function resolveEnvFileOption(program: Command, io: CliIo): void {
   if (file !== undefined) program.setOptionValue('envFile', file)
 }
 
+/** `--operator` is recorded in the audit log: a blank name would record no one. */
+function checkOperatorOption(program: Command): void {
+  const operator = program.opts<{ operator?: string }>().operator
+  if (operator !== undefined && operator.trim() === '') throw new CliExit(EXIT.USAGE, '--operator needs a name (it is recorded in the audit log); leave it out to record the OS user')
+}
+
 /** Builds the `rekey` program: global options, then one registered command per file. */
 export function buildProgram(io: CliIo = defaultIo): Command {
   const program = new Command('rekey')
@@ -71,7 +77,10 @@ export function buildProgram(io: CliIo = defaultIo): Command {
     .exitOverride()
     // Parse errors are printed by main() in the one failure format, not by commander.
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr, outputError: () => {} })
-  program.hook('preAction', () => { resolveEnvFileOption(program, io) })
+  program.hook('preAction', () => {
+    resolveEnvFileOption(program, io)
+    checkOperatorOption(program)
+  })
   registerGen(program, io)
   registerServe(program, io)
   registerRotate(program, io)

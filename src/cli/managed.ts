@@ -7,7 +7,7 @@
 import type { RekeyConfig } from '../config/load.ts'
 import { parseDuration } from '../core/duration.ts'
 import type { AuditLog } from '../service/audit/audit-log.ts'
-import { SECRET_TARGETS, type Actor, type Lifecycle, type SecretTarget } from '../service/lifecycle.ts'
+import { SECRET_TARGETS, type Actor, type Lifecycle, type SecretTarget } from '../service/keys/rotation.ts'
 import { openOperations } from '../service/operations.ts'
 import type { Store } from '../store/store.ts'
 import { commandConfig } from './audit-store.ts'

@@ -5,13 +5,11 @@
  */
 import { readFileSync } from 'node:fs'
 import path from 'node:path'
-import type { ManagedAlg } from '../core/algorithms.ts'
-import { DEFAULT_POLICY, type CadencePolicy } from '../core/cadence.ts'
 import { RekeyError } from '../core/errors.ts'
 import { Keyring } from '../core/keyring.ts'
 import type { Env } from '../core/env.ts'
 import { SecretValue } from './secret-value.ts'
-import { SETTINGS, SettingProblem, type RawValue, type SettingSpec } from './schema.ts'
+import { SETTINGS, SettingProblem, type RawValue, type SettingSpec, type SettingsConfig } from './schema.ts'
 import { isPostgresLocation, resolveStoreLocation } from './store-location.ts'
 
 export { isPostgresLocation }
@@ -19,48 +17,17 @@ export { isPostgresLocation }
 /** Where keys come from: the JWT_* environment conventions, or the store (managed mode). */
 export type KeySource = 'env' | 'managed'
 
-/** The validated, frozen settings of `rekey serve`. Durations are seconds. */
-export interface RekeyConfig {
-  readonly store: string
-  /** REKEY_STORE_POOL_SIZE: pooled PostgreSQL connections per instance. */
-  readonly storePoolSize: number
-  /** REKEY_STORE_LISTEN_URL: a direct URL for the LISTEN connection (may hold a password). */
-  readonly storeListenUrl: SecretValue | undefined
-  readonly port: number
-  readonly host: string
-  readonly masterKey: SecretValue | undefined
-  /** REKEY_MASTER_KEY_PREV: set only while a master-key rotation is rolled out. */
-  readonly masterKeyPrev: SecretValue | undefined
-  readonly registration: 'open' | 'closed'
-  /** REKEY_ACCESS_KEY_ALG: the algorithm of new managed access keys, when set. */
-  readonly accessKeyAlg: ManagedAlg | undefined
-  readonly accessTokenTtl: number
-  readonly refreshTokenTtl: number
-  readonly refreshOverlap: number
-  readonly metricsToken: SecretValue | undefined
-  readonly trustProxy: boolean | number | string
-  readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent'
-  readonly issuer: string | undefined
-  readonly audience: string | undefined
-  readonly rateLimit: Readonly<{ window: number, max: number, loginPerIp: number, loginPerAccount: number, loginBackoffMax: number }>
-  /** REKEY_REDIS_URL: limits shared through Redis (it may embed a password, so it is a secret). */
-  readonly redisUrl: SecretValue | undefined
-  readonly redisPrefix: string
-  readonly argon2: Readonly<{ memoryCost: number, timeCost: number, parallelism: number }>
-  readonly scheduler: Readonly<{ enabled: 'on' | 'off', interval: number }>
-  /** REKEY_WEBHOOK_URL (it usually embeds a token, so it is a secret). */
-  readonly webhookUrl: SecretValue | undefined
-  /** The `cadence` object of `rekey.config.json`, parsed as `rekey due` parses it. */
-  readonly cadence: CadencePolicy
+/**
+ * The validated, frozen settings of `rekey serve`: one field per setting of {@link SETTINGS}
+ * (durations in seconds, secrets as `SecretValue`, derived from the table so the two cannot
+ * drift), plus what loading derives.
+ */
+export type RekeyConfig = SettingsConfig & {
   readonly keySource: KeySource
   /** The config file read, or `null`. */
   readonly configFile: string | null
   /** `--env-file`, when the store and the master key were also looked for there. */
   readonly envFile?: string
-  /** REKEY_JWKS_MAX_AGE, seconds: the JWKS max-age and the publication delay of asymmetric keys. */
-  readonly jwksMaxAge: number
-  /** REKEY_FINALIZE_WHEN_SHARE_BELOW as a fraction (0.05), or undefined. */
-  readonly finalizeWhenShareBelow: number | undefined
 }
 
 /** What {@link loadConfig} reads. */
@@ -219,7 +186,6 @@ export function loadConfig(options: LoadConfigOptions = {}): RekeyConfig {
     for (const [dotted, value] of Object.entries(options.overrides)) setPath(out, dotted, value)
   }
 
-  out.cadence ??= DEFAULT_POLICY
   const config = out as unknown as Omit<RekeyConfig, 'keySource' | 'configFile'>
   if (config.refreshOverlap >= config.refreshTokenTtl) problems.push('REKEY_REFRESH_OVERLAP must be shorter than JWT_REFRESH_EXPIRATION')
   if (config.accessTokenTtl > config.refreshTokenTtl) problems.push('JWT_EXPIRATION must not be longer than JWT_REFRESH_EXPIRATION')

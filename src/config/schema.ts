@@ -6,10 +6,11 @@
  * the environment only, so they never end up in a committed file.
  */
 import { MANAGED_ALGORITHMS } from '../core/algorithms.ts'
-import { parseCadencePolicy } from '../core/cadence.ts'
+import { DEFAULT_POLICY, parseCadencePolicy, type CadencePolicy } from '../core/cadence.ts'
 import { parseDuration } from '../core/duration.ts'
 import { isRekeyError } from '../core/errors.ts'
 import { decodeMasterKey } from './master-key.ts'
+import type { SecretValue } from './secret-value.ts'
 
 /** A value as it arrived: text from the environment or a flag, JSON from the file. */
 export type RawValue = string | number | boolean | null | object
@@ -124,7 +125,7 @@ function webhookUrl(raw: RawValue): string {
 }
 
 /** The `cadence` object of the config file, checked by the same parser `rekey due` uses. */
-function cadence(raw: RawValue): unknown {
+function cadence(raw: RawValue): CadencePolicy {
   try {
     return parseCadencePolicy(raw, 'cadence')
   } catch (err) {
@@ -166,8 +167,9 @@ function audience(raw: RawValue): string {
   return nonEmpty(raw)
 }
 
-/** Every setting. `docs/configuration.md` mirrors this table. */
-export const SETTINGS: readonly SettingSpec[] = Object.freeze([
+// The table with its literal types (`as const`), so that {@link SettingsConfig} can be derived
+// from each entry's path, secrecy, default and parser.
+const SETTING_TABLE = Object.freeze([
   { path: 'store', env: 'REKEY_STORE', file: 'store', flag: 'store', default: './.rekey/rekey.db', parse: nonEmpty,
     doc: 'SQLite file path or postgres:// URL.' },
   { path: 'storePoolSize', env: 'REKEY_STORE_POOL_SIZE', file: 'storePoolSize', default: 5, parse: integer(1, 1000),
@@ -190,7 +192,7 @@ export const SETTINGS: readonly SettingSpec[] = Object.freeze([
     doc: 'How often the scheduler checks what is due.' },
   { path: 'webhookUrl', env: 'REKEY_WEBHOOK_URL', secret: true, parse: webhookUrl,
     doc: 'Slack-compatible webhook for reminders and rotation notices; unset: none are sent.' },
-  { path: 'cadence', file: 'cadence', default: undefined, parse: cadence,
+  { path: 'cadence', file: 'cadence', default: DEFAULT_POLICY, parse: cadence,
     doc: 'Rotation cadence per secret name or `kind:KIND`, e.g. `{ "jwt-access": "30d", "kind:smtp": "365d" }`.' },
   { path: 'registration', env: 'REKEY_REGISTRATION', file: 'registration', default: 'open', parse: oneOf(['open', 'closed'] as const),
     doc: '`closed` answers 403 to POST /api/auth/register.' },
@@ -234,4 +236,38 @@ export const SETTINGS: readonly SettingSpec[] = Object.freeze([
     doc: '`Cache-Control: max-age` of /.well-known/jwks.json, and the publication delay: a staged asymmetric access key is published this long before it signs (`rotate --publish-delay` overrides it per rotation).' },
   { path: 'finalizeWhenShareBelow', env: 'REKEY_FINALIZE_WHEN_SHARE_BELOW', file: 'finalizeWhenShareBelow', parse: shareThreshold,
     doc: 'The scheduler finalizes before the grace window ends once the old key\'s share of verifications, across every reporting process, has stayed below this (e.g. `5%`) for 15 minutes. Unset: only the time rule.' },
-] satisfies SettingSpec[])
+] as const satisfies readonly SettingSpec[])
+
+/**
+ * Every setting. `docs/configuration.md` mirrors this table, and `RekeyConfig` is derived from
+ * it ({@link SettingsConfig}).
+ */
+export const SETTINGS: readonly SettingSpec[] = SETTING_TABLE
+
+/** One entry of the table, with its literal types. */
+type Setting = (typeof SETTING_TABLE)[number]
+
+/** What a setting's parser answers. */
+type Parsed<S> = S extends { readonly parse: (raw: RawValue) => infer T } ? T : never
+
+/**
+ * The loaded value of a setting: a secret is wrapped in a `SecretValue`; a setting without a
+ * default may be absent.
+ */
+type ValueOf<S> = S extends { readonly secret: true } ? SecretValue | undefined
+  : S extends { readonly default: unknown } ? Parsed<S>
+    : Parsed<S> | undefined
+
+type Head<P extends string> = P extends `${infer H}.${string}` ? H : P
+type Tail<P extends string, H extends string> = P extends `${H}.${infer T}` ? T : never
+
+/**
+ * The settings part of the loaded configuration, derived from {@link SETTINGS}: one field per
+ * setting, a dotted path (`rateLimit.window`) nesting one level, so the table and the type
+ * cannot drift.
+ */
+export type SettingsConfig = {
+  readonly [H in Head<Setting['path']>]: H extends Setting['path']
+    ? ValueOf<Extract<Setting, { readonly path: H }>>
+    : Readonly<{ [S in Extract<Setting, { readonly path: `${H}.${string}` }> as Tail<S['path'], H>]: ValueOf<S> }>
+}

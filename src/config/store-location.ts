@@ -11,6 +11,7 @@
  * A location that is neither a `postgres://`/`postgresql://` URL nor a file path is refused
  * with a did-you-mean (see `store/location.ts`), wherever it came from.
  */
+import { lstatSync } from 'node:fs'
 import path from 'node:path'
 import type { Env } from '../core/env.ts'
 import { isPostgresLocation, storeLocationProblem } from '../store/location.ts'
@@ -48,6 +49,31 @@ function found(location: string, from: string): StoreLocation {
   return problem === undefined ? { location, from } : { location, from, problem: `${from} ${problem}` }
 }
 
+/**
+ * Why rekey's own directory (`.rekey/`, which it creates for the default store and its
+ * master.key) cannot be used: a symbolic link there is not followed, since the sealed keys
+ * would go wherever it points. Undefined when it is a directory or does not exist yet.
+ */
+function ownDirectoryProblem(dir: string): string | undefined {
+  let stats
+  try {
+    stats = lstatSync(dir)
+  } catch {
+    return undefined
+  }
+  const instead = 'remove it, or name the store with --store or REKEY_STORE'
+  if (stats.isSymbolicLink()) return `${dir} is a symbolic link: rekey does not follow a link to the directory it keeps its store and master.key in; ${instead}`
+  if (!stats.isDirectory()) return `${dir} is not a directory: rekey keeps its store and master.key there; ${instead}`
+  return undefined
+}
+
+/** A default location, inside `.rekey/` of `dir`. */
+function defaultIn(dir: string, from: string): StoreLocation {
+  const location = dir === '.' ? DEFAULT_STORE : path.join(dir, '.rekey', 'rekey.db')
+  const problem = ownDirectoryProblem(path.join(dir, '.rekey'))
+  return problem === undefined ? found(location, from) : { location, from, problem: `${from}: ${problem}` }
+}
+
 /** The store location by the precedence above; check `problem` before using it. */
 export function resolveStoreLocation(sources: StoreLocationSources): StoreLocation {
   if (sources.flag !== undefined) return found(sources.flag, '--store')
@@ -62,6 +88,6 @@ export function resolveStoreLocation(sources: StoreLocationSources): StoreLocati
     if (!given(file.store)) return { location: DEFAULT_STORE, from, problem: `${from} must be a non-empty string` }
     return found(file.store.trim(), from)
   }
-  if (dir !== undefined) return found(path.join(dir, '.rekey', 'rekey.db'), `the default beside ${sources.envFile}`)
-  return found(DEFAULT_STORE, 'the default')
+  if (dir !== undefined) return defaultIn(dir, `the default beside ${sources.envFile}`)
+  return defaultIn('.', 'the default')
 }

@@ -45,7 +45,7 @@ export const CLI_ERRORS = Object.freeze({
   ERR_USAGE: { exit: 2, meaning: 'Bad usage: an unknown option, a missing argument, a bad value.' },
   ERR_REFUSED: { exit: 1, meaning: 'A check said no without a more precise code (overdue secrets, a failed smoke test).' },
   ERR_INTERNAL: { exit: 1, meaning: 'An unexpected failure. Please report it.' },
-  ERR_SYSTEM: { exit: 1, meaning: 'The operating system refused: a port already in use or not allowed (`EADDRINUSE`, `EACCES`), a file or directory that cannot be read or written (`EACCES`, `EPERM`, `EROFS`, `ENOSPC`...); the message names the address or path and what to change.' },
+  ERR_SYSTEM: { exit: 1, meaning: 'The operating system refused: a port already in use or not allowed (`EADDRINUSE`, `EACCES`), a file or directory that cannot be read or written (`EACCES`, `EPERM`, `EROFS`, `ENOSPC`...); the message names the address or path and what to change. A path that is a directory where a file is named, a loop of symbolic links, or a file where a directory is needed (`EISDIR`, `ELOOP`, `ENOTDIR`) is `ERR_CONFIG`, exit 2.' },
   ERR_BACKUP_INVALID: { exit: 1, meaning: 'A backup archive failed a check (its MAC does not verify under the store\'s master key, wrong passphrase, corruption, hash or row-count mismatch, an unsafe entry, schema objects that are not rekey\'s own). See [backup.md](backup.md).' },
 } satisfies Record<string, { exit: number, meaning: string }>)
 

@@ -109,7 +109,7 @@ function parseJwks(text: string, where: string): { inputs: KeyInput[], material:
 
 /** A JWKS over HTTP(S), with the refresh rules above. */
 export class RemoteJwks {
-  readonly #o: RemoteJwksOptions
+  readonly #options: RemoteJwksOptions
   readonly #where: string
   /** kid → public material, of every key ever seen (a kid that comes back must be the same key). */
   readonly #seen = new Map<string, string>()
@@ -127,7 +127,7 @@ export class RemoteJwks {
   #lastError: string | null = null
 
   constructor(options: RemoteJwksOptions) {
-    this.#o = options
+    this.#options = options
     this.#where = displayUrl(options.url)
   }
 
@@ -155,7 +155,7 @@ export class RemoteJwks {
   /** An unknown kid: refetch unless one is in flight (then share it) or the cooldown is running. */
   unknownKid(): Promise<boolean> {
     if (this.#inflight !== null) return this.#inflight
-    if (this.#closed || Date.now() - this.#lastAttempt < this.#o.cooldownMs) return Promise.resolve(false)
+    if (this.#closed || Date.now() - this.#lastAttempt < this.#options.cooldownMs) return Promise.resolve(false)
     return this.refresh()
   }
 
@@ -165,15 +165,15 @@ export class RemoteJwks {
       try {
         const { inputs, freshMs, changed } = await this.#fetch()
         this.#schedule(freshMs)
-        if (changed) this.#o.onKeys(inputs)
+        if (changed) this.#options.onKeys(inputs)
         return changed
       } catch (err) {
         const error = err instanceof RekeyError ? err : new RekeyError('ERR_JWKS_UNAVAILABLE', `${this.#where} could not be fetched`)
         this.#failures++
         this.#stale = true
         this.#lastError = error.message
-        this.#schedule(this.#o.cooldownMs)
-        try { this.#o.onError?.(error) } catch { /* a listener must not break the refresh */ }
+        this.#schedule(this.#options.cooldownMs)
+        try { this.#options.onError?.(error) } catch { /* a listener must not break the refresh */ }
         return false
       } finally {
         this.#inflight = null
@@ -193,7 +193,7 @@ export class RemoteJwks {
     if (this.#closed) return
     if (this.#timer !== null) clearTimeout(this.#timer)
     // Never more often than the cooldown, whatever max-age says (max-age=0 must not hammer the host).
-    const delay = Math.max(freshMs, this.#o.cooldownMs)
+    const delay = Math.max(freshMs, this.#options.cooldownMs)
     this.#freshUntil = Date.now() + delay
     this.#timer = setTimeout(() => { void this.refresh() }, delay)
     this.#timer.unref()
@@ -207,7 +207,7 @@ export class RemoteJwks {
     let response: Response
     let text: string
     try {
-      response = await fetch(this.#o.url, { headers: { accept: 'application/jwk-set+json, application/json' }, redirect: 'error', signal: AbortSignal.timeout(this.#o.timeoutMs) })
+      response = await fetch(this.#options.url, { headers: { accept: 'application/jwk-set+json, application/json' }, redirect: 'error', signal: AbortSignal.timeout(this.#options.timeoutMs) })
       if (response.status !== 200) {
         await response.body?.cancel().catch(() => {})
         throw new RekeyError('ERR_JWKS_UNAVAILABLE', `${this.#where} answered HTTP ${response.status}`)
@@ -220,7 +220,7 @@ export class RemoteJwks {
       text = await response.text()
     } catch (err) {
       if (err instanceof RekeyError) throw err
-      const why = (err as Error)?.name === 'TimeoutError' ? `did not answer within ${this.#o.timeoutMs} ms` : 'could not be reached'
+      const why = (err as Error)?.name === 'TimeoutError' ? `did not answer within ${this.#options.timeoutMs} ms` : 'could not be reached'
       throw new RekeyError('ERR_JWKS_UNAVAILABLE', `${this.#where} ${why}`)
     }
     if (text.length > MAX_JWKS_BYTES) throw new RekeyError('ERR_CONFIG', `${this.#where} answered more than ${MAX_JWKS_BYTES} bytes`)
@@ -237,7 +237,7 @@ export class RemoteJwks {
           const first = this.#lastInputs.find((i) => i.jwk?.kid === kid)
           if (first !== undefined) this.#refusedInputs.push({ ...first, state: 'revoked' })
           changed = true
-          try { this.#o.onError?.(new RekeyError('ERR_KEY_REVOKED', `${this.#where} changed the key material of kid ${kid}: that kid is refused`)) } catch { /* ignored */ }
+          try { this.#options.onError?.(new RekeyError('ERR_KEY_REVOKED', `${this.#where} changed the key material of kid ${kid}: that kid is refused`)) } catch { /* ignored */ }
         }
         continue
       }

@@ -1,7 +1,7 @@
 /**
  * Per-kid verification counts of one keyring, for usage evidence (`opts.usage`). Counting
  * is a map increment on the verify path; the service side drains the counts every flush
- * interval and writes them to the store (see `service/usage-report.ts`). Core does no I/O:
+ * interval and writes them to the store (see `service/usage/usage-report.ts`). Core does no I/O:
  * the reporter is registered by the package entry, so `Keyring` stays free of store code.
  */
 import { durationOption, type Duration } from './duration.ts'

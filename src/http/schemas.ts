@@ -1,5 +1,5 @@
 /** JSON schemas of the request bodies and answers; unknown fields are refused, never stripped. */
-import { PASSWORD_MAX, PASSWORD_MIN } from '../service/passwords.ts'
+import { PASSWORD_MAX, PASSWORD_MIN } from '../service/auth/passwords.ts'
 
 const email = { type: 'string', minLength: 3, maxLength: 254 } as const
 const password = { type: 'string', minLength: PASSWORD_MIN, maxLength: PASSWORD_MAX } as const

@@ -8,7 +8,7 @@ import { loadConfig, type LoadConfigOptions, type RekeyConfig } from '../config/
 import type { Env } from '../core/env.ts'
 import type { Clock } from '../service/clock.ts'
 import { readEnvFile } from '../config/env-file.ts'
-import { EnvFileReloader, readServeEnv } from '../service/env-reload.ts'
+import { EnvFileReloader, readServeEnv } from '../service/env/env-reload.ts'
 import { startService, type Service } from '../service/service.ts'
 import type { OpenStoreOptions } from '../store/open.ts'
 import type { Store } from '../store/store.ts'

@@ -13,9 +13,9 @@ import { openStore, type OpenStoreOptions } from '../store/open.ts'
 import type { Store } from '../store/store.ts'
 import { AuditLog } from './audit/audit-log.ts'
 import { systemClock, type Clock } from './clock.ts'
-import { keyInputOf, resealLegacyKeys } from './keys.ts'
-import { Lifecycle, type LifecycleEvent } from './lifecycle.ts'
-import { Webhooks } from './webhooks.ts'
+import { keyInputOf, resealLegacyKeys } from './keys/keys.ts'
+import { Lifecycle, type LifecycleEvent } from './keys/rotation.ts'
+import { Webhooks } from './notify/webhooks.ts'
 
 /** The logger the operations warn through (pino's, or the CLI's stderr). */
 export interface OperationsLog {

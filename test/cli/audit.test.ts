@@ -115,7 +115,9 @@ describe('audit rows of env-file operations', () => {
     // A directory where the backup must go makes the rewrite fail inside the audit transaction.
     mkdirSync(path.join(dir, '.env.bak.5', 'blocker'), { recursive: true })
     const r = await runCli(['--env-file', file, ...OPS, 'rotate'])
-    assert.equal(r.code, 1)
+    // A directory in the way is a configuration to change (exit 2), named.
+    assert.equal(r.code, 2)
+    assert.match(r.stderr, /^rekey: ERR_CONFIG: \S+\.env\.bak\.5 is a directory/m)
     assert.equal(readFileSync(file, 'utf8'), before)
     assert.deepEqual(dbRows(dir, 'SELECT seq FROM audit_events'), [])
     assert.deepEqual(dbRows(dir, 'SELECT name FROM secrets'), [], 'the inventory was rolled back with the row')

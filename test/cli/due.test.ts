@@ -5,7 +5,7 @@ import path from 'node:path'
 import { describe, it, mock } from 'node:test'
 import { DEFAULT_POLICY } from '../../src/core/cadence.ts'
 import { AuditLog } from '../../src/service/audit/audit-log.ts'
-import { trackSecret } from '../../src/service/inventory.ts'
+import { trackSecret } from '../../src/service/inventory/inventory.ts'
 import { openStore } from '../../src/store/open.ts'
 import { runBin, runCli, tempDir } from './helpers.ts'
 

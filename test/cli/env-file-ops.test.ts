@@ -9,7 +9,7 @@ import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import path from 'node:path'
 import { describe, it, mock } from 'node:test'
-import { reminderText } from '../../src/service/webhooks.ts'
+import { reminderText } from '../../src/service/notify/webhooks.ts'
 import { readAll } from './env-oracles.ts'
 import { runCli, tempDir } from './helpers.ts'
 

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
-import { createAdmin, cookiePair } from '../dashboard/support.ts'
+import { createAdmin, cookiePair } from './dashboard/support.ts'
 import { credentials, testServer, type TestServer } from './support.ts'
 
 const HOST = 'rekey.test'

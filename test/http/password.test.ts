@@ -8,7 +8,7 @@ import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { runBin, runCli } from '../cli/helpers.ts'
-import { createAdmin } from '../dashboard/support.ts'
+import { createAdmin } from './dashboard/support.ts'
 import { signedIn, testServer, type TestServer } from './support.ts'
 
 async function until(fn: () => Promise<boolean>, ms: number, what: string): Promise<void> {

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { cookiePair, createAdmin } from '../dashboard/support.ts'
+import { cookiePair, createAdmin } from './dashboard/support.ts'
 import { signedIn, testServer, type TestServer } from './support.ts'
 
 const HOST = 'rekey.test'

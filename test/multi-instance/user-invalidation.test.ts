@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { after, before, describe, test } from 'node:test'
-import { RevocationCache } from '../../src/service/revocations.ts'
+import { RevocationCache } from '../../src/service/auth/revocations.ts'
 import { credentials, testServer, type TestServer } from '../http/support.ts'
 import { newUser, waitFor } from '../store/support/fixtures.ts'
 import { POSTGRES_URL, REQUIRE_POSTGRES, adminQuery, freshSchema, sqliteFactory } from '../store/support/stores.ts'

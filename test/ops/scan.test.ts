@@ -4,7 +4,7 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { before, describe, test } from 'node:test'
 import { main } from '../../src/cli/main.ts'
-import { keyInputOf, newManagedKey } from '../../src/service/keys.ts'
+import { keyInputOf, newManagedKey } from '../../src/service/keys/keys.ts'
 import { openStore } from '../../src/store/open.ts'
 import { commitAll, git, leakyRepo, secretTails, tempDir, write, type Planted } from './scan-fixtures.ts'
 

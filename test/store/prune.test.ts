@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test'
 import pg from 'pg'
 import {
   PRUNE_FAMILIES_AFTER_MS, PRUNE_INSTANCES_AFTER_MS, PRUNE_USED_AFTER_MS, pruneSessions,
-} from '../../src/service/session-maintenance.ts'
+} from '../../src/service/sessions/session-maintenance.ts'
 import type { Store } from '../../src/store/store.ts'
 import { STORES, type TestDatabase } from './support/stores.ts'
 import { DAY, MINUTE, T0, newUser, rotate, session, sha256 } from './support/fixtures.ts'

@@ -1,6 +1,6 @@
 import { InvalidArgumentError, Option, type Command } from 'commander'
 import { parseDuration } from '../../core/duration.ts'
-import { dueReport, type DueEntry } from '../../service/inventory.ts'
+import { dueReport, type DueEntry } from '../../service/inventory/inventory.ts'
 import { commandConfig, openForRead, withStore } from '../audit-store.ts'
 import { CliExit, EXIT, type CliIo, type GlobalOptions } from '../context.ts'
 import { isoSeconds, renderTable } from '../table.ts'

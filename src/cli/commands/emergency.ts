@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
-import type { EmergencyReport } from '../../service/lifecycle.ts'
-import type { SweepProgress } from '../../service/session-maintenance.ts'
+import type { EmergencyReport } from '../../service/keys/rotation-report.ts'
+import type { SweepProgress } from '../../service/sessions/session-maintenance.ts'
 import { planRotate } from '../../core/env-rotation.ts'
 import { maskSecrets } from '../../core/mask.ts'
 import type { CliIo, GlobalOptions } from '../context.ts'

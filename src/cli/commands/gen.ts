@@ -7,12 +7,43 @@ interface GenOptions {
   bytes: number
   encoding: 'hex' | 'base64' | 'base64url'
   var?: string
+  force?: boolean
 }
 
 function bytesArg(value: string): number {
   const n = Number(value)
   if (!Number.isInteger(n) || n < 32 || n > 64) throw new InvalidArgumentError('must be an integer from 32 to 64')
   return n
+}
+
+/** The env-file rotation of each variable rekey rotates, as `--secret` of `rekey rotate`. */
+const ROTATION_OF: Readonly<Record<string, { secret: string | undefined, what: string }>> = {
+  JWT_SECRET: { secret: undefined, what: 'every token it signed would be refused' },
+  JWT_SECRET_CURRENT: { secret: undefined, what: 'every token it signed would be refused' },
+  JWT_SECRET_NEW: { secret: undefined, what: 'every token it signed would be refused' },
+  JWT_ACCESS_SECRET: { secret: 'access', what: 'every access token it signed would be refused' },
+  JWT_REFRESH_SECRET: { secret: 'refresh', what: 'every refresh token it signed would be refused (every session ends)' },
+  ENCRYPTION_KEY: { secret: 'ENCRYPTION_KEY', what: 'every value it encrypted would be unreadable' },
+}
+
+function quoteArg(value: string): string {
+  return /^[\w./-]+$/.test(value) ? value : `'${value.replace(/'/g, `'\\''`)}'`
+}
+
+/**
+ * `gen --var NAME` into a file that already gives NAME a value would replace a live secret at
+ * once: every token a JWT key signed refused, every value a data key encrypted unreadable, a
+ * provider's password no longer the one it expects. Refused (`ERR_USAGE`, exit 2) unless
+ * `--force`, naming the rotation that keeps the old key working meanwhile.
+ */
+function refuseOverwrite(file: string, variable: string, current: string | undefined): void {
+  if (current === undefined || current === '') return
+  const rotation = ROTATION_OF[variable]
+  if (rotation === undefined) {
+    throw new CliExit(EXIT.USAGE, `${variable} already has a value in ${file}: gen would replace it at once, and whatever uses it stops working; give --force to replace it (the old file is kept as a backup generation)`)
+  }
+  const command = `rekey --env ${quoteArg(file)} rotate${rotation.secret === undefined ? '' : ` --secret ${rotation.secret}`}`
+  throw new CliExit(EXIT.USAGE, `${variable} already holds a live key in ${file}: gen would replace it at once and ${rotation.what}; rotate it instead (the old key keeps working until finalize): ${command}; or give --force to replace it anyway`)
 }
 
 /** `rekey gen`: a new secret, printed, or written into an env file and not printed. */
@@ -23,6 +54,7 @@ export function registerGen(program: Command, io: CliIo): void {
     .option('--bytes <n>', 'random bytes, 32 to 64', bytesArg, 32)
     .option('--encoding <encoding>', 'hex, base64 or base64url', 'hex')
     .option('--var <name>', 'the variable to set in --env-file')
+    .option('--force', 'replace a value the variable already has (a live key: use rekey rotate instead)')
     .addHelpText('after', '\nExamples:\n  rekey gen\n  rekey gen --bytes 64 --encoding base64url\n  rekey --env .env gen --var JWT_SECRET')
     .action(async (options: GenOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions & GenOptions>()
@@ -38,7 +70,9 @@ export function registerGen(program: Command, io: CliIo): void {
         throw new CliExit(EXIT.USAGE, 'give both --env (or --env-file) and --var to write the secret into a file')
       }
       if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(options.var)) throw new CliExit(EXIT.USAGE, '--var must be a variable name')
-      const audit = await applyEnvGen(io, globals, options.var, secret, `new ${options.bytes}-byte ${options.encoding} secret`)
+      const audit = await applyEnvGen(io, globals, options.var, secret, `new ${options.bytes}-byte ${options.encoding} secret`, (current) => {
+        if (options.force !== true) refuseOverwrite(globals.envFile as string, options.var as string, current)
+      })
       const report = { file: globals.envFile, variable: options.var, bytes: options.bytes, encoding: options.encoding, audit }
       io.stdout(globals.json === true ? `${JSON.stringify(report)}\n` : `wrote a new ${options.bytes}-byte secret to ${options.var} in ${globals.envFile}\n`)
     })

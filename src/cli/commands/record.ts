@@ -1,5 +1,5 @@
 import { InvalidArgumentError, type Command } from 'commander'
-import { recordRotation } from '../../service/inventory.ts'
+import { recordRotation } from '../../service/inventory/inventory.ts'
 import { commandConfig, envFileVars, liveSecretsOf, openForWrite, withStore } from '../audit-store.ts'
 import { CliExit, EXIT, operatorOf, type CliIo, type GlobalOptions } from '../context.ts'
 import { isoSeconds, parseIsoDate } from '../table.ts'

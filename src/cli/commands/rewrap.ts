@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
 import { Cipher } from '../../core/cipher.ts'
-import { columnId, readProgress, recordColumn, writeProgress, type ColumnRecord } from '../../service/crypt-columns.ts'
+import { columnId, readProgress, recordColumn, writeProgress, type ColumnRecord } from '../../service/data-keys/crypt-columns.ts'
 import { openAppTable, type AppTable, type KidCounts, type TableSpec } from '../../ops/rewrap/app-table.ts'
 import { rewrapColumn, type RewrapResult } from '../../ops/rewrap/rewrap.ts'
 import { commandConfig, envFileVars, liveSecretsOf, openForWrite, withStore } from '../audit-store.ts'

@@ -1,7 +1,7 @@
 import type { Command } from 'commander'
 import { planRotate } from '../../core/env-rotation.ts'
 import { parseDuration } from '../../core/duration.ts'
-import { DEFAULT_ROTATE_TIMEOUT_MS, type PublishProgress } from '../../service/lifecycle.ts'
+import { DEFAULT_ROTATE_TIMEOUT_MS, type PublishProgress } from '../../service/keys/rotation.ts'
 import { applyEnvPlan } from '../env-mode.ts'
 import { guardDataKeyRotate, isDataKeySecret } from '../data-key.ts'
 import { CliExit, describeError, EXIT, type CliIo, type GlobalOptions } from '../context.ts'
@@ -79,6 +79,9 @@ export function registerRotate(program: Command, io: CliIo): void {
     ].join('\n'))
     .action(async (options: RotateOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>()
+      // Checked in every mode: a bad value is refused, not ignored where the mode does not use it.
+      const timeoutMs = timeoutOf(options.timeout, DEFAULT_ROTATE_TIMEOUT_MS)
+      const publishDelayMs = publishDelayOf(options.publishDelay)
       if (options.secret === 'master-key') return await rotateMasterKeyCommand(io, globals)
       if (isDataKeySecret(options.secret)) await guardDataKeyRotate(io, globals, options.hard === true)
       if (globals.envFile !== undefined) {
@@ -90,8 +93,6 @@ export function registerRotate(program: Command, io: CliIo): void {
         return
       }
       const secret = managedSecretOf(options.secret)
-      const timeoutMs = timeoutOf(options.timeout, DEFAULT_ROTATE_TIMEOUT_MS)
-      const publishDelayMs = publishDelayOf(options.publishDelay)
       const noWait = options.wait === false
       const smoke = smokePlanOf(options, io)
       if (smoke !== null && noWait) throw new CliExit(EXIT.USAGE, '--smoke needs the new key to sign: it cannot run with --no-wait')

@@ -5,8 +5,8 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { ServiceError } from '../../service/errors.ts'
-import { PASSWORD_MAX } from '../../service/passwords.ts'
-import type { PasswordHasher } from '../../service/passwords.ts'
+import { PASSWORD_MAX } from '../../service/auth/passwords.ts'
+import type { PasswordHasher } from '../../service/auth/passwords.ts'
 import type { Service } from '../../service/service.ts'
 import type { LoginLimits } from '../routes/auth.ts'
 import { loadAssets, type Asset, type AssetName } from './assets.ts'

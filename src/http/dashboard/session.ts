@@ -15,7 +15,7 @@ import { isRekeyError } from '../../core/errors.ts'
 import { open, seal } from '../../core/seal.ts'
 import { checkSession } from '../../service/auth/session-check.ts'
 import { ServiceError } from '../../service/errors.ts'
-import type { CachedUser, RevocationCache } from '../../service/revocations.ts'
+import type { CachedUser, RevocationCache } from '../../service/auth/revocations.ts'
 
 /** The cookie's name. */
 export const SESSION_COOKIE = 'rekey_admin'

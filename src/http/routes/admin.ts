@@ -6,8 +6,8 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { ServiceError } from '../../service/errors.ts'
-import { recordRotation } from '../../service/inventory.ts'
-import { SECRET_TARGETS, type Actor, type SecretTarget } from '../../service/lifecycle.ts'
+import { recordRotation } from '../../service/inventory/inventory.ts'
+import { SECRET_TARGETS, type Actor, type SecretTarget } from '../../service/keys/rotation.ts'
 import type { Service } from '../../service/service.ts'
 import { bearerToken } from '../bearer.ts'
 import type { DashboardSessions } from '../dashboard/session.ts'

@@ -6,7 +6,8 @@
  * label); the manifest holds the SHA-256 of every part, so the MAC covers the parts too.
  * `backup verify` and `restore` check it before anything is restored.
  */
-import { createHmac, hkdfSync, timingSafeEqual } from 'node:crypto'
+import { createHmac, hkdfSync } from 'node:crypto'
+import { secretEquals } from '../../core/constant-time.ts'
 import { masterKeyId } from '../../service/audit/segments.ts'
 import { BackupError } from './backup-error.ts'
 
@@ -29,8 +30,7 @@ export function manifestMac(masterKey: Uint8Array, manifestBytes: Uint8Array): s
 export function checkManifestMac(masterKey: Uint8Array, manifestBytes: Uint8Array, macText: string, claimedKeyId: unknown): void {
   const given = /^[0-9a-f]{64}$/.test(macText.trim()) ? Buffer.from(macText.trim(), 'hex') : Buffer.alloc(0)
   const expected = Buffer.from(manifestMac(masterKey, manifestBytes), 'hex')
-  // Both are 32-byte digests when well-formed; timingSafeEqual needs equal lengths.
-  if (given.length === expected.length && timingSafeEqual(given, expected)) return
+  if (secretEquals(given, expected)) return
   const ours = masterKeyId(masterKey)
   const other = typeof claimedKeyId === 'string' && claimedKeyId !== ours
     ? ` (the archive says it was made under master key k:${claimedKeyId.slice(0, 16)}, the store's is k:${ours}: use the master key of the backed-up store, or the archive is forged)`

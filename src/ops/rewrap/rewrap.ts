@@ -10,7 +10,7 @@
  */
 import type { Cipher } from '../../core/cipher.ts'
 import { Cipher as CipherClass } from '../../core/cipher.ts'
-import type { RewrapProgress } from '../../service/crypt-columns.ts'
+import type { RewrapProgress } from '../../service/data-keys/crypt-columns.ts'
 import { rowAad, type AppRow, type AppTable, type RowUpdate } from './app-table.ts'
 
 /** Where progress is kept between batches (rekey's store). */

@@ -4,6 +4,7 @@
  * own timeout; the first failure stops the run and is named. Tokens stay inside this module:
  * the result carries statuses, latencies and the kid of each token's header, never a token.
  */
+import { parseHeader, splitToken } from '../../core/token.ts'
 
 /** The steps, in order. */
 export const SMOKE_STEPS = Object.freeze(['ping', 'login', 'me', 'refresh', 'me-after-refresh'] as const)
@@ -49,8 +50,7 @@ export interface SmokeResult {
 export function kidOf(token: unknown): string | null {
   if (typeof token !== 'string') return null
   try {
-    const header = JSON.parse(Buffer.from(token.split('.')[0] ?? '', 'base64url').toString('utf8')) as { kid?: unknown }
-    return typeof header.kid === 'string' ? header.kid : null
+    return parseHeader(splitToken(token).header).kid ?? null
   } catch {
     return null
   }

@@ -5,7 +5,7 @@
  */
 import type { Store } from '../../store/store.ts'
 import type { UserRecord } from '../../store/types.ts'
-import type { PasswordHasher } from '../passwords.ts'
+import type { PasswordHasher } from './passwords.ts'
 
 /** Emails: trimmed, lowercased, one @, no spaces, at most 254 characters. */
 export function normalizeEmail(email: string): string | null {

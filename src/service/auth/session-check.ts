@@ -4,7 +4,7 @@
  * user's token version (logout-all, password reset) not past the one the credential carries.
  */
 import { RekeyError } from '../../core/errors.ts'
-import type { CachedUser, RevocationCache } from '../revocations.ts'
+import type { CachedUser, RevocationCache } from './revocations.ts'
 
 /** What a credential says about its session. Times in epoch seconds. */
 export interface SessionClaims {

@@ -1,0 +1,49 @@
+/**
+ * Token lifetimes shared through the store: each instance announces its access and refresh
+ * token lifetimes, the store keeps the longest ever announced, and every rotation step (from
+ * any instance or the CLI) waits at least that long.
+ */
+import type { RotationPolicy } from '../../core/rotation-rules.ts'
+import type { Store } from '../../store/store.ts'
+
+/** The store setting where instances announce their token lifetimes (seconds, JSON). */
+export const TOKEN_LIFETIMES_SETTING = 'auth.token_lifetimes'
+
+function parseLifetimes(text: string | null): { access?: number, refresh?: number } {
+  if (text === null) return {}
+  try {
+    const value = JSON.parse(text) as { access?: unknown, refresh?: unknown }
+    const ok = (n: unknown): number | undefined => (typeof n === 'number' && Number.isFinite(n) && n > 0 ? n : undefined)
+    const access = ok(value.access)
+    const refresh = ok(value.refresh)
+    return { ...(access === undefined ? {} : { access }), ...(refresh === undefined ? {} : { refresh }) }
+  } catch {
+    return {}
+  }
+}
+
+/**
+ * Announces a service's token lifetimes in the store, keeping the longest ever announced,
+ * so every rotation step (from any instance or CLI) waits at least that long.
+ */
+export async function announceTokenLifetimes(store: Store, lifetimes: { access: number, refresh: number }): Promise<void> {
+  const known = parseLifetimes(await store.getSetting(TOKEN_LIFETIMES_SETTING))
+  const access = Math.max(known.access ?? 0, lifetimes.access)
+  const refresh = Math.max(known.refresh ?? 0, lifetimes.refresh)
+  if (access !== known.access || refresh !== known.refresh) {
+    await store.setSetting(TOKEN_LIFETIMES_SETTING, JSON.stringify({ access, refresh }))
+  }
+}
+
+/**
+ * `policy` with the longest token lifetimes any instance has announced: an operator whose CLI
+ * has a shorter JWT_EXPIRATION than the service must not make finalize cut tokens the service issued.
+ */
+export async function withAnnouncedLifetimes(store: Store, policy: RotationPolicy): Promise<RotationPolicy> {
+  const announced = parseLifetimes(await store.getSetting(TOKEN_LIFETIMES_SETTING))
+  const own = policy.lifetimes
+  const access = Math.max(own.access ?? 0, announced.access ?? 0)
+  const refresh = Math.max(own.refresh ?? 0, announced.refresh ?? 0)
+  if (access === own.access && refresh === own.refresh) return policy
+  return Object.freeze({ ...policy, lifetimes: Object.freeze({ access, refresh }) })
+}
