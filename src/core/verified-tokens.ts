@@ -30,13 +30,23 @@ function deepFreeze<T>(value: T): T {
 /** How many tokens one key set remembers: a few MB at most (a token and its claims are under 1 KB). */
 export const VERIFIED_TOKENS_LIMIT = 4096
 
-/** A bounded map of token → verification; forgets everything when full (no per-hit bookkeeping). */
+/** The signature segment: what the map hashes (a few dozen characters, not the whole token). */
+function signatureOf(token: string): string {
+  return token.slice(token.lastIndexOf('.') + 1)
+}
+
+/**
+ * A bounded map of token → verification; forgets everything when full (no per-hit
+ * bookkeeping). Entries are found by signature and kept only for the exact same token.
+ */
 export class VerifiedTokens {
-  readonly #entries = new Map<string, VerifiedToken>()
+  readonly #entries = new Map<string, { readonly token: string, readonly verified: VerifiedToken }>()
 
   /** The earlier verification of exactly this token, if this key set remembers one. */
   get(token: string): VerifiedToken | undefined {
-    return this.#entries.get(token)
+    const entry = this.#entries.get(signatureOf(token))
+    // The whole token must match: the signature alone does not say which header and payload it signed.
+    return entry !== undefined && entry.token === token ? entry.verified : undefined
   }
 
   /**
@@ -46,12 +56,13 @@ export class VerifiedTokens {
   add(token: string, verified: VerifiedToken): VerifiedToken {
     const frozen = deepFreeze({ payload: verified.payload, kid: verified.kid, state: verified.state })
     if (this.#entries.size >= VERIFIED_TOKENS_LIMIT) this.#entries.clear()
-    this.#entries.set(token, frozen)
+    this.#entries.set(signatureOf(token), { token, verified: frozen })
     return frozen
   }
 
   /** Forgets one token (its claims no longer pass, e.g. it expired). */
   delete(token: string): void {
-    this.#entries.delete(token)
+    const signature = signatureOf(token)
+    if (this.#entries.get(signature)?.token === token) this.#entries.delete(signature)
   }
 }
