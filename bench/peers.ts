@@ -2,17 +2,23 @@
  * Side by side on one PostgreSQL (issue 12 item 8): rekey against a hand-written Express +
  * jsonwebtoken + pg app (bench/express-app.ts) and a bare Fastify + fast-jwt route
  * (bench/fastjwt-server.ts), all three up at once and measured in alternating rounds.
- *   refresh: CHAINS concurrent session chains (each connection refreshes the token its last
- *            answer returned), rekey (reuse detection, overlap window, one round trip) vs Express;
+ *   refresh: CHAINS concurrent session chains (bench/refresh-chains.ts: each worker sends its
+ *            next refresh after the previous answer, with the token that answer returned),
+ *            rekey (reuse detection, overlap window, one round trip) vs Express; any answer
+ *            but 200 makes the run invalid (exit code 1);
  *   /api/auth/me: ME_CONNECTIONS connections, req/s and p99, rekey vs Express vs Fastify.
+ * Besides req/s and p99, each server's CPU time per request (Linux /proc): on a shared machine
+ * the req/s bend with the other work, the CPU per request much less.
  * `REKEY_TEST_POSTGRES_URL=... npm run bench:peers`; ROUNDS, DURATION, CHAINS, ME_CONNECTIONS.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import autocannon from 'autocannon'
 import pg from 'pg'
+import { runChains } from './refresh-chains.ts'
 
 const ROOT = path.resolve(import.meta.dirname, '..')
 const DURATION = Number(process.env.DURATION ?? 4)
@@ -74,29 +80,28 @@ async function pairs(base: string, n: number, register: boolean): Promise<{ acce
   return out
 }
 
-/** CHAINS connections, each walking its own refresh chain. */
-async function refreshRun(base: string, tokens: string[]): Promise<autocannon.Result> {
-  let next = 0
-  return await autocannon({
-    url: `${base}/api/auth/refresh`, duration: DURATION, connections: CHAINS, pipelining: 1,
-    requests: [{
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      // autocannon keeps one context per connection: each connection owns one chain.
-      setupRequest: (req, context) => {
-        const c = context as { slot?: number }
-        c.slot ??= next++ % tokens.length
-        return { ...req, body: JSON.stringify({ refreshToken: tokens[c.slot] }) }
-      },
-      onResponse: (status, body, context) => {
-        if (status === 200) tokens[(context as { slot: number }).slot] = (JSON.parse(body) as { refreshToken: string }).refreshToken
-      },
-    }],
-  })
-}
-
 async function meRun(base: string, token: string): Promise<autocannon.Result> {
   return await autocannon({ url: `${base}/api/auth/me`, duration: DURATION, connections: ME_CONNECTIONS, headers: { authorization: `Bearer ${token}` } })
+}
+
+/**
+ * CPU time (user + system) the server process has used, in ms; NaN off Linux. Per request, it
+ * says what each server costs even when other work on the machine bends the req/s.
+ */
+function cpuMs(running: Running): number {
+  try {
+    const fields = readFileSync(`/proc/${running.child.pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? []
+    return (Number(fields[11]) + Number(fields[12])) * 10
+  } catch {
+    return Number.NaN
+  }
+}
+
+/** Runs `load` and returns its result with the server's CPU time per request, in µs. */
+async function measured<T>(running: Running, load: () => Promise<T>, count: (result: T) => number): Promise<T & { cpuPerRequest: number }> {
+  const before = cpuMs(running)
+  const result = await load()
+  return { ...result, cpuPerRequest: (cpuMs(running) - before) * 1000 / Math.max(1, count(result)) }
 }
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number
@@ -110,6 +115,7 @@ await admin.query(`CREATE SCHEMA ${schema}_peer`)
 const withPath = (s: string): string => `${PG_URL}${PG_URL.includes('?') ? '&' : '?'}options=-c%20search_path%3D${s}`
 const servers: Running[] = []
 const rows: string[][] = []
+const failures: string[] = []
 try {
   const rekey = await start(['src/cli/main.ts', 'serve'], {
     JWT_ACCESS_SECRET: secret, JWT_REFRESH_SECRET: refreshSecret, REKEY_LOG_LEVEL: 'warn', REKEY_STORE: withPath(schema),
@@ -127,33 +133,50 @@ try {
   const peerTokens = peerPairs.map((p) => p.refreshToken)
   const rekeyMeToken = rekeyPairs[0]?.accessToken as string
   const peerMeToken = peerPairs[0]?.accessToken as string
-  const r = { rekeyRefresh: [] as number[], peerRefresh: [] as number[], rekeyErr: 0, peerErr: 0, rekeyMe: [] as number[], peerMe: [] as number[], bareMe: [] as number[], rekeyP99: [] as number[], peerP99: [] as number[], bareP99: [] as number[] }
+  const list = (): number[] => []
+  const r = {
+    rekeyRefresh: list(), peerRefresh: list(), rekeyRefreshP99: list(), peerRefreshP99: list(), rekeyRefreshCpu: list(), peerRefreshCpu: list(), rekeyErr: 0, peerErr: 0,
+    rekeyMe: list(), peerMe: list(), bareMe: list(), rekeyP99: list(), peerP99: list(), bareP99: list(), rekeyMeCpu: list(), peerMeCpu: list(), bareMeCpu: list(),
+  }
+  const chains = (running: Running, tokens: string[]) => measured(running, () => runChains(running.url, tokens, DURATION * 1000), (x) => x.refreshes)
+  const me = (running: Running, token: string) => measured(running, () => meRun(running.url, token), (x) => x.requests.total)
   for (let round = 0; round < ROUNDS; round++) {
-    const a = await refreshRun(rekey.url, rekeyTokens)
-    r.rekeyRefresh.push(a.requests.average)
-    r.rekeyErr += a.non2xx + a.errors
-    const b = await refreshRun(peer.url, peerTokens)
-    r.peerRefresh.push(b.requests.average)
-    r.peerErr += b.non2xx + b.errors
+    const a = await chains(rekey, rekeyTokens)
+    r.rekeyRefresh.push(a.perSecond)
+    r.rekeyRefreshCpu.push(a.cpuPerRequest)
+    r.rekeyRefreshP99.push(a.p99)
+    r.rekeyErr += a.errors
+    failures.push(...(a.firstError === null ? [] : [`rekey refresh, round ${round + 1}: ${a.firstError}`]))
+    const b = await chains(peer, peerTokens)
+    r.peerRefresh.push(b.perSecond)
+    r.peerRefreshCpu.push(b.cpuPerRequest)
+    r.peerRefreshP99.push(b.p99)
+    r.peerErr += b.errors
+    failures.push(...(b.firstError === null ? [] : [`Express refresh, round ${round + 1}: ${b.firstError}`]))
     // The access token of a refreshed chain is still valid: /me verifies signature and claims.
-    const c = await meRun(rekey.url, rekeyMeToken)
+    const c = await me(rekey, rekeyMeToken)
     r.rekeyMe.push(c.requests.average)
+    r.rekeyMeCpu.push(c.cpuPerRequest)
     r.rekeyP99.push(c.latency.p99)
-    const d = await meRun(peer.url, peerMeToken)
+    const d = await me(peer, peerMeToken)
     r.peerMe.push(d.requests.average)
+    r.peerMeCpu.push(d.cpuPerRequest)
     r.peerP99.push(d.latency.p99)
-    const e = await meRun(bare.url, peerMeToken)
+    const e = await me(bare, peerMeToken)
     r.bareMe.push(e.requests.average)
+    r.bareMeCpu.push(e.cpuPerRequest)
     r.bareP99.push(e.latency.p99)
   }
   const f = (n: number): string => n.toFixed(0)
-  rows.push([`refresh, ${CHAINS} chains: rekey (reuse detection, one round trip)`, f(median(r.rekeyRefresh)), '', String(r.rekeyErr)])
-  rows.push([`refresh, ${CHAINS} chains: Express + jsonwebtoken + pg (delete + insert)`, f(median(r.peerRefresh)), '', String(r.peerErr)])
-  rows.push(['refresh: rekey / Express', `${(median(r.rekeyRefresh) / median(r.peerRefresh)).toFixed(2)}x (target >= 1.2x)`, '', ''])
-  rows.push([`GET /api/auth/me, ${ME_CONNECTIONS} connections: rekey`, f(median(r.rekeyMe)), String(median(r.rekeyP99)), ''])
-  rows.push([`GET /api/auth/me, ${ME_CONNECTIONS} connections: Express + jsonwebtoken`, f(median(r.peerMe)), String(median(r.peerP99)), ''])
-  rows.push([`GET /api/auth/me, ${ME_CONNECTIONS} connections: bare Fastify + fast-jwt`, f(median(r.bareMe)), String(median(r.bareP99)), ''])
-  rows.push(['/me: rekey / Express, rekey / Fastify', `${(median(r.rekeyMe) / median(r.peerMe)).toFixed(2)}x (>= 1.5x), ${(median(r.rekeyMe) / median(r.bareMe)).toFixed(2)}x (>= 1.0x)`, '', ''])
+  const ms = (n: number): string => n.toFixed(1)
+  const us = (xs: number[]): string => f(median(xs))
+  rows.push([`refresh, ${CHAINS} chains: rekey (reuse detection, one round trip)`, f(median(r.rekeyRefresh)), ms(median(r.rekeyRefreshP99)), us(r.rekeyRefreshCpu), String(r.rekeyErr)])
+  rows.push([`refresh, ${CHAINS} chains: Express + jsonwebtoken + pg (delete + insert)`, f(median(r.peerRefresh)), ms(median(r.peerRefreshP99)), us(r.peerRefreshCpu), String(r.peerErr)])
+  rows.push(['refresh: rekey / Express', `${(median(r.rekeyRefresh) / median(r.peerRefresh)).toFixed(2)}x (target >= 1.2x)`, '', '', ''])
+  rows.push([`GET /api/auth/me, ${ME_CONNECTIONS} connections: rekey`, f(median(r.rekeyMe)), String(median(r.rekeyP99)), us(r.rekeyMeCpu), ''])
+  rows.push([`GET /api/auth/me, ${ME_CONNECTIONS} connections: Express + jsonwebtoken`, f(median(r.peerMe)), String(median(r.peerP99)), us(r.peerMeCpu), ''])
+  rows.push([`GET /api/auth/me, ${ME_CONNECTIONS} connections: bare Fastify + fast-jwt`, f(median(r.bareMe)), String(median(r.bareP99)), us(r.bareMeCpu), ''])
+  rows.push(['/me: rekey / Express, rekey / Fastify', `${(median(r.rekeyMe) / median(r.peerMe)).toFixed(2)}x (>= 1.5x), ${(median(r.rekeyMe) / median(r.bareMe)).toFixed(2)}x (>= 1.0x)`, '', '', ''])
 } finally {
   for (const s of servers) await stop(s).catch(() => {})
   await admin.query(`DROP SCHEMA ${schema} CASCADE`)
@@ -162,6 +185,11 @@ try {
 }
 console.log(`peers benchmark: node ${process.version}, ${os.cpus()[0]?.model ?? 'cpu'} x${os.cpus().length}, loadavg ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}, ${ROUNDS} rounds x ${DURATION} s, medians`)
 console.log('')
-console.log('| case | req/s | p99 ms | errors |')
-console.log('| --- | ---: | ---: | ---: |')
+console.log('| case | req/s | p99 ms | server CPU µs/req | errors |')
+console.log('| --- | ---: | ---: | ---: | ---: |')
 for (const row of rows) console.log(`| ${row.join(' | ')} |`)
+if (failures.length > 0) {
+  // A refresh chain cannot break in a correct run: the figures above measure something else.
+  console.error(`INVALID RUN: ${failures.length} refresh chain(s) broke:\n${failures.join('\n')}`)
+  process.exitCode = 1
+}

@@ -8,6 +8,7 @@ import { verifies, type KeyState } from './states.ts'
 import { isBase64url, parseHeader, parsePayload, splitToken, type HeaderInfo, type TokenParts } from './token.ts'
 import { displayUrl, RemoteJwks, type RemoteJwksStatus } from './remote-jwks.ts'
 import { startUsageReport, UsageCounts, usageSettingsOf, type UsageOptions, type UsageReport } from './usage-counts.ts'
+import { VerifiedTokens } from './verified-tokens.ts'
 
 /** Options of `keyring.sign`. Durations are seconds or text such as `15m`. */
 export interface SignOptions {
@@ -74,6 +75,8 @@ interface KeySet {
   readonly cut: readonly KeyEntry[]
   /** Header segment → parsed header, pre-filled with the headers rekey signs. */
   readonly headers: Map<string, HeaderInfo>
+  /** Tokens this set verified, for {@link Keyring.cachingVerifier}; a new set starts empty. */
+  readonly verified: VerifiedTokens
 }
 
 const HEADER_CACHE_LIMIT = 256
@@ -127,7 +130,7 @@ function buildKeySet(inputs: readonly KeyInput[], options: InternalOptions): Key
   const kidless = order.flatMap((state) => entries.filter((e) => e.state === state))
   const headers = new Map<string, HeaderInfo>()
   for (const entry of entries) headers.set(entry.header, { alg: entry.alg, kid: entry.kid })
-  return { byKid, signer, kidless, cut: entries.filter((e) => !verifies(e.state)), headers }
+  return { byKid, signer, kidless, cut: entries.filter((e) => !verifies(e.state)), headers, verified: new VerifiedTokens() }
 }
 
 function keyStateError(entry: KeyEntry): RekeyError {
@@ -373,6 +376,29 @@ export class Keyring {
   verifier(options?: VerifyOptions): (token: string) => VerifyResult {
     const rules = compileClaimRules(this.#withDefaults(options))
     return (token) => this.verifyWith(token, rules)
+  }
+
+  /**
+   * As {@link verifier}, for a service that sees the same tokens again and again: a token this
+   * key set already verified skips the signature check and the parse (see
+   * `verified-tokens.ts`); its claims are checked again every time, and any update of the
+   * keyring forgets every token. The result's claims are frozen and shared between calls.
+   */
+  cachingVerifier(options?: VerifyOptions): (token: string) => VerifyResult {
+    const rules = compileClaimRules(this.#withDefaults(options))
+    return (token) => {
+      const keys = this.#keys
+      const known = typeof token === 'string' ? keys.verified.get(token) : undefined
+      if (known === undefined) return keys.verified.add(token, this.verifyWith(token, rules))
+      try {
+        checkClaims(known.payload, rules)
+      } catch (err) {
+        keys.verified.delete(token)
+        throw withKid(err, known.kid)
+      }
+      if (this.#counts !== null) this.#counts.add(known.kid)
+      return known
+    }
   }
 
   private verifyWith(token: string, rules: ClaimRules): VerifyResult {

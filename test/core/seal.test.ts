@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
-import { randomBytes } from 'node:crypto'
+import { createSecretKey, randomBytes } from 'node:crypto'
 import { test } from 'node:test'
-import { open, seal } from '../../src/core/seal.ts'
+import { masterKeyObject, open, seal } from '../../src/core/seal.ts'
 
 const key = randomBytes(32)
 
@@ -27,4 +27,13 @@ test('a value does not open under another AAD (another row), another key, or whe
 
 test('the master key must be 32 bytes', () => {
   assert.throws(() => seal(randomBytes(16), 'x', 'a'), TypeError)
+})
+
+test('the master key as a KeyObject seals and opens the same values as its bytes', () => {
+  const object = masterKeyObject(key)
+  assert.equal(open(key, seal(object, 'pair', 'aad-1'), 'aad-1').toString(), 'pair')
+  assert.equal(open(object, seal(key, 'pair', 'aad-1'), 'aad-1').toString(), 'pair')
+  assert.throws(() => open(object, seal(key, 'pair', 'aad-1'), 'aad-2'), { code: 'ERR_CONFIG' })
+  assert.throws(() => masterKeyObject(randomBytes(16)), TypeError)
+  assert.throws(() => seal(createSecretKey(randomBytes(16)), 'x', 'a'), TypeError)
 })

@@ -11,22 +11,11 @@ import pg from 'pg'
 import {
   PRUNE_FAMILIES_AFTER_MS, PRUNE_INSTANCES_AFTER_MS, PRUNE_USED_AFTER_MS, pruneSessions,
 } from '../../src/service/sessions/session-maintenance.ts'
-import type { RotateResult, Store } from '../../src/store/store.ts'
+import type { Store } from '../../src/store/store.ts'
 import { STORES, type TestDatabase } from './support/stores.ts'
-import { DAY, MINUTE, T0, newUser, session, sha256 } from './support/fixtures.ts'
+import { DAY, MINUTE, T0, newUser, rotate, session, sha256 } from './support/fixtures.ts'
 
 const NOW = T0 + 10 * DAY
-
-function rotate(store: Store, old: string, next: string, now: number, familyId?: string): Promise<RotateResult> {
-  return store.rotateToken({
-    oldHash: sha256(old),
-    next: { tokenHash: sha256(next), kid: 'kid-r1', issuedAt: now, expiresAt: now + DAY },
-    successorBlob: `blob-of-${next}`,
-    now,
-    overlapMs: 10_000,
-    ...(familyId === undefined ? {} : { familyId }),
-  })
-}
 
 /** A session created at `createdAt` whose family and first token expire at `expiresAt`. */
 function fam(userId: string, token: string, createdAt: number, expiresAt: number): ReturnType<typeof session> {

@@ -6,7 +6,7 @@ import { createHash, randomUUID } from 'node:crypto'
 import { RekeyError, isRekeyError } from '../../core/errors.ts'
 import type { Claims } from '../../core/claims.ts'
 import type { VerifyResult } from '../../core/keyring.ts'
-import { openWithAny, seal } from '../../core/seal.ts'
+import { masterKeyObject, openWithAny, seal, type MasterKey } from '../../core/seal.ts'
 import { hasCode } from '../../store/errors.ts'
 import type { Store } from '../../store/store.ts'
 import type { ComputeAuditHash } from '../../store/types.ts'
@@ -92,13 +92,18 @@ export class AuthService {
   readonly #deps: AuthDeps
   readonly #verifyAccess: (token: string) => VerifyResult
   readonly #verifyRefresh: (token: string) => VerifyResult
+  /** The master key (then the previous one) as KeyObjects: every refresh seals its successor pair. */
+  readonly #successorKeys: readonly MasterKey[]
 
   constructor(deps: AuthDeps) {
     this.#deps = deps
+    this.#successorKeys = [deps.masterKey, ...(deps.previousMasterKey === undefined ? [] : [deps.previousMasterKey])].map(masterKeyObject)
     const { issuer, audience } = deps.settings
     const opts = { ...(issuer === undefined ? {} : { issuer }), ...(audience === undefined ? {} : { audience }), requiredClaims: ['sub', 'jti', 'iat', 'exp'] }
     // Keyrings are updated in place on rotation, so verifiers made once stay current (keys must be loaded).
-    this.#verifyAccess = deps.keys.access.verifier(opts)
+    // Clients present one access token many times (/me on every page): a token verified once
+    // skips the signature check until the key set changes; claims and the session check still run every time.
+    this.#verifyAccess = deps.keys.access.cachingVerifier(opts)
     this.#verifyRefresh = deps.keys.refresh.verifier({ requiredClaims: ['sub', 'jti', 'iat', 'exp'] })
   }
 
@@ -231,7 +236,7 @@ export class AuthService {
   }
 
   async refresh(refreshToken: string): Promise<TokenPair> {
-    const { store, metrics, clock, masterKey } = this.#deps
+    const { store, metrics, clock } = this.#deps
     let claims: Claims
     try {
       claims = this.#checkRefresh(refreshToken)
@@ -259,7 +264,7 @@ export class AuthService {
     const outcome = await store.rotateToken({
       oldHash,
       next: { tokenHash: hashToken(next), kid: this.#deps.keys.refresh.currentKid, issuedAt: now, expiresAt: (claims.exp as number) * 1000 },
-      successorBlob: seal(masterKey, JSON.stringify({ a: pair.accessToken, r: pair.refreshToken }), aad),
+      successorBlob: seal(this.#successorKeys[0] as MasterKey, JSON.stringify({ a: pair.accessToken, r: pair.refreshToken }), aad),
       now,
       familyId: sid,
       overlapMs: this.#deps.settings.refreshOverlap * 1000,
@@ -278,8 +283,7 @@ export class AuthService {
         return pair
       case 'overlap': {
         if (outcome.successorBlob === null) break
-        const keys = this.#deps.previousMasterKey === undefined ? [masterKey] : [masterKey, this.#deps.previousMasterKey]
-        const stored = JSON.parse(openWithAny(keys, outcome.successorBlob, aad).toString('utf8')) as { a: string, r: string }
+        const stored = JSON.parse(openWithAny(this.#successorKeys, outcome.successorBlob, aad).toString('utf8')) as { a: string, r: string }
         metrics.refreshes.inc({ result: 'overlap' })
         return this.#pair(stored.a, stored.r)
       }

@@ -67,9 +67,20 @@ function isUnsafeToRetry(err: unknown): boolean {
   return typeof err === 'object' && err !== null && unsafeToRetry.has(err)
 }
 
-function executor(query: (sql: string, params: readonly SqlParam[]) => Promise<{ rows: QueryResultRow[], rowCount: number | null }>, channel: string): SqlExecutor {
+/**
+ * What PostgreSQL answers when a named statement is not on the connection as the client
+ * believes (26000 at Bind: missing; 42P05 at Parse: already there). Through a pooler that
+ * does not keep prepared statements per client (PgBouncer in transaction mode before 1.21, or
+ * with `max_prepared_statements = 0`) the connection changes under the client. Either way the
+ * statement did not run.
+ */
+const STATEMENT_NOT_AS_PREPARED = new Set(['26000', '42P05'])
+
+type Query = (sql: string, params: readonly SqlParam[], name?: string) => Promise<{ rows: QueryResultRow[], rowCount: number | null }>
+
+function executor(query: Query, channel: string): SqlExecutor {
   return {
-    all: async (sql, params = []) => (await query(sql, params)).rows as SqlRow[],
+    all: async (sql, params = [], name) => (await query(sql, params, name)).rows as SqlRow[],
     run: async (sql, params = []) => (await query(sql, params)).rowCount ?? 0,
     forUpdate: ' FOR UPDATE',
     notify: async (changed: ChangeChannel, userId?: string) => {
@@ -87,13 +98,17 @@ export class PgDriver implements SqlDriver {
   readonly #pool: pg.Pool
   readonly #listener: PgListener
   readonly #retries: number
+  /** Whether named statements are prepared: until the server shows they do not stay on a connection. */
+  #prepare = true
+  readonly #onError: (err: unknown) => void
 
   private constructor(location: string, pool: pg.Pool, config: ClientConfig, channel: string, retries: number, onError: (err: unknown) => void, listenConfig?: ClientConfig) {
     this.location = location
     this.#pool = pool
     this.#retries = retries
+    this.#onError = onError
     // Reads outside a transaction are always safe to run again on a fresh connection.
-    this.root = executor((sql, params) => this.#withClient(true, (client) => client.query(sql, params as SqlParam[])), channel)
+    this.root = executor((sql, params, name) => this.#withClient(true, (client) => this.#query(client, sql, params, name)), channel)
     this.#listener = new PgListener(listenConfig ?? config, channel, onError)
   }
 
@@ -125,6 +140,25 @@ export class PgDriver implements SqlDriver {
     } catch (err) {
       await pool.end().catch(() => {})
       throw mapPgError(err, location)
+    }
+  }
+
+  /**
+   * A query outside a transaction, prepared once per connection under `name` when given. If the
+   * server shows that prepared statements do not stay on a connection (a transaction-mode
+   * pooler), it runs unnamed, now and from then on: it had not run, so running it is safe.
+   */
+  async #query(client: PoolClient, sql: string, params: readonly SqlParam[], name: string | undefined): Promise<QueryResult> {
+    if (name === undefined || !this.#prepare) return client.query(sql, params as SqlParam[])
+    try {
+      return await client.query({ name, text: sql, values: params as SqlParam[] })
+    } catch (err) {
+      if (!STATEMENT_NOT_AS_PREPARED.has(String((err as { code?: unknown })?.code))) throw err
+      if (this.#prepare) {
+        this.#prepare = false
+        this.#onError(new Error(`prepared statements do not stay on a connection here (a pooler in transaction mode?): statements run unnamed from now on (${String((err as { code?: unknown }).code)})`))
+      }
+      return client.query(sql, params as SqlParam[])
     }
   }
 

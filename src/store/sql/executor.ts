@@ -13,8 +13,12 @@ export type SqlRow = Readonly<Record<string, unknown>>
 
 /** Runs statements, either on its own or inside one open transaction. */
 export interface SqlExecutor {
-  /** Every row of a query (also `... RETURNING`). */
-  all(sql: string, params?: readonly SqlParam[]): Promise<SqlRow[]>
+  /**
+   * Every row of a query (also `... RETURNING`). `name`, for a statement on a hot path: the
+   * driver may prepare it once per connection under that name (PostgreSQL: parsed and
+   * planned once, not on every call); SQLite caches every statement anyway.
+   */
+  all(sql: string, params?: readonly SqlParam[], name?: string): Promise<SqlRow[]>
   /** A statement; how many rows it changed. */
   run(sql: string, params?: readonly SqlParam[]): Promise<number>
   /**

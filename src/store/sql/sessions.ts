@@ -130,6 +130,7 @@ export async function rotateTokenOneTrip(q: SqlExecutor, input: RotateTokenInput
   const row = (await q.all(
     'SELECT outcome, family_id, user_id, successor_hash, successor_blob FROM rekey_rotate_token($1, $2, $3, $4::bigint, $5::bigint, $6, $7::bigint, $8::bigint, $9)',
     [input.oldHash, next.tokenHash, next.kid, next.issuedAt, next.expiresAt, input.successorBlob ?? null, input.now, input.overlapMs, input.familyId ?? null],
+    'rekey_rotate_token',
   ))[0]
   const outcome = row === undefined ? 'unknown' : text(row, 'outcome')
   switch (outcome) {

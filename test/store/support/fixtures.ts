@@ -1,7 +1,7 @@
 /** Values the store tests share: ids, token hashes, an audit hash function, a frozen clock. */
 import { createHash, randomUUID } from 'node:crypto'
 import type { AuditHashInput, NewKey, NewSession } from '../../../src/store/types.ts'
-import type { Store } from '../../../src/store/store.ts'
+import type { RotateResult, Store } from '../../../src/store/store.ts'
 
 /** The frozen "now" of the suite: 2025-01-01T00:00:00Z. */
 export const T0 = Date.UTC(2025, 0, 1)
@@ -53,4 +53,16 @@ export async function waitFor(predicate: () => boolean, timeoutMs: number, what:
     await new Promise((resolve) => setTimeout(resolve, 10))
   }
   return Date.now() - start
+}
+
+/** Refreshes the token `old` into `next` at `now` (overlap window 10 s); `familyId` is the session the token names. */
+export function rotate(store: Store, old: string, next: string, now: number, familyId?: string): Promise<RotateResult> {
+  return store.rotateToken({
+    oldHash: sha256(old),
+    next: { tokenHash: sha256(next), kid: 'kid-r1', issuedAt: now, expiresAt: now + DAY },
+    successorBlob: `blob-of-${next}`,
+    now,
+    overlapMs: 10_000,
+    ...(familyId === undefined ? {} : { familyId }),
+  })
 }
