@@ -17,12 +17,14 @@ import type { SecretValue } from './secret-value.ts'
 export const MASTER_KEY_HINT = 'generate one with `rekey gen --encoding base64`'
 
 /**
- * Decodes a master key (32 bytes, base64 or base64url). Throws a `RangeError` whose message
- * never repeats the value.
+ * Decodes a master key: 32 bytes, as base64, base64url or 64 hex digits (what `rekey gen`
+ * prints by default; 64 hex digits read as base64 would be 48 bytes, so the forms cannot be
+ * confused). Throws a `RangeError` whose message never repeats the value.
  */
 export function decodeMasterKey(text: string): Buffer {
   const trimmed = text.trim()
-  if (!/^[A-Za-z0-9+/_-]+={0,2}$/.test(trimmed)) throw new RangeError(`must be 32 bytes encoded as base64 (${MASTER_KEY_HINT})`)
+  if (/^[0-9a-fA-F]{64}$/.test(trimmed)) return Buffer.from(trimmed, 'hex')
+  if (!/^[A-Za-z0-9+/_-]+={0,2}$/.test(trimmed)) throw new RangeError(`must be 32 bytes encoded as base64 or 64 hex digits (${MASTER_KEY_HINT})`)
   const bytes = Buffer.from(trimmed, /[-_]/.test(trimmed) ? 'base64url' : 'base64')
   if (bytes.length !== 32) throw new RangeError(`must decode to exactly 32 bytes, not ${bytes.length} (${MASTER_KEY_HINT})`)
   return bytes
