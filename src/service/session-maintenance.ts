@@ -16,7 +16,10 @@ export const EMERGENCY_SWEEP_SETTING = 'auth.emergency_sweep'
 /** The setting holding the published live-session counts: `{ at, counts: { kid: n } }` (JSON). */
 export const LIVE_SESSIONS_SETTING = 'sessions.live_counts'
 
-/** Families one sweep transaction ends at most: a refresh waits for at most one such batch. */
+/**
+ * Families one sweep transaction ends, about (PostgreSQL sizes its page ranges to it) or at
+ * most (SQLite): a refresh waits for at most one such batch.
+ */
 export const SWEEP_BATCH = 5000
 /** Rows one prune transaction deletes at most, per kind. */
 export const PRUNE_BATCH = 2000
@@ -52,10 +55,10 @@ export function parseSweepMarker(text: string | null): SweepMarker | null {
 }
 
 /**
- * Ends every family created at or before `marker.at` that is still live, in batches of
+ * Ends every family created at or before `marker.at` that is still live, in batches of about
  * `batchSize`, then clears the marker if it is still this sweep's. Safe to run twice at once
- * (each batch only touches unrevoked rows) and to resume after a kill: ended rows leave the
- * partial index the sweep reads.
+ * (each batch only touches unrevoked rows) and to resume after a kill: a resumed sweep starts
+ * over, and what it finds already ended costs it a read, not a write.
  */
 export async function runSessionSweep(store: Store, marker: SweepMarker, opts: { now: () => number, batchSize?: number, onProgress?: (p: SweepProgress) => void }): Promise<number> {
   const started = Date.now()

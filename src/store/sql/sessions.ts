@@ -6,7 +6,7 @@
  * token are serialized and the later ones see it used: exactly one gets `rotated`.
  */
 import type { NewSession, RefreshTokenRecord, SessionFamily } from '../types.ts'
-import type { MutationOptions, PruneReport, RotateResult, RotateTokenInput, SessionCursor, SessionSweepBatch } from '../store.ts'
+import type { MutationOptions, PruneReport, RotateResult, RotateTokenInput } from '../store.ts'
 import { appendOptional } from './audit.ts'
 import { bumpChange, bumpUserChange } from './changes.ts'
 import { int, intOrNull, text, textOrNull } from './executor.ts'
@@ -254,53 +254,6 @@ export async function countLiveSessionsForKids(q: SqlExecutor, kids: readonly st
   )
   for (const row of rows) counts.set(text(row, 'kid'), int(row, 'n'))
   return counts
-}
-
-/**
- * Ends, in one short transaction, up to `limit` families created at or before `at` that are
- * live at `now`, taken in (expires_at, id) order after `after`: the emergency's sweep. The
- * rows come from the partial index of unrevoked families, so each batch costs its own size,
- * and no change channel is bumped (the global not-before already refuses their tokens).
- */
-export async function endSessionsBatch(q: SqlExecutor, input: { at: number, now: number, reason: string, after: SessionCursor | null, limit: number }): Promise<SessionSweepBatch> {
-  const after = input.after ?? { expiresAt: input.now, id: '' }
-  if (!q.polled) {
-    // PostgreSQL: pick, end and report in one statement (one round trip, no 5,000-value IN list).
-    const row = (await q.all(
-      `WITH picked AS (
-         SELECT id, expires_at FROM session_families
-         WHERE revoked_at IS NULL AND (expires_at, id) > ($1::bigint, $2::text) AND expires_at > $3::bigint
-         ORDER BY expires_at, id LIMIT $4::int FOR UPDATE),
-       ended AS (
-         UPDATE session_families f SET revoked_at = $5::bigint, revoke_reason = $6::text
-         FROM picked p WHERE f.id = p.id AND f.created_at <= $5::bigint RETURNING 1)
-       SELECT (SELECT COUNT(*) FROM ended) AS ended, (SELECT COUNT(*) FROM picked) AS picked,
-              last.expires_at, last.id
-       FROM (SELECT 1) one LEFT JOIN (SELECT expires_at, id FROM picked ORDER BY expires_at DESC, id DESC LIMIT 1) last ON true`,
-      [after.expiresAt, after.id, input.now, input.limit, input.at, input.reason],
-    ))[0]
-    const picked = row === undefined ? 0 : int(row, 'picked')
-    if (row === undefined || picked === 0) return { ended: 0, cursor: null }
-    const cursor = { expiresAt: int(row, 'expires_at'), id: text(row, 'id') }
-    return { ended: int(row, 'ended'), cursor: picked < input.limit ? null : cursor }
-  }
-  const picked = await q.all(
-    `SELECT id, expires_at FROM session_families
-     WHERE revoked_at IS NULL AND (expires_at, id) > ($1, $2) AND expires_at > $3
-     ORDER BY expires_at, id LIMIT $4`,
-    [after.expiresAt, after.id, input.now, input.limit],
-  )
-  const last = picked[picked.length - 1]
-  if (last === undefined) return { ended: 0, cursor: null }
-  const ids = picked.map((row) => text(row, 'id'))
-  const list = ids.map((_, i) => `$${i + 4}`).join(', ')
-  const ended = await q.run(
-    `UPDATE session_families SET revoked_at = $1, revoke_reason = $2
-     WHERE id IN (${list}) AND revoked_at IS NULL AND created_at <= $3`,
-    [input.at, input.reason, input.at, ...ids],
-  )
-  const cursor = { expiresAt: int(last, 'expires_at'), id: text(last, 'id') }
-  return { ended, cursor: picked.length < input.limit ? null : cursor }
 }
 
 /**
