@@ -147,7 +147,7 @@ export async function rotateTokenOneTrip(q: SqlExecutor, input: RotateTokenInput
 
 export async function revokeFamily(q: SqlExecutor, familyId: string, reason: string, now: number, opts: MutationOptions = {}): Promise<boolean> {
   const rows = await q.all(
-    'UPDATE session_families SET revoked_at = $2, revoke_reason = $3 WHERE id = $1 AND revoked_at IS NULL RETURNING user_id',
+    'UPDATE session_families SET revoked_at = $2, listed_at = $2, revoke_reason = $3 WHERE id = $1 AND revoked_at IS NULL RETURNING user_id',
     [familyId, now, reason],
   )
   const changed = rows.length
@@ -168,7 +168,7 @@ Promise<{ familyId: string, userId: string, revoked: boolean } | null> {
 
 export async function revokeAllForUser(q: SqlExecutor, userId: string, reason: string, now: number, opts: MutationOptions = {}): Promise<number> {
   const changed = await q.run(
-    'UPDATE session_families SET revoked_at = $2, revoke_reason = $3 WHERE user_id = $1 AND revoked_at IS NULL',
+    'UPDATE session_families SET revoked_at = $2, listed_at = $2, revoke_reason = $3 WHERE user_id = $1 AND revoked_at IS NULL',
     [userId, now, reason],
   )
   if (changed > 0) {
@@ -181,7 +181,7 @@ export async function revokeAllForUser(q: SqlExecutor, userId: string, reason: s
 /** Ends every live family of a user but `keepFamilyId` (a password change keeps the session that made it). */
 export async function revokeOtherSessions(q: SqlExecutor, userId: string, keepFamilyId: string, reason: string, now: number, opts: MutationOptions = {}): Promise<number> {
   const changed = await q.run(
-    'UPDATE session_families SET revoked_at = $3, revoke_reason = $4 WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL',
+    'UPDATE session_families SET revoked_at = $3, listed_at = $3, revoke_reason = $4 WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL',
     [userId, keepFamilyId, now, reason],
   )
   if (changed > 0) {
@@ -193,19 +193,21 @@ export async function revokeOtherSessions(q: SqlExecutor, userId: string, keepFa
 
 /**
  * Families revoked at or after `since`, but not by `except` reasons (an emergency ends every
- * session; the global not-before already refuses their tokens). Uses the partial index on
- * `revoked_at`, so instances can re-read it on every `revocations` signal.
+ * session; the global not-before already refuses their tokens). Reads `listed_at`, which every
+ * revocation but the emergency's sweep sets to `revoked_at`, through its partial index, so
+ * instances can re-read it on every `revocations` signal. (No index names `revoked_at`: the
+ * sweep's updates stay HOT, see migration 4.)
  */
 export async function listRevokedSessions(q: SqlExecutor, since: number, except: readonly string[] = []): Promise<{ id: string, revokedAt: number }[]> {
   const params: (string | number)[] = [since, ...except]
   const not = except.length === 0 ? '' : ` AND revoke_reason NOT IN (${except.map((_, i) => `$${i + 2}`).join(', ')})`
-  const rows = await q.all(`SELECT id, revoked_at FROM session_families WHERE revoked_at IS NOT NULL AND revoked_at >= $1${not}`, params)
+  const rows = await q.all(`SELECT id, revoked_at FROM session_families WHERE listed_at IS NOT NULL AND listed_at >= $1${not}`, params)
   return rows.map((row) => ({ id: text(row, 'id'), revokedAt: int(row, 'revoked_at') }))
 }
 
 export async function revokeAllSessions(q: SqlExecutor, reason: string, now: number, opts: MutationOptions = {}): Promise<number> {
   const changed = await q.run(
-    'UPDATE session_families SET revoked_at = $1, revoke_reason = $2 WHERE revoked_at IS NULL',
+    'UPDATE session_families SET revoked_at = $1, listed_at = $1, revoke_reason = $2 WHERE revoked_at IS NULL',
     [now, reason],
   )
   if (changed > 0) {
@@ -258,12 +260,14 @@ export async function countLiveSessionsForKids(q: SqlExecutor, kids: readonly st
 
 /**
  * One bounded round of pruning at `now`: families that expired or were revoked before
- * `before` (with their tokens), and used tokens whose overlap window closed before
- * `usedBefore` (their successor blobs go with them). At most `limit` of each.
+ * `before` (with their tokens; the ones the emergency's sweep ended go once expired), and used
+ * tokens whose overlap window closed before `usedBefore` (their successor blobs go with them).
+ * At most `limit` of each.
  */
 export async function pruneSessionsBatch(q: SqlExecutor, input: { before: number, usedBefore: number, limit: number }): Promise<PruneReport> {
   const expired = await q.all('SELECT id FROM session_families WHERE expires_at < $1 LIMIT $2', [input.before, input.limit])
-  const revoked = await q.all('SELECT id FROM session_families WHERE revoked_at < $1 LIMIT $2', [input.before, input.limit])
+  // Families the emergency ended (no `listed_at`) go with the expired ones, when they expire.
+  const revoked = await q.all('SELECT id FROM session_families WHERE listed_at < $1 LIMIT $2', [input.before, input.limit])
   const picked = [...new Set([...expired, ...revoked].map((row) => text(row, 'id')))]
   let tokens = 0
   let families = 0
