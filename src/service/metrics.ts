@@ -21,6 +21,8 @@ export class ServiceMetrics {
   readonly sessionsSwept: Counter
   readonly limitStoreErrors: Counter<'limit'>
   readonly httpDuration: Histogram<'method' | 'route' | 'status_code'>
+  /** Reads the due dates into the cache scrapes serve (in the background after the first). */
+  readonly readDueDates: () => Promise<void>
   /**
    * `liveSessions`: the counts the scheduler's lease holder published (one row read per scrape,
    * never a count over the sessions), with when they were taken; `null` when none was published.
@@ -118,7 +120,7 @@ export class ServiceMetrics {
     })
     // The inventory changes rarely and reading it may scan the audit log: read once a minute at
     // most, in the background. A scrape never waits for it, but for the very first reading,
-    // which starts here with the service.
+    // which the service starts once it is up (`readDueDates`).
     let dueCache: { at: number, dates: readonly DueDate[] } | null = null
     let dueReading: Promise<void> | null = null
     const readDue = (): Promise<void> => {
@@ -128,15 +130,15 @@ export class ServiceMetrics {
       ).finally(() => { dueReading = null })
       return dueReading
     }
-    const firstDueReading = readDue()
+    this.readDueDates = readDue
     new Gauge({
       name: 'rekey_secret_due_timestamp_seconds',
       help: 'When each tracked secret is due for rotation by its cadence (Unix seconds); alert on time() past it.',
       labelNames: ['secret', 'kind'],
       registers,
       async collect() {
-        if (dueCache === null) await firstDueReading
-        if (dueCache === null || Date.now() - dueCache.at > 60_000) void readDue()
+        if (dueCache === null) await readDue()
+        else if (Date.now() - dueCache.at > 60_000) void readDue()
         if (dueCache === null) return
         this.reset()
         for (const d of dueCache.dates) if (d.dueAt !== null) this.set({ secret: d.name, kind: d.kind }, d.dueAt / 1000)
