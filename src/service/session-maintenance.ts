@@ -21,6 +21,8 @@ export const LIVE_SESSIONS_SETTING = 'sessions.live_counts'
  * most (SQLite): a refresh waits for at most one such batch.
  */
 export const SWEEP_BATCH = 5000
+/** Sweep transactions run at once on PostgreSQL, on disjoint page ranges (one per core of a 2-core database). */
+export const SWEEP_WORKERS = 2
 /** Rows one prune transaction deletes at most, per kind. */
 export const PRUNE_BATCH = 2000
 /** Ended families are kept this long (for `rekey audit`-time investigation), ms: 1 day. */
@@ -60,29 +62,49 @@ export function parseSweepMarker(text: string | null): SweepMarker | null {
  * (each batch only touches unrevoked rows) and to resume after a kill: a resumed sweep starts
  * over, and what it finds already ended costs it a read, not a write.
  */
-export async function runSessionSweep(store: Store, marker: SweepMarker, opts: { now: () => number, batchSize?: number, onProgress?: (p: SweepProgress) => void }): Promise<number> {
+export async function runSessionSweep(store: Store, marker: SweepMarker, opts: { now: () => number, batchSize?: number, workers?: number, onProgress?: (p: SweepProgress) => void }): Promise<number> {
   const started = Date.now()
   const limit = opts.batchSize ?? SWEEP_BATCH
-  let cursor: SessionCursor | null = null
   let ended = 0
   let batches = 0
+  let running = 0
+  const batch = async (after: SessionCursor | null): Promise<SessionCursor | null> => {
+    const done = await store.endSessionsBatch({ at: marker.at, now: opts.now(), reason: marker.reason, after, limit })
+    ended += done.ended
+    batches++
+    opts.onProgress?.({ ended, batches, elapsedMs: Date.now() - started, done: done.cursor === null && running <= 1 })
+    return done.cursor
+  }
+  const walk = async (from: SessionCursor | null): Promise<void> => {
+    running++
+    try {
+      for (let cursor = from; cursor !== null;) {
+        failpoint('emergency:sweep-batch')
+        cursor = await batch(cursor)
+      }
+    } finally {
+      running--
+    }
+  }
   // The keys and the not-before are in: say so before the first batch.
   opts.onProgress?.({ ended: 0, batches: 0, elapsedMs: 0, done: false })
-  for (;;) {
-    const batch = await store.endSessionsBatch({ at: marker.at, now: opts.now(), reason: marker.reason, after: cursor, limit })
-    ended += batch.ended
-    batches++
-    cursor = batch.cursor
-    const done = cursor === null
-    opts.onProgress?.({ ended, batches, elapsedMs: Date.now() - started, done })
-    if (done) break
-    failpoint('emergency:sweep-batch')
-  }
+  running++
+  const first = await batch(null)
+  running--
+  if (first !== null) await Promise.all(splitCursor(first, opts.workers ?? SWEEP_WORKERS).map(walk))
   await store.transaction(async (tx) => {
     const current = parseSweepMarker(await tx.getSetting(EMERGENCY_SWEEP_SETTING))
     if (current !== null && current.at === marker.at) await tx.setSetting(EMERGENCY_SWEEP_SETTING, null)
   })
   return ended
+}
+
+/** A page-range cursor cut into `parts` disjoint ranges (each worth a few batches); any other as it is. */
+function splitCursor(cursor: SessionCursor, parts: number): SessionCursor[] {
+  if (cursor.kind !== 'pages' || parts < 2 || cursor.end - cursor.page < parts * cursor.pages * 4) return [cursor]
+  const size = Math.ceil((cursor.end - cursor.page) / parts)
+  return Array.from({ length: parts }, (_, i) => ({ ...cursor, page: cursor.page + i * size, end: Math.min(cursor.end, cursor.page + (i + 1) * size) }))
+    .filter((c) => c.page < c.end)
 }
 
 /**

@@ -1,7 +1,8 @@
 /**
  * The emergency's sweep on PostgreSQL writes no index entries: its updates of `revoked_at` are
  * HOT (no index names the column, pages keep room for the new row versions), and it goes by
- * heap pages, so every live family it must end is ended, exactly once, and no other.
+ * heap pages, two workers on disjoint ranges, so every live family it must end is ended,
+ * exactly once, and no other.
  */
 import assert from 'node:assert/strict'
 import { after, before, describe, test } from 'node:test'
@@ -9,7 +10,7 @@ import { runSessionSweep } from '../../src/service/session-maintenance.ts'
 import { openStore } from '../../src/store/open.ts'
 import { POSTGRES_URL, REQUIRE_POSTGRES, adminQuery, freshSchema } from './support/stores.ts'
 
-const LIVE = 3000
+const LIVE = 12_000
 const HOUR = 3_600_000
 
 describe('emergency sweep on PostgreSQL: HOT updates by heap pages', { skip: POSTGRES_URL === '' && !REQUIRE_POSTGRES ? 'REKEY_TEST_POSTGRES_URL is not set' : false }, () => {
@@ -23,7 +24,7 @@ describe('emergency sweep on PostgreSQL: HOT updates by heap pages', { skip: POS
   })
 
   test('no index names revoked_at; the sweep ends every live family, its updates HOT', { timeout: 60_000 }, async () => {
-    const store = await openStore(POSTGRES_URL, { schema, max: 1 })
+    const store = await openStore(POSTGRES_URL, { schema, max: 2 })
     const indexes = await adminQuery('SELECT indexdef FROM pg_indexes WHERE schemaname = $1 AND tablename = $2', [schema, 'session_families'])
     assert.deepEqual(indexes.rows.filter((r: { indexdef: string }) => /revoked_at|revoke_reason/.test(r.indexdef)), [])
     const now = Date.now()
@@ -38,9 +39,11 @@ describe('emergency sweep on PostgreSQL: HOT updates by heap pages', { skip: POS
     await adminQuery(`INSERT INTO ${schema}.session_families (id, user_id, created_at, expires_at) VALUES ('later', 'u1', $1::bigint + 10, $1::bigint + ${HOUR})`, [now])
     const live = LIVE * 2 / 2
 
-    const ended = await runSessionSweep(store, { at: now, reason: 'emergency' }, { now: () => now, batchSize: 500 })
+    let batches = 0
+    const ended = await runSessionSweep(store, { at: now, reason: 'emergency' }, { now: () => now, batchSize: 500, workers: 2, onProgress: (p) => { batches = p.batches } })
+    assert.ok(batches > 10, `small batches, in two page ranges (${batches})`)
     assert.equal(ended, live, 'exactly the live families created before the emergency')
-    await store.close() // the backend exits and flushes its statistics
+    await store.close() // the backends exit and flush their statistics
 
     const left = await adminQuery(`SELECT COUNT(*)::int AS n FROM ${schema}.session_families WHERE revoked_at IS NULL AND expires_at > $1`, [now])
     assert.equal((left.rows[0] as { n: number }).n, 1, 'only the family created after the emergency is left')
