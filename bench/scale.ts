@@ -176,7 +176,7 @@ try {
   row('emergency: every instance refuses an old token after', `${refusedAt - emergencyStart} ms from the command's start; ${committedAt === 0 ? '?' : Math.max(0, refusedAt - committedAt)} ms from its commit`, '2 instances; target < 1 s; the start includes Node starting the CLI')
   row('emergency: finished after', `${(result.ms / 1000).toFixed(1)} s`, `${ended.toLocaleString('en-US')} of ${live.toLocaleString('en-US')} live sessions ended, ${Math.round(ended / (result.ms / 1000)).toLocaleString('en-US')}/s overall`)
   const sweepLine = /(\d+) session\(s\) ended, done \((\d+) batch\(es\), (\d+)\/s\)/.exec(result.stderr)
-  if (sweepLine !== null) row('emergency sweep rate (heap-page batches of ~5000, HOT updates)', `${Number(sweepLine[3]).toLocaleString('en-US')}/s`, `${sweepLine[2]} batches; target >= 200,000/s`)
+  if (sweepLine !== null) row('emergency sweep rate (heap-page batches of ~5000, 2 workers, HOT updates)', `${Number(sweepLine[3]).toLocaleString('en-US')}/s`, `${sweepLine[2]} batches; target >= 200,000/s`)
   if (duringSweep.length > 0) row('refresh of a new session during the sweep: p50 / max', `${ms(pct(duringSweep, 0.5))} / ${ms(Math.max(...duringSweep))}`, `${duringSweep.length} refreshes`)
 
   // Fan-out.
