@@ -58,7 +58,8 @@ export function parseSweepMarker(text: string | null): SweepMarker | null {
 
 /**
  * Ends every family created at or before `marker.at` that is still live, in batches of about
- * `batchSize`, then clears the marker if it is still this sweep's. Safe to run twice at once
+ * `batchSize` (on PostgreSQL, after the first batch, `workers` of them at once on disjoint
+ * page ranges), then clears the marker if it is still this sweep's. Safe to run twice at once
  * (each batch only touches unrevoked rows) and to resume after a kill: a resumed sweep starts
  * over, and what it finds already ended costs it a read, not a write.
  */
@@ -69,11 +70,11 @@ export async function runSessionSweep(store: Store, marker: SweepMarker, opts: {
   let batches = 0
   let running = 0
   const batch = async (after: SessionCursor | null): Promise<SessionCursor | null> => {
-    const done = await store.endSessionsBatch({ at: marker.at, now: opts.now(), reason: marker.reason, after, limit })
-    ended += done.ended
+    const result = await store.endSessionsBatch({ at: marker.at, now: opts.now(), reason: marker.reason, after, limit })
+    ended += result.ended
     batches++
-    opts.onProgress?.({ ended, batches, elapsedMs: Date.now() - started, done: done.cursor === null && running <= 1 })
-    return done.cursor
+    opts.onProgress?.({ ended, batches, elapsedMs: Date.now() - started, done: result.cursor === null && running <= 1 })
+    return result.cursor
   }
   const walk = async (from: SessionCursor | null): Promise<void> => {
     running++
@@ -91,7 +92,12 @@ export async function runSessionSweep(store: Store, marker: SweepMarker, opts: {
   running++
   const first = await batch(null)
   running--
-  if (first !== null) await Promise.all(splitCursor(first, opts.workers ?? SWEEP_WORKERS).map(walk))
+  if (first !== null) {
+    // An error is told once every worker has stopped: none runs on after the caller gave up.
+    const walks = await Promise.allSettled(splitCursor(first, opts.workers ?? SWEEP_WORKERS).map(walk))
+    const failed = walks.find((w) => w.status === 'rejected')
+    if (failed !== undefined) throw failed.reason
+  }
   await store.transaction(async (tx) => {
     const current = parseSweepMarker(await tx.getSetting(EMERGENCY_SWEEP_SETTING))
     if (current !== null && current.at === marker.at) await tx.setSetting(EMERGENCY_SWEEP_SETTING, null)
