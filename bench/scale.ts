@@ -54,7 +54,8 @@ async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
 /** `rekey emergency` as a process: when it printed that the keys and not-before committed, and its end. */
 function emergencyRun(reason: string): { committed: Promise<number>, done: Promise<{ code: number | null, stdout: string, stderr: string, ms: number }> } {
   const startedAt = Date.now()
-  const p = spawnRekey(['--json', 'emergency', '--reason', reason], { cwd: dir, env })
+  // The operator's CLI with a pool of 4: the sweep's two workers, and the count and usage it reports, alongside.
+  const p = spawnRekey(['--json', 'emergency', '--reason', reason], { cwd: dir, env: { ...env, REKEY_STORE_POOL_SIZE: '4' } })
   const committed = p.waitForOutput(/keys and not-before committed; 0 session/, 600_000).then(() => Date.now(), () => 0)
   const done = p.exited.then(({ code }) => ({ code, stdout: p.stdout.join(''), stderr: p.stderr.join(''), ms: Date.now() - startedAt }))
   return { committed, done }
