@@ -209,6 +209,8 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       },
     })
     heartbeat.start()
+    // Ready before the first scrape, so that no scrape waits for the inventory.
+    void metrics.readDueDates()
     acknowledge = () => { void heartbeat.beat() }
     stops.push(() => heartbeat.stop())
     countEvent = (type) => metrics.rotationEvents.inc({ type })

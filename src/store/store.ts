@@ -30,11 +30,13 @@ export type ChangeChannel = (typeof CHANGE_CHANNELS)[number]
  */
 export type ChangeListener = (channel: ChangeChannel, userId?: string) => void
 
-/** Where an emergency's session sweep stands: the last family it went through. */
-export interface SessionCursor {
-  readonly expiresAt: number
-  readonly id: string
-}
+/**
+ * Where an emergency's session sweep stands: on PostgreSQL the next heap page, the size of the
+ * next page range and the page the sweep ends at; on SQLite the last family it went through.
+ */
+export type SessionCursor =
+  | { readonly kind: 'pages', readonly page: number, readonly pages: number, readonly end: number }
+  | { readonly kind: 'expiry', readonly expiresAt: number, readonly id: string }
 
 /** What one batch of {@link StoreOperations.endSessionsBatch} did. */
 export interface SessionSweepBatch {
@@ -165,9 +167,9 @@ export interface StoreOperations {
    */
   countLiveSessionsForKids(kids: readonly string[], now: number): Promise<Map<string, number>>
   /**
-   * The emergency's sweep, one bounded transaction per call: ends up to `limit` families
-   * created at or before `at` and live at `now`, in (expiresAt, id) order after `after`,
-   * with `revokedAt = at`. No change channel is signalled (the not-before refuses their tokens).
+   * The emergency's sweep, one bounded transaction per call: ends about `limit` families
+   * created at or before `at` and live at `now` (PostgreSQL: a range of heap pages sized to
+   * it; SQLite: at most `limit`, in (expiresAt, id) order), after `after`, with `revokedAt = at`. No change channel is signalled (the not-before refuses their tokens).
    */
   endSessionsBatch(input: { readonly at: number, readonly now: number, readonly reason: string, readonly after: SessionCursor | null, readonly limit: number }): Promise<SessionSweepBatch>
   /**

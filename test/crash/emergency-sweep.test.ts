@@ -16,7 +16,7 @@ import { auditHasher, auditWrite } from '../../src/service/audit/audit-hash.ts'
 import { newManagedKey } from '../../src/service/keys/keys.ts'
 import { Lifecycle } from '../../src/service/keys/rotation.ts'
 import { NOT_BEFORE_SETTING } from '../../src/service/auth/revocations.ts'
-import { EMERGENCY_SWEEP_SETTING, SWEEP_BATCH } from '../../src/service/sessions/session-maintenance.ts'
+import { EMERGENCY_SWEEP_SETTING } from '../../src/service/sessions/session-maintenance.ts'
 import { openStore } from '../../src/store/open.ts'
 import type { Store } from '../../src/store/store.ts'
 import { runRekey, spawnRekey, urlWithSchema } from '../multi-instance/cluster.ts'
@@ -85,8 +85,9 @@ describe('emergency sweep: kill -9 half-way (PostgreSQL, real CLI)', { skip: POS
     assert.deepEqual(keys.filter((k) => k.state === 'revoked').map((k) => k.kid).sort(), keysBefore)
     assert.equal(keys.filter((k) => k.state === 'current').length, 2)
     assert.notEqual(await store.getSetting(NOT_BEFORE_SETTING), null)
-    // Half-way: exactly one batch ended, the rest is still to do and marked as such.
-    assert.equal(await liveFamilies(), LIVE - SWEEP_BATCH)
+    // Half-way: one batch ended part of them, the rest is still to do and marked as such.
+    const left = await liveFamilies()
+    assert.ok(left > 0 && left < LIVE, `one batch ended part of the sessions (${LIVE - left} of ${LIVE})`)
     assert.notEqual(await store.getSetting(EMERGENCY_SWEEP_SETTING), null, 'the unfinished sweep is marked')
     const expiredRevoked = await adminQuery(`SELECT COUNT(*)::int AS n FROM ${schema}.session_families WHERE revoked_at IS NOT NULL AND expires_at <= $1`, [Date.now()])
     assert.equal((expiredRevoked.rows[0] as { n: number }).n, 0, 'expired sessions are left to pruning, not updated')
@@ -94,7 +95,7 @@ describe('emergency sweep: kill -9 half-way (PostgreSQL, real CLI)', { skip: POS
     const rerun = await runRekey(['--json', 'emergency', '--reason', 'sweep drill, again'], { cwd: dir, env })
     assert.equal(rerun.code, 0, rerun.stderr)
     const report = JSON.parse(rerun.stdout) as { sessionsEnded: number }
-    assert.equal(report.sessionsEnded, LIVE - SWEEP_BATCH)
+    assert.equal(report.sessionsEnded, left, 'the rerun counts exactly the sessions it ended')
     assert.match(rerun.stderr, /emergency: keys and not-before committed; \d+ session\(s\) ended, done/)
     assert.equal(await liveFamilies(), 0)
     assert.equal(await store.getSetting(EMERGENCY_SWEEP_SETTING), null, 'the marker is cleared once done')
@@ -108,11 +109,12 @@ describe('emergency sweep: kill -9 half-way (PostgreSQL, real CLI)', { skip: POS
     await p.waitForOutput(/failpoint:emergency:sweep-batch/, 30_000)
     p.child.kill('SIGKILL')
     await p.exited
-    assert.equal(await liveFamilies(), 7000 - SWEEP_BATCH)
+    const left = await liveFamilies()
+    assert.ok(left > 0, 'sessions are left for the lease holder')
 
     const lifecycle = new Lifecycle({ store, masterKey, computeHash: auditHasher(masterKey), accessTokenTtl: 900, refreshTokenTtl: 604_800 })
     assert.equal(await lifecycle.resumeSessionSweep(60_000), null, 'a sweep younger than the grace is left to its own process')
-    assert.equal(await lifecycle.resumeSessionSweep(0), 7000 - SWEEP_BATCH)
+    assert.equal(await lifecycle.resumeSessionSweep(0), left)
     assert.equal(await liveFamilies(), 0)
     assert.equal(await store.getSetting(EMERGENCY_SWEEP_SETTING), null)
     assert.equal(await lifecycle.resumeSessionSweep(0), null, 'nothing pending any more')

@@ -501,12 +501,10 @@ export class Lifecycle {
       this.#emit({ type: 'emergency', secrets: purposes.map((p) => `jwt-${p}`), kids: insert.map((k) => k.kid), operator: input.actor.operator, at: now, reason })
       const purposeOf = (kid: string): string => keyset.keys.find((k) => k.kid === kid)?.purpose ?? '?'
       const signedKids = [...revokedKids].filter((kid) => purposeOf(kid) === 'refresh')
-      // Live just before `now` counts the families the sweep ends (revoked at `now`), so it may run alongside.
-      const [usage, live, ended] = await Promise.all([
-        store.usageSince(now - DAY_MS),
-        store.countLiveSessionsForKids(signedKids, now - 1),
-        runSessionSweep(store, { at: now, reason: 'emergency' }, { now: () => this.#clock.now(), ...(input.onProgress === undefined ? {} : { onProgress: input.onProgress }) }),
-      ])
+      // Sessions first, with the database to itself; then what the report says. Live just
+      // before `now` still counts the families the sweep ended (revoked at `now`).
+      const ended = await runSessionSweep(store, { at: now, reason: 'emergency' }, { now: () => this.#clock.now(), ...(input.onProgress === undefined ? {} : { onProgress: input.onProgress }) })
+      const [usage, live] = await Promise.all([store.usageSince(now - DAY_MS), store.countLiveSessionsForKids(signedKids, now - 1)])
       failpoint('emergency:after-commit')
       const wait = await this.waitForInstances(version, EMERGENCY_ACK_WAIT_MS)
       return {

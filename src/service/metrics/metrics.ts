@@ -21,6 +21,8 @@ export class ServiceMetrics {
   readonly sessionsSwept: Counter
   readonly limitStoreErrors: Counter<'limit'>
   readonly httpDuration: Histogram<'method' | 'route' | 'status_code'>
+  /** Reads the due dates into the cache scrapes serve (in the background after the first). */
+  readonly readDueDates: () => Promise<void>
   /**
    * `liveSessions`: the counts the scheduler's lease holder published (one row read per scrape,
    * never a count over the sessions), with when they were taken; `null` when none was published.
@@ -116,21 +118,30 @@ export class ServiceMetrics {
         }
       },
     })
-    // The inventory changes rarely and reading it may scan the audit log: once a minute at most.
+    // The inventory changes rarely and reading it may scan the audit log: read once a minute at
+    // most, in the background. A scrape never waits for it, but for the very first reading,
+    // which the service starts once it is up (`readDueDates`).
     let dueCache: { at: number, dates: readonly DueDate[] } | null = null
+    let dueReading: Promise<void> | null = null
+    const readDue = (): Promise<void> => {
+      dueReading ??= dueDates().then(
+        (dates) => { dueCache = { at: Date.now(), dates } },
+        () => { /* Store down: the last values stay, retried at the next scrape. */ },
+      ).finally(() => { dueReading = null })
+      return dueReading
+    }
+    this.readDueDates = readDue
     new Gauge({
       name: 'rekey_secret_due_timestamp_seconds',
       help: 'When each tracked secret is due for rotation by its cadence (Unix seconds); alert on time() past it.',
       labelNames: ['secret', 'kind'],
       registers,
       async collect() {
-        try {
-          if (dueCache === null || Date.now() - dueCache.at > 60_000) dueCache = { at: Date.now(), dates: await dueDates() }
-          this.reset()
-          for (const d of dueCache.dates) if (d.dueAt !== null) this.set({ secret: d.name, kind: d.kind }, d.dueAt / 1000)
-        } catch {
-          // Store down: the last values stay rather than failing the scrape.
-        }
+        if (dueCache === null) await readDue()
+        else if (Date.now() - dueCache.at > 60_000) void readDue()
+        if (dueCache === null) return
+        this.reset()
+        for (const d of dueCache.dates) if (d.dueAt !== null) this.set({ secret: d.name, kind: d.kind }, d.dueAt / 1000)
       },
     })
     new Gauge({

@@ -16,8 +16,13 @@ export const EMERGENCY_SWEEP_SETTING = 'auth.emergency_sweep'
 /** The setting holding the published live-session counts: `{ at, counts: { kid: n } }` (JSON). */
 export const LIVE_SESSIONS_SETTING = 'sessions.live_counts'
 
-/** Families one sweep transaction ends at most: a refresh waits for at most one such batch. */
+/**
+ * Families one sweep transaction ends, about (PostgreSQL sizes its page ranges to it) or at
+ * most (SQLite): a refresh waits for at most one such batch.
+ */
 export const SWEEP_BATCH = 5000
+/** Sweep transactions run at once on PostgreSQL, on disjoint page ranges (one per core of a 2-core database). */
+export const SWEEP_WORKERS = 2
 /** Rows one prune transaction deletes at most, per kind. */
 export const PRUNE_BATCH = 2000
 /** Ended families are kept this long (for `rekey audit`-time investigation), ms: 1 day. */
@@ -52,34 +57,60 @@ export function parseSweepMarker(text: string | null): SweepMarker | null {
 }
 
 /**
- * Ends every family created at or before `marker.at` that is still live, in batches of
- * `batchSize`, then clears the marker if it is still this sweep's. Safe to run twice at once
- * (each batch only touches unrevoked rows) and to resume after a kill: ended rows leave the
- * partial index the sweep reads.
+ * Ends every family created at or before `marker.at` that is still live, in batches of about
+ * `batchSize` (on PostgreSQL, after the first batch, `workers` of them at once on disjoint
+ * page ranges), then clears the marker if it is still this sweep's. Safe to run twice at once
+ * (each batch only touches unrevoked rows) and to resume after a kill: a resumed sweep starts
+ * over, and what it finds already ended costs it a read, not a write.
  */
-export async function runSessionSweep(store: Store, marker: SweepMarker, opts: { now: () => number, batchSize?: number, onProgress?: (p: SweepProgress) => void }): Promise<number> {
+export async function runSessionSweep(store: Store, marker: SweepMarker, opts: { now: () => number, batchSize?: number, workers?: number, onProgress?: (p: SweepProgress) => void }): Promise<number> {
   const started = Date.now()
   const limit = opts.batchSize ?? SWEEP_BATCH
-  let cursor: SessionCursor | null = null
   let ended = 0
   let batches = 0
+  let running = 0
+  const batch = async (after: SessionCursor | null): Promise<SessionCursor | null> => {
+    const result = await store.endSessionsBatch({ at: marker.at, now: opts.now(), reason: marker.reason, after, limit })
+    ended += result.ended
+    batches++
+    opts.onProgress?.({ ended, batches, elapsedMs: Date.now() - started, done: result.cursor === null && running <= 1 })
+    return result.cursor
+  }
+  const walk = async (from: SessionCursor | null): Promise<void> => {
+    running++
+    try {
+      for (let cursor = from; cursor !== null;) {
+        failpoint('emergency:sweep-batch')
+        cursor = await batch(cursor)
+      }
+    } finally {
+      running--
+    }
+  }
   // The keys and the not-before are in: say so before the first batch.
   opts.onProgress?.({ ended: 0, batches: 0, elapsedMs: 0, done: false })
-  for (;;) {
-    const batch = await store.endSessionsBatch({ at: marker.at, now: opts.now(), reason: marker.reason, after: cursor, limit })
-    ended += batch.ended
-    batches++
-    cursor = batch.cursor
-    const done = cursor === null
-    opts.onProgress?.({ ended, batches, elapsedMs: Date.now() - started, done })
-    if (done) break
-    failpoint('emergency:sweep-batch')
+  running++
+  const first = await batch(null)
+  running--
+  if (first !== null) {
+    // An error is told once every worker has stopped: none runs on after the caller gave up.
+    const walks = await Promise.allSettled(splitCursor(first, opts.workers ?? SWEEP_WORKERS).map(walk))
+    const failed = walks.find((w) => w.status === 'rejected')
+    if (failed !== undefined) throw failed.reason
   }
   await store.transaction(async (tx) => {
     const current = parseSweepMarker(await tx.getSetting(EMERGENCY_SWEEP_SETTING))
     if (current !== null && current.at === marker.at) await tx.setSetting(EMERGENCY_SWEEP_SETTING, null)
   })
   return ended
+}
+
+/** A page-range cursor cut into `parts` disjoint ranges (each worth a few batches); any other as it is. */
+function splitCursor(cursor: SessionCursor, parts: number): SessionCursor[] {
+  if (cursor.kind !== 'pages' || parts < 2 || cursor.end - cursor.page < parts * cursor.pages * 4) return [cursor]
+  const size = Math.ceil((cursor.end - cursor.page) / parts)
+  return Array.from({ length: parts }, (_, i) => ({ ...cursor, page: cursor.page + i * size, end: Math.min(cursor.end, cursor.page + (i + 1) * size) }))
+    .filter((c) => c.page < c.end)
 }
 
 /**

@@ -6,7 +6,7 @@
  * token are serialized and the later ones see it used: exactly one gets `rotated`.
  */
 import type { NewSession, RefreshTokenRecord, SessionFamily } from '../types.ts'
-import type { MutationOptions, PruneReport, RotateResult, RotateTokenInput, SessionCursor, SessionSweepBatch } from '../store.ts'
+import type { MutationOptions, PruneReport, RotateResult, RotateTokenInput } from '../store.ts'
 import { appendOptional } from './audit.ts'
 import { bumpChange, bumpUserChange } from './changes.ts'
 import { int, intOrNull, text, textOrNull } from './executor.ts'
@@ -148,7 +148,7 @@ export async function rotateTokenOneTrip(q: SqlExecutor, input: RotateTokenInput
 
 export async function revokeFamily(q: SqlExecutor, familyId: string, reason: string, now: number, opts: MutationOptions = {}): Promise<boolean> {
   const rows = await q.all(
-    'UPDATE session_families SET revoked_at = $2, revoke_reason = $3 WHERE id = $1 AND revoked_at IS NULL RETURNING user_id',
+    'UPDATE session_families SET revoked_at = $2, listed_at = $2, revoke_reason = $3 WHERE id = $1 AND revoked_at IS NULL RETURNING user_id',
     [familyId, now, reason],
   )
   const changed = rows.length
@@ -169,7 +169,7 @@ Promise<{ familyId: string, userId: string, revoked: boolean } | null> {
 
 export async function revokeAllForUser(q: SqlExecutor, userId: string, reason: string, now: number, opts: MutationOptions = {}): Promise<number> {
   const changed = await q.run(
-    'UPDATE session_families SET revoked_at = $2, revoke_reason = $3 WHERE user_id = $1 AND revoked_at IS NULL',
+    'UPDATE session_families SET revoked_at = $2, listed_at = $2, revoke_reason = $3 WHERE user_id = $1 AND revoked_at IS NULL',
     [userId, now, reason],
   )
   if (changed > 0) {
@@ -182,7 +182,7 @@ export async function revokeAllForUser(q: SqlExecutor, userId: string, reason: s
 /** Ends every live family of a user but `keepFamilyId` (a password change keeps the session that made it). */
 export async function revokeOtherSessions(q: SqlExecutor, userId: string, keepFamilyId: string, reason: string, now: number, opts: MutationOptions = {}): Promise<number> {
   const changed = await q.run(
-    'UPDATE session_families SET revoked_at = $3, revoke_reason = $4 WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL',
+    'UPDATE session_families SET revoked_at = $3, listed_at = $3, revoke_reason = $4 WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL',
     [userId, keepFamilyId, now, reason],
   )
   if (changed > 0) {
@@ -194,19 +194,21 @@ export async function revokeOtherSessions(q: SqlExecutor, userId: string, keepFa
 
 /**
  * Families revoked at or after `since`, but not by `except` reasons (an emergency ends every
- * session; the global not-before already refuses their tokens). Uses the partial index on
- * `revoked_at`, so instances can re-read it on every `revocations` signal.
+ * session; the global not-before already refuses their tokens). Reads `listed_at`, which every
+ * revocation but the emergency's sweep sets to `revoked_at`, through its partial index, so
+ * instances can re-read it on every `revocations` signal. (No index names `revoked_at`: the
+ * sweep's updates stay HOT, see migration 4.)
  */
 export async function listRevokedSessions(q: SqlExecutor, since: number, except: readonly string[] = []): Promise<{ id: string, revokedAt: number }[]> {
   const params: (string | number)[] = [since, ...except]
   const not = except.length === 0 ? '' : ` AND revoke_reason NOT IN (${except.map((_, i) => `$${i + 2}`).join(', ')})`
-  const rows = await q.all(`SELECT id, revoked_at FROM session_families WHERE revoked_at IS NOT NULL AND revoked_at >= $1${not}`, params)
+  const rows = await q.all(`SELECT id, revoked_at FROM session_families WHERE listed_at IS NOT NULL AND listed_at >= $1${not}`, params)
   return rows.map((row) => ({ id: text(row, 'id'), revokedAt: int(row, 'revoked_at') }))
 }
 
 export async function revokeAllSessions(q: SqlExecutor, reason: string, now: number, opts: MutationOptions = {}): Promise<number> {
   const changed = await q.run(
-    'UPDATE session_families SET revoked_at = $1, revoke_reason = $2 WHERE revoked_at IS NULL',
+    'UPDATE session_families SET revoked_at = $1, listed_at = $1, revoke_reason = $2 WHERE revoked_at IS NULL',
     [now, reason],
   )
   if (changed > 0) {
@@ -258,60 +260,15 @@ export async function countLiveSessionsForKids(q: SqlExecutor, kids: readonly st
 }
 
 /**
- * Ends, in one short transaction, up to `limit` families created at or before `at` that are
- * live at `now`, taken in (expires_at, id) order after `after`: the emergency's sweep. The
- * rows come from the partial index of unrevoked families, so each batch costs its own size,
- * and no change channel is bumped (the global not-before already refuses their tokens).
- */
-export async function endSessionsBatch(q: SqlExecutor, input: { at: number, now: number, reason: string, after: SessionCursor | null, limit: number }): Promise<SessionSweepBatch> {
-  const after = input.after ?? { expiresAt: input.now, id: '' }
-  if (!q.polled) {
-    // PostgreSQL: pick, end and report in one statement (one round trip, no 5,000-value IN list).
-    const row = (await q.all(
-      `WITH picked AS (
-         SELECT id, expires_at FROM session_families
-         WHERE revoked_at IS NULL AND (expires_at, id) > ($1::bigint, $2::text) AND expires_at > $3::bigint
-         ORDER BY expires_at, id LIMIT $4::int FOR UPDATE),
-       ended AS (
-         UPDATE session_families f SET revoked_at = $5::bigint, revoke_reason = $6::text
-         FROM picked p WHERE f.id = p.id AND f.created_at <= $5::bigint RETURNING 1)
-       SELECT (SELECT COUNT(*) FROM ended) AS ended, (SELECT COUNT(*) FROM picked) AS picked,
-              last.expires_at, last.id
-       FROM (SELECT 1) one LEFT JOIN (SELECT expires_at, id FROM picked ORDER BY expires_at DESC, id DESC LIMIT 1) last ON true`,
-      [after.expiresAt, after.id, input.now, input.limit, input.at, input.reason],
-    ))[0]
-    const picked = row === undefined ? 0 : int(row, 'picked')
-    if (row === undefined || picked === 0) return { ended: 0, cursor: null }
-    const cursor = { expiresAt: int(row, 'expires_at'), id: text(row, 'id') }
-    return { ended: int(row, 'ended'), cursor: picked < input.limit ? null : cursor }
-  }
-  const picked = await q.all(
-    `SELECT id, expires_at FROM session_families
-     WHERE revoked_at IS NULL AND (expires_at, id) > ($1, $2) AND expires_at > $3
-     ORDER BY expires_at, id LIMIT $4`,
-    [after.expiresAt, after.id, input.now, input.limit],
-  )
-  const last = picked[picked.length - 1]
-  if (last === undefined) return { ended: 0, cursor: null }
-  const ids = picked.map((row) => text(row, 'id'))
-  const list = ids.map((_, i) => `$${i + 4}`).join(', ')
-  const ended = await q.run(
-    `UPDATE session_families SET revoked_at = $1, revoke_reason = $2
-     WHERE id IN (${list}) AND revoked_at IS NULL AND created_at <= $3`,
-    [input.at, input.reason, input.at, ...ids],
-  )
-  const cursor = { expiresAt: int(last, 'expires_at'), id: text(last, 'id') }
-  return { ended, cursor: picked.length < input.limit ? null : cursor }
-}
-
-/**
  * One bounded round of pruning at `now`: families that expired or were revoked before
- * `before` (with their tokens), and used tokens whose overlap window closed before
- * `usedBefore` (their successor blobs go with them). At most `limit` of each.
+ * `before` (with their tokens; the ones the emergency's sweep ended go once expired), and used
+ * tokens whose overlap window closed before `usedBefore` (their successor blobs go with them).
+ * At most `limit` of each.
  */
 export async function pruneSessionsBatch(q: SqlExecutor, input: { before: number, usedBefore: number, limit: number }): Promise<PruneReport> {
   const expired = await q.all('SELECT id FROM session_families WHERE expires_at < $1 LIMIT $2', [input.before, input.limit])
-  const revoked = await q.all('SELECT id FROM session_families WHERE revoked_at < $1 LIMIT $2', [input.before, input.limit])
+  // Families the emergency ended (no `listed_at`) go with the expired ones, when they expire.
+  const revoked = await q.all('SELECT id FROM session_families WHERE listed_at < $1 LIMIT $2', [input.before, input.limit])
   const picked = [...new Set([...expired, ...revoked].map((row) => text(row, 'id')))]
   let tokens = 0
   let families = 0

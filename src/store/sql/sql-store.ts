@@ -20,6 +20,7 @@ import * as coord from './coordination.ts'
 import * as inventory from './inventory.ts'
 import * as keys from './keys.ts'
 import * as sessions from './sessions.ts'
+import { endSessionsBatch } from './session-sweep.ts'
 import * as usage from './usage.ts'
 import * as users from './users.ts'
 
@@ -164,7 +165,7 @@ export class SqlStore implements Store {
     return this.#read((q) => sessions.countLiveSessionsForKids(q, kids, now))
   }
   endSessionsBatch(input: { at: number, now: number, reason: string, after: SessionCursor | null, limit: number }): Promise<SessionSweepBatch> {
-    return this.#write((q) => sessions.endSessionsBatch(q, input))
+    return this.#write((q) => endSessionsBatch(q, input))
   }
   pruneSessionsBatch(input: { before: number, usedBefore: number, limit: number }): Promise<PruneReport> {
     return this.#write((q) => sessions.pruneSessionsBatch(q, input))

@@ -143,6 +143,19 @@ CREATE INDEX audit_events_secret ON audit_events (secret, seq);
 ALTER TABLE users ADD COLUMN must_change_password INTEGER NOT NULL DEFAULT 0;
 `,
   },
+  {
+    version: 4,
+    name: 'sessions at scale: ended-session lists by listed_at',
+    sql: `
+-- As on PostgreSQL (where it keeps the emergency's updates HOT): the ended-session lists and
+-- pruning read listed_at, which every revocation but the emergency sweep's sets.
+ALTER TABLE session_families ADD COLUMN listed_at INTEGER;
+UPDATE session_families SET listed_at = revoked_at
+ WHERE revoked_at IS NOT NULL AND revoked_at >= CAST(strftime('%s', 'now') AS INTEGER) * 1000 - 86400000;
+DROP INDEX session_families_revoked;
+CREATE INDEX session_families_listed ON session_families (listed_at) WHERE listed_at IS NOT NULL;
+`,
+  },
 ])
 
 /** The schema version this code writes. */
