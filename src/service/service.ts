@@ -208,7 +208,8 @@ export async function startService(options: ServiceOptions): Promise<Service> {
         lastHeartbeatError = message
       },
     })
-    heartbeat.start()
+    // The first beat lands before the service answers, so status lists every started instance.
+    await heartbeat.start()
     // Ready before the first scrape, so that no scrape waits for the inventory.
     void metrics.readDueDates()
     acknowledge = () => { void heartbeat.beat() }

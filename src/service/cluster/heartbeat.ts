@@ -57,11 +57,13 @@ export class Heartbeat {
     return this.#beating
   }
 
-  start(): void {
-    if (this.#timer !== null) return
-    void this.beat()
+  /** Starts beating; resolves once the first beat landed (or failed to `onError`), so a started instance is listed. */
+  start(): Promise<void> {
+    if (this.#timer !== null) return Promise.resolve()
+    const first = this.beat()
     this.#timer = setInterval(() => { void this.beat() }, this.#intervalMs)
     this.#timer.unref()
+    return first
   }
 
   /** Stops beating and removes this instance's row (best effort). */
