@@ -9,7 +9,7 @@ import { readIdentities } from './backup.ts'
 export function registerRestore(program: Command, io: CliIo): void {
   program
     .command('restore')
-    .description('restore the store from an authentic backup after a full drill; refused while any instance runs on the store; a store holding data is only replaced with --force, and its revoked keys, ended sessions and not-before are kept')
+    .description('restore the store from an authentic backup after a full drill; refused while any instance runs on the store; a store holding data is only replaced with --force, and its revoked keys, ended sessions, not-before, users\' password/role/token state and later audit rows are kept')
     .argument('<archive>', 'a rekey-backup-*.tgz.age file')
     .option('--identity <file>', 'age identity file, for archives made with --recipient')
     .option('--force', 'replace a store that holds data (never a store an instance is running on); what it revoked stays revoked')
