@@ -15,7 +15,7 @@
 import type {
   AuditEventInput, AuditRecord, AuditWrite, ComputeAuditHash, InstanceHeartbeat, KeyRecord,
   KeyUpdate, Keyset, NewKey, NewRefreshToken, NewSession, NewUser, RefreshTokenRecord, Role,
-  RotationRecord, SecretInput, SecretRecord, SessionFamily, UsageBucket, UsageIncrement, UsageTotal, UserRecord,
+  RotationRecord, SecretInput, SecretRecord, SessionFamily, UsageBucket, UsageIncrement, UsageTotal, UserRecord, UserSecurity,
 } from './types.ts'
 
 /** The change channels, one per kind of state instances cache. */
@@ -121,6 +121,10 @@ export interface StoreOperations {
   /** Replaces the user's password hash (made by the service); `false` for an unknown user. Channel `users`. */
   setPasswordHash(userId: string, passwordHash: string, opts?: MutationOptions): Promise<boolean>
   countUsers(): Promise<number>
+  /** Every user, oldest first (a restore compares the replaced store's with the backup's). */
+  listUsers(): Promise<UserRecord[]>
+  /** Sets hash, role, token version and forced-change mark at once; `false` for an unknown user. Channel `revocations`. */
+  setUserSecurity(userId: string, state: UserSecurity): Promise<boolean>
   /** Sets a user's password hash and clears the forced-change mark; `false` for an unknown user. Channel `users`. */
   setPassword(userId: string, passwordHash: string, opts?: MutationOptions): Promise<boolean>
   /**

@@ -21,6 +21,9 @@ export interface UserRecord {
   readonly mustChangePassword: boolean
 }
 
+/** What guards a user's sign-in (see {@link UserRecord}). */
+export type UserSecurity = Pick<UserRecord, 'passwordHash' | 'role' | 'tokenVersion' | 'mustChangePassword'>
+
 /** A user to create. `role` defaults to `user`; the email is lowercased by the store. */
 export interface NewUser {
   readonly id: string

@@ -31,6 +31,17 @@ for (const factory of STORES) {
       assert.equal(await db.store.setPassword('no-such-id', 'x'), false)
     })
 
+    it('setUserSecurity sets hash, role, token version and mark at once; listUsers lists them all', async () => {
+      await db.store.createUser({ id: 'u-sec', email: 'sec@example.test', passwordHash: 'hash-old', role: 'admin', createdAt: T0 })
+      const state = { passwordHash: 'hash-kept', role: 'user' as const, tokenVersion: 7, mustChangePassword: true }
+      assert.equal(await db.store.setUserSecurity('u-sec', state), true)
+      const kept = await db.store.getUserById('u-sec')
+      assert.deepEqual(kept, { id: 'u-sec', email: 'sec@example.test', createdAt: T0, ...state })
+      assert.deepEqual((await db.store.listUsers()).find((u) => u.id === 'u-sec'), kept)
+      assert.equal((await db.store.listUsers()).length, await db.store.countUsers())
+      assert.equal(await db.store.setUserSecurity('no-such-id', state), false)
+    })
+
     it('revokeOtherSessions keeps one session; listRevokedSessions answers ended ones since a time, except given reasons', async () => {
       await db.store.createUser({ id: 'u-sess', email: 'sess@example.test', passwordHash: 'h', createdAt: T0 })
       for (const id of ['f-keep', 'f-a', 'f-b']) await db.store.createFamily({ familyId: id, userId: 'u-sess', createdAt: T0, expiresAt: T0 + 3_600_000 })

@@ -9,7 +9,7 @@ import { readIdentities } from './backup.ts'
 export function registerRestore(program: Command, io: CliIo): void {
   program
     .command('restore')
-    .description('restore the store from an authentic backup after a full drill; refused while any instance runs on the store; a store holding data is only replaced with --force, and its revoked keys, ended sessions and not-before are kept')
+    .description('restore the store from an authentic backup after a full drill; refused while any instance runs on the store; a store holding data is only replaced with --force, and its revoked keys, ended sessions, not-before, users\' password/role/token state and later audit rows are kept')
     .argument('<archive>', 'a rekey-backup-*.tgz.age file')
     .option('--identity <file>', 'age identity file, for archives made with --recipient')
     .option('--force', 'replace a store that holds data (never a store an instance is running on); what it revoked stays revoked')
@@ -23,16 +23,23 @@ export function registerRestore(program: Command, io: CliIo): void {
       const masterKey = (await resolveMasterKey(config)).key
       const { restoreBackup } = await import('../../ops/backup/backup.ts')
       const { describeKeptCuts } = await import('../../ops/backup/keep-revocations.ts')
+      const { describeUserCarry } = await import('../../ops/backup/keep-users.ts')
+      const { describeAuditCarry } = await import('../../ops/backup/keep-audit.ts')
       const report = await restoreBackup(archive, { passphrase: io.env.REKEY_BACKUP_PASSPHRASE, identities }, location, masterKey, {
         force: options.force === true, operator: operatorOf(globals), previousMasterKey: config.masterKeyPrev?.reveal(),
       })
       const m = report.manifest
-      const cuts = describeKeptCuts(report.keptCuts)
+      const kept = report.keptState
+      const cuts = describeKeptCuts(kept.cuts)
+      const users = describeUserCarry(kept.users)
+      const audit = describeAuditCarry(kept.audit)
       // Said even with --json: the operator asked for a state the replaced store had moved past.
       if (report.unreadCuts !== null) io.stderr(`rekey: warning: ${report.unreadCuts}\n`)
       if (cuts !== null) io.stderr(`rekey: warning: the backup (made ${m.createdAt}) predates revocations of the replaced store, which it would have brought back: ${cuts}\n`)
+      if (users !== null) io.stderr(`rekey: warning: the replaced store's users changed after the backup, kept: ${users}\n`)
+      if (audit !== null) io.stderr(`rekey: warning: the replaced store's audit log: ${audit}\n`)
       if (globals.json === true) {
-        io.stdout(`${JSON.stringify({ archive, store: maskLocation(location), restored: true, dialect: m.dialect, createdAt: m.createdAt, rows: report.rows, tables: report.tables, kept: report.kept, keptRevocations: report.keptCuts })}\n`)
+        io.stdout(`${JSON.stringify({ archive, store: maskLocation(location), restored: true, dialect: m.dialect, createdAt: m.createdAt, rows: report.rows, tables: report.tables, kept: report.kept, keptRevocations: kept.cuts, keptUsers: kept.users, audit: kept.audit })}\n`)
         return
       }
       io.stdout(`restored ${maskLocation(location)} from ${archive} (made ${m.createdAt}): ${report.rows} rows in ${report.tables} tables\n`)

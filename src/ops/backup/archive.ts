@@ -116,11 +116,10 @@ export async function readArchive(file: string, unseal: UnsealOptions, allowed: 
   if ((unseal.passphrase ?? '') === '' && (unseal.identities ?? []).length === 0) {
     throw new RekeyError('ERR_CONFIG', 'set REKEY_BACKUP_PASSPHRASE or give --identity FILE to open the archive')
   }
-  try {
-    await fs.access(file)
-  } catch {
-    throw new RekeyError('ERR_CONFIG', `${file} does not exist`)
-  }
+  // A directory or a device would otherwise fail to decrypt, read as a wrong passphrase (exit 1).
+  const stat = await fs.stat(file).catch(() => null)
+  if (stat === null) throw new RekeyError('ERR_CONFIG', `${file} does not exist: give the path of a rekey-backup-*.tgz.age file`)
+  if (!stat.isFile()) throw new RekeyError('ERR_CONFIG', `${file} is ${stat.isDirectory() ? 'a directory' : 'not a regular file'}: give the path of a rekey-backup-*.tgz.age file`)
   let plain: ReadableStream<Uint8Array>
   try {
     plain = await decrypter.decrypt(Readable.toWeb(createReadStream(file)) as unknown as ReadableStream<Uint8Array>)

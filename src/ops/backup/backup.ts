@@ -26,7 +26,7 @@ import { openStore } from '../../store/open.ts'
 import { readArchive, writeArchive, type SealOptions, type UnsealOptions } from './archive.ts'
 import { checkManifestMac, manifestMac } from './authenticity.ts'
 import { BackupError } from './backup-error.ts'
-import { keepCuts, readCuts, type KeptCuts } from './keep-revocations.ts'
+import { keepCuts, readCuts, type Cuts, type KeptState } from './keep-revocations.ts'
 import { ARCHIVE_FORMAT, MAC_NAME, MANIFEST_NAME, PART_NAME, parseManifest, type Dialect, type Manifest } from './manifest.ts'
 import {
   checkOwnEntries, checkPostgresDump, dumpToc, postgresDataRows, postgresLiveInstances, postgresTargetSchema, restoreDump, snapshotPostgres,
@@ -192,8 +192,8 @@ export async function verifyBackup(file: string, unseal: UnsealOptions, masterKe
 export interface RestoreReport extends VerifyReport {
   /** SQLite: where the replaced store was kept, if there was one. */
   readonly kept: string | null
-  /** What the backup would have brought back from before a revocation or an emergency, kept cut instead. */
-  readonly keptCuts: KeptCuts
+  /** What the backup would have brought back (revocations, users' security state), kept instead, and the audit rows carried. */
+  readonly keptState: KeptState
   /** Why the replaced store's revocations could not be read (a damaged store), or `null`. */
   readonly unreadCuts: string | null
 }
@@ -253,9 +253,10 @@ export async function restoreBackup(file: string, unseal: UnsealOptions, locatio
     const part = path.join(dir, PART_NAME[manifest.dialect])
     // A damaged store (often the reason to restore) must not block the restore: say what is unknown.
     let unreadCuts: string | null = null
-    const cuts = rows === 0 ? null : await readCuts(location, Date.parse(manifest.createdAt)).catch((err: unknown) => {
-      unreadCuts = `the replaced store's revocations could not be read (${err instanceof Error ? err.message : String(err)}): keys and sessions it cut after the backup may verify again; if it had an emergency since, run rekey emergency again`
-      return null
+    const cuts = rows === 0 ? null : await readCuts(location, Date.parse(manifest.createdAt)).catch((err: unknown): Cuts => {
+      const why = err instanceof Error ? err.message : String(err)
+      unreadCuts = `the replaced store's revocations, users and audit log could not be read (${why}): keys, sessions and passwords it cut after the backup may verify again, and its audit rows after the backup are lost; if it had an emergency since, run rekey emergency again`
+      return { revokedKeys: [], notBefore: 0, endedSessions: [], users: [], audit: { unreadable: why } }
     })
     const record = {
       operator: options.operator, masterKey, previousMasterKey: options.previousMasterKey, now: now.getTime(),
@@ -263,15 +264,15 @@ export async function restoreBackup(file: string, unseal: UnsealOptions, locatio
       source: `restored from the backup made ${manifest.createdAt} (archive sha256 ${(await sha256File(file)).sha256.slice(0, 16)}, ${manifest.dialect}, schema version ${manifest.schemaVersion})${unreadCuts === null ? '' : '; the replaced store\'s revocations could not be read'}`,
     }
     let kept: string | null = null
-    let keptCuts: KeptCuts
+    let keptState: KeptState
     if (schema !== undefined) {
       await restoreDump(location, part, schema, await dumpToc(part), path.join(dir, 'restore.list'), true)
-      keptCuts = await keepCuts(location, cuts, record)
+      keptState = await keepCuts(location, cuts, record)
     } else {
       // Into the snapshot before it replaces the store: the swap brings the cuts and the audit row at once.
-      keptCuts = await keepCuts(part, cuts, record)
+      keptState = await keepCuts(part, cuts, record)
       kept = await replaceSqliteStore(part, location, stampOf(now))
     }
-    return { ...summary(manifest), kept, keptCuts, unreadCuts }
+    return { ...summary(manifest), kept, keptState, unreadCuts }
   })
 }

@@ -8,14 +8,18 @@
  *   backup, a new current key of its purpose is made, as an emergency does);
  * - the global not-before stays at the later of the two;
  * - a session ended since the backup stays ended (an emergency's sweep is covered by its
- *   not-before, so those are not listed one by one).
+ *   not-before, so those are not listed one by one);
+ * - the users' security state, and the audit rows written since the backup (`keep-users.ts`,
+ *   `keep-audit.ts`); the backup's instance heartbeats are cleared (those instances are gone).
  */
 import { MANAGED_ALGORITHMS, type ManagedAlg } from '../../core/algorithms.ts'
 import { AuditLog } from '../../service/audit/audit-log.ts'
 import { newManagedKey, rebindKeyUpdates } from '../../service/keys/keys.ts'
 import { NOT_BEFORE_SETTING } from '../../service/auth/revocations.ts'
 import { openStore } from '../../store/open.ts'
-import type { KeyRecord, KeyState, KeyUpdate, NewKey } from '../../store/types.ts'
+import type { KeyRecord, KeyState, KeyUpdate, NewKey, UserRecord } from '../../store/types.ts'
+import { carryAuditRows, describeAuditCarry, planAuditCarry, type AuditCarry, type ReplacedAudit } from './keep-audit.ts'
+import { describeUserCarry, keepUsers, type UserCarry } from './keep-users.ts'
 
 /** Sessions ended this long before the backup's time are looked at too: clocks differ. */
 const SKEW_MS = 5 * 60_000
@@ -27,6 +31,10 @@ export interface Cuts {
   readonly notBefore: number
   /** Sessions ended since the backup, other than by an emergency's sweep. */
   readonly endedSessions: readonly string[]
+  /** Every user, with what guards their sign-in. */
+  readonly users: readonly UserRecord[]
+  /** The whole audit log, or why it could not be read (the rest is still kept). */
+  readonly audit: ReplacedAudit
 }
 
 /** What the restore would have brought back, and kept cut instead. Never key material. */
@@ -39,6 +47,13 @@ export interface KeptCuts {
   readonly sessions: number
   /** The not-before kept (ISO-8601), when the backup's was older. */
   readonly notBefore: string | null
+}
+
+/** Everything a restore kept from the replaced store. */
+export interface KeptState {
+  readonly cuts: KeptCuts
+  readonly users: UserCarry
+  readonly audit: AuditCarry
 }
 
 /** Who restores, from what, and with which master keys (the current one first). */
@@ -62,7 +77,10 @@ function readSetting(value: string | null): number {
 export async function readCuts(location: string, backupAt: number): Promise<Cuts> {
   const store = await openStore(location)
   try {
+    const audit: ReplacedAudit = await store.listAudit().then((rows) => ({ rows }), (err: unknown) => ({ unreadable: err instanceof Error ? err.message : String(err) }))
     return {
+      audit,
+      users: await store.listUsers(),
       revokedKeys: (await store.listKeys()).filter((k) => k.state === 'revoked'),
       notBefore: readSetting(await store.getSetting(NOT_BEFORE_SETTING)),
       endedSessions: (await store.listRevokedSessions(backupAt - SKEW_MS, ['emergency'])).map((s) => s.id),
@@ -86,7 +104,7 @@ export function describeKeptCuts(kept: KeptCuts): string | null {
  * Applies `cuts` (of the replaced store; `null` when there was none) to the restored store at
  * `location`, and appends the `restore` audit row, all in one transaction.
  */
-export async function keepCuts(location: string, cuts: Cuts | null, record: RestoreRecord): Promise<KeptCuts> {
+export async function keepCuts(location: string, cuts: Cuts | null, record: RestoreRecord): Promise<KeptState> {
   const store = await openStore(location)
   try {
     const masterKeys = [record.masterKey, ...(record.previousMasterKey === undefined ? [] : [record.previousMasterKey])]
@@ -103,22 +121,28 @@ export async function keepCuts(location: string, cuts: Cuts | null, record: Rest
     const insert: NewKey[] = revived.filter(({ restored }) => restored.state === 'current')
       .map(({ restored }) => newManagedKey(record.masterKey, restored.purpose, record.now, managedAlg(restored.alg)))
     const notBefore = (cuts?.notBefore ?? 0) > readSetting(await store.getSetting(NOT_BEFORE_SETTING)) ? cuts?.notBefore ?? 0 : 0
-    const kept = {
+    const cutsKept = {
       keys: revived.map(({ restored }) => ({ kid: restored.kid, purpose: restored.purpose, stateInBackup: restored.state })),
       newKeys: insert.map((k) => ({ kid: k.kid, purpose: k.purpose })),
       notBefore: notBefore > 0 ? new Date(notBefore * 1000).toISOString() : null,
     }
+    const carry = planAuditCarry(await store.listAudit(), cuts?.audit ?? null)
     await audit.refresh()
-    const sessions = await store.transaction(async (tx) => {
+    return await store.transaction(async (tx) => {
+      // History first: the restore row chains after the rows the replaced store wrote.
+      await carryAuditRows(tx, carry.rows)
       if (updates.length > 0) await tx.transitionKeys({ expectedVersion: keyset.version, update: rebindKeyUpdates(masterKeys, keyset.keys, updates), insert })
       let ended = 0
       for (const id of cuts?.endedSessions ?? []) if (await tx.revokeFamily(id, 'restore', record.now)) ended++
       if (notBefore > 0) await tx.setSetting(NOT_BEFORE_SETTING, String(notBefore))
-      const what = describeKeptCuts({ ...kept, sessions: ended })
-      await audit.append({ at: record.now, secret: 'store', operator: record.operator, method: 'restore', notes: `${record.source}${what === null ? '' : `; kept from the replaced store: ${what}`}` }, tx)
-      return ended
+      const users = await keepUsers(tx, cuts?.users ?? [])
+      // The backup's instances are gone: their heartbeats would list them, and refuse the next restore.
+      await tx.pruneInstances(Number.MAX_SAFE_INTEGER)
+      const kept = { cuts: { ...cutsKept, sessions: ended }, users, audit: carry.carry }
+      const what = [describeKeptCuts(kept.cuts), describeUserCarry(users), describeAuditCarry(carry.carry)].filter((p) => p !== null)
+      await audit.append({ at: record.now, secret: 'store', operator: record.operator, method: 'restore', notes: `${record.source}${what.length === 0 ? '' : `; kept from the replaced store: ${what.join('; ')}`}` }, tx)
+      return kept
     })
-    return { ...kept, sessions }
   } finally {
     await store.close()
   }

@@ -10,7 +10,7 @@ import type {
 import type {
   AuditEventInput, AuditRecord, ComputeAuditHash, InstanceHeartbeat, KeyRecord, Keyset, NewKey, NewSession,
   NewUser, RefreshTokenRecord, Role, RotationRecord, SecretInput, SecretRecord, SessionFamily, UsageIncrement,
-  UsageBucket, UsageTotal, UserRecord,
+  UsageBucket, UsageTotal, UserRecord, UserSecurity,
 } from '../types.ts'
 import { unavailable } from '../errors.ts'
 import type { SqlDriver, SqlExecutor } from './executor.ts'
@@ -113,6 +113,8 @@ export class SqlStore implements Store {
     })
   }
   countUsers(): Promise<number> { return this.#read((q) => users.countUsers(q)) }
+  listUsers(): Promise<UserRecord[]> { return this.#read((q) => users.listUsers(q)) }
+  setUserSecurity(userId: string, state: UserSecurity): Promise<boolean> { return this.#write((q) => users.setUserSecurity(q, userId, state)) }
   setPassword(userId: string, passwordHash: string, opts: MutationOptions = {}): Promise<boolean> {
     return this.#write(async (q) => {
       const found = await users.setPassword(q, userId, passwordHash)

@@ -1,5 +1,5 @@
 /** Users: accounts, roles and the token version that logout-all bumps. */
-import type { NewUser, Role, UserRecord } from '../types.ts'
+import type { NewUser, Role, UserRecord, UserSecurity } from '../types.ts'
 import { bumpChange, bumpUserChange } from './changes.ts'
 import { int, text } from './executor.ts'
 import type { SqlExecutor, SqlRow } from './executor.ts'
@@ -60,6 +60,26 @@ export async function setPasswordHash(q: SqlExecutor, userId: string, passwordHa
   const changed = await q.run('UPDATE users SET password_hash = $2 WHERE id = $1', [userId, passwordHash])
   if (changed === 0) return false
   await bumpChange(q, 'users')
+  return true
+}
+
+/** Every user, oldest first. */
+export async function listUsers(q: SqlExecutor): Promise<UserRecord[]> {
+  return (await q.all(`SELECT ${COLUMNS} FROM users ORDER BY created_at, id`)).map(toUser)
+}
+
+/**
+ * Sets what guards a user's sign-in at once (a restore keeps the replaced store's): the hash,
+ * the role, the token version and the forced-change mark. Channel `revocations`: cached users
+ * and their token versions are dropped.
+ */
+export async function setUserSecurity(q: SqlExecutor, userId: string, state: UserSecurity): Promise<boolean> {
+  const changed = await q.run(
+    'UPDATE users SET password_hash = $2, role = $3, token_version = $4, must_change_password = $5 WHERE id = $1',
+    [userId, state.passwordHash, state.role, state.tokenVersion, state.mustChangePassword ? 1 : 0],
+  )
+  if (changed === 0) return false
+  await bumpUserChange(q, 'revocations', userId)
   return true
 }
 
