@@ -10,7 +10,8 @@
  *     and the slowest refresh of a new session during the sweep;
  *   - fan-out with FANOUT instances: rotate → every instance signing; emergency → every
  *     instance refusing.
- * `REKEY_TEST_POSTGRES_URL=... npm run bench:scale` (SESSIONS=10000000 for 10M; FANOUT=2,5,10,20).
+ * `REKEY_TEST_POSTGRES_URL=... npm run bench:scale` (SESSIONS=10000000 for 10M; FANOUT=2,5,10,20;
+ * ALL_LIVE=1 for sessions that are all unexpired and unrevoked, e.g. SESSIONS=5000000 for 5M live families).
  */
 import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
@@ -25,6 +26,8 @@ import { openStore } from '../src/store/open.ts'
 import { me, post, runRekey, signUp, spawnRekey, startServe, type ServeProc } from '../test/multi-instance/cluster.ts'
 
 const SESSIONS = Number(process.env.SESSIONS ?? 1_000_000)
+// ALL_LIVE=1: every session unexpired and unrevoked (the issue's emergency target is 5M *live* families).
+const ALL_LIVE = process.env.ALL_LIVE === '1'
 const CHAINS = Number(process.env.CHAINS ?? 16)
 const DURATION = Number(process.env.DURATION ?? 5)
 const FANOUT = (process.env.FANOUT ?? '2,5,10,20').split(',').map(Number)
@@ -82,10 +85,10 @@ try {
     await admin.query(`INSERT INTO session_families (id, user_id, created_at, expires_at, revoked_at, revoke_reason)
       SELECT 'bf' || g, 'bu' || (1 + g % $4::int),
              $1::bigint - (g % 7) * ${DAY} - 1000,
-             CASE WHEN g % 2 = 0 THEN $1::bigint - 1000 - (g % 6) * ${DAY} ELSE $1::bigint + ${DAY} + (g % 6) * ${DAY} END,
-             CASE WHEN g % 10 = 3 THEN $1::bigint - 2 * ${DAY} END,
-             CASE WHEN g % 10 = 3 THEN 'logout' END
-      FROM generate_series($2::int, $3::int) g`, [now, from, to, users])
+             CASE WHEN g % 2 = 0 AND NOT $5::boolean THEN $1::bigint - 1000 - (g % 6) * ${DAY} ELSE $1::bigint + ${DAY} + (g % 6) * ${DAY} END,
+             CASE WHEN g % 10 = 3 AND NOT $5::boolean THEN $1::bigint - 2 * ${DAY} END,
+             CASE WHEN g % 10 = 3 AND NOT $5::boolean THEN 'logout' END
+      FROM generate_series($2::int, $3::int) g`, [now, from, to, users, ALL_LIVE])
     await admin.query(`INSERT INTO refresh_tokens (token_hash, family_id, kid, issued_at, expires_at, used_at, successor_hash, parent_hash, successor_blob)
       SELECT md5(f.id || ':' || k) || md5(k || ':' || f.id), f.id, $1, f.created_at + k * 60000, f.expires_at,
              CASE WHEN k < n THEN f.created_at + k * 60000 + 1000 END,
@@ -207,7 +210,7 @@ try {
 }
 
 const load = os.loadavg().map((l) => l.toFixed(1)).join(' ')
-console.log(`scale benchmark: ${SESSIONS.toLocaleString('en-US')} sessions, node ${process.version}, ${os.cpus()[0]?.model ?? 'cpu'} x${os.cpus().length}, PostgreSQL on the same machine, load average at the end ${load}`)
+console.log(`scale benchmark: ${SESSIONS.toLocaleString('en-US')} sessions${ALL_LIVE ? ' (all live)' : ''}, node ${process.version}, ${os.cpus()[0]?.model ?? 'cpu'} x${os.cpus().length}, PostgreSQL on the same machine, load average at the end ${load}`)
 console.log('')
 console.log('| measure | value | notes |')
 console.log('| --- | ---: | --- |')
