@@ -8,6 +8,7 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { describe, test } from 'node:test'
 import pg from 'pg'
+import { openStore } from '../../src/store/open.ts'
 import { POSTGRES_URL, REQUIRE_POSTGRES, adminQuery } from '../store/support/stores.ts'
 import { runBin, tempDir } from './helpers.ts'
 
@@ -91,6 +92,28 @@ describe('a misconfigured PostgreSQL store is ERR_CONFIG, and nothing is created
     const r = await runBin(['--store', url.href, 'record', 'SMTP_PASSWORD'], { cwd: dir, env: { REKEY_MASTER_KEY: randomBytes(32).toString('base64') } })
     assertConfigError(r, new RegExp(`the PostgreSQL role ${role} may not create rekey's tables in schema public: it lacks the CREATE privilege on it \\(GRANT CREATE ON SCHEMA public TO ${role}\\)`), 'no CREATE')
     url.username = new URL(POSTGRES_URL).username
+    assert.equal(await rekeyTables(url), 0)
+  })
+
+  test('openStore({ schema }): a system schema, or a role that may not create the schema, is ERR_CONFIG', { skip }, async (t) => {
+    const url = await ownDatabase(t)
+    const role = `rekey_pgurl_${randomBytes(6).toString('hex')}`
+    await adminQuery(`CREATE ROLE ${role} LOGIN`)
+    t.after(async () => { await adminQuery(`DROP ROLE IF EXISTS ${role}`) })
+    for (const schema of ['pg_catalog', 'pg_rekey', 'information_schema']) {
+      await assert.rejects(openStore(url.href, { schema }), (err: Error & { code?: string }) => {
+        assert.equal(err.code, 'ERR_CONFIG', err.message)
+        assert.match(err.message, new RegExp(`schema ${schema} is a system schema of PostgreSQL`))
+        return true
+      })
+    }
+    const limited = new URL(url.href)
+    limited.username = role
+    await assert.rejects(openStore(limited.href, { schema: 'rekey_own' }), (err: Error & { code?: string }) => {
+      assert.equal(err.code, 'ERR_CONFIG', err.message)
+      assert.match(err.message, new RegExp(`role ${role} may not create the store's schema: it lacks the CREATE privilege on database ${url.pathname.slice(1)}`))
+      return true
+    })
     assert.equal(await rekeyTables(url), 0)
   })
 })

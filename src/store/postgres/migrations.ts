@@ -7,7 +7,7 @@
 import pg from 'pg'
 import type { Pool, PoolClient } from 'pg'
 import { RekeyError } from '../../core/errors.ts'
-import { missingPrivilege, refusedParameter, usableSchema } from './pg-misconfiguration.ts'
+import { isSystemSchema, missingPrivilege, refusedParameter, usableSchema } from './pg-misconfiguration.ts'
 import type { StoreSchema } from './pg-misconfiguration.ts'
 
 /** One step of the schema. */
@@ -208,6 +208,7 @@ export const POSTGRES_SCHEMA_VERSION = Math.max(...POSTGRES_MIGRATIONS.map((m) =
 
 /** Creates the configured schema if missing; ERR_CONFIG when the role may not. */
 async function createSchema(client: PoolClient, schema: string): Promise<void> {
+  if (isSystemSchema(schema)) throw new RekeyError('ERR_CONFIG', `the PostgreSQL store's schema ${schema} is a system schema of PostgreSQL (pg_* and information_schema are its own): rekey keeps its tables in a schema of its own`)
   const { rows } = await client.query<{ database: string, role: string }>('SELECT current_database() AS database, current_user AS role')
   try {
     await client.query(`CREATE SCHEMA IF NOT EXISTS ${pg.escapeIdentifier(schema)}`)
