@@ -24,6 +24,14 @@ async function ownDatabase(t: { after: (fn: () => Promise<void>) => void }): Pro
   return url
 }
 
+/** A login role of the test's own, with no privilege beyond PUBLIC's, dropped afterwards. */
+async function ownRole(t: { after: (fn: () => Promise<void>) => void }): Promise<string> {
+  const role = `rekey_pgurl_${randomBytes(6).toString('hex')}`
+  await adminQuery(`CREATE ROLE ${role} LOGIN`)
+  t.after(async () => { await adminQuery(`DROP ROLE IF EXISTS ${role}`) })
+  return role
+}
+
 /** How many tables named like rekey's exist in the database, in any schema. */
 async function rekeyTables(url: URL): Promise<number> {
   const client = new pg.Client({ connectionString: url.href })
@@ -79,9 +87,7 @@ describe('a misconfigured PostgreSQL store is ERR_CONFIG, and nothing is created
 
   test('a role without CREATE on the schema is told which privilege it lacks, on which schema', { skip }, async (t) => {
     const url = await ownDatabase(t)
-    const role = `rekey_pgurl_${randomBytes(6).toString('hex')}`
-    await adminQuery(`CREATE ROLE ${role} LOGIN`)
-    t.after(async () => { await adminQuery(`DROP ROLE IF EXISTS ${role}`) })
+    const role = await ownRole(t)
     // PostgreSQL 15 grants no CREATE on public to PUBLIC: the role may connect and read, not create.
     const admin = new pg.Client({ connectionString: url.href })
     await admin.connect()
@@ -97,9 +103,7 @@ describe('a misconfigured PostgreSQL store is ERR_CONFIG, and nothing is created
 
   test('openStore({ schema }): a system schema, or a role that may not create the schema, is ERR_CONFIG', { skip }, async (t) => {
     const url = await ownDatabase(t)
-    const role = `rekey_pgurl_${randomBytes(6).toString('hex')}`
-    await adminQuery(`CREATE ROLE ${role} LOGIN`)
-    t.after(async () => { await adminQuery(`DROP ROLE IF EXISTS ${role}`) })
+    const role = await ownRole(t)
     for (const schema of ['pg_catalog', 'pg_rekey', 'information_schema']) {
       await assert.rejects(openStore(url.href, { schema }), (err: Error & { code?: string }) => {
         assert.equal(err.code, 'ERR_CONFIG', err.message)
