@@ -4,7 +4,6 @@
  * log, and the live secrets to mask in notes.
  */
 import { existsSync } from 'node:fs'
-import path from 'node:path'
 import { loadConfig, type RekeyConfig } from '../config/load.ts'
 import { resolveMasterKey } from '../config/master-key.ts'
 import { isPostgresLocation } from '../config/store-location.ts'
@@ -15,6 +14,7 @@ import { maskLocation } from '../store/errors.ts'
 import { openStore } from '../store/open.ts'
 import type { Store } from '../store/store.ts'
 import type { CliIo, GlobalOptions } from './context.ts'
+import { createdFilesNote } from './created-files-note.ts'
 
 /** The variables of the `--env-file`, or none (no flag, or no file yet). */
 export async function envFileVars(globals: GlobalOptions): Promise<Record<string, string>> {
@@ -54,7 +54,7 @@ export async function openForWrite(io: CliIo, config: RekeyConfig): Promise<{ st
   const { key, generated } = await resolveMasterKey(config, { create: true })
   if (generated !== null) {
     io.stderr(`rekey: REKEY_MASTER_KEY is not set: generated ${generated} to key the audit chain (production must set REKEY_MASTER_KEY)\n`)
-    io.stderr(createdNote(config.store, generated, config.envFile))
+    io.stderr(await createdFilesNote(config.store, generated, config.envFile))
   }
   const store = await openStore(config.store)
   try {
@@ -67,20 +67,6 @@ export async function openForWrite(io: CliIo, config: RekeyConfig): Promise<{ st
     await store.close()
     throw err
   }
-}
-
-/**
- * What the first env-file command created, named, with where it belongs: a newcomer who
- * commits it all would publish the master key and the old secrets kept in the backups.
- */
-function createdNote(location: string, masterKeyFile: string, envFile: string | undefined): string {
-  const shown = (file: string): string => path.relative(process.cwd(), file) || '.'
-  const dir = path.dirname(masterKeyFile)
-  const backups = envFile === undefined ? undefined : `${path.basename(envFile)}.bak*`
-  const ignore = [`${path.basename(dir)}/`, ...(backups === undefined ? [] : [backups])]
-  return `rekey: created ${shown(dir)}/ with ${path.basename(location)} (the audit log and rotation inventory) and ${path.basename(masterKeyFile)} (its key)` +
-    `${backups === undefined ? '' : `; every rewrite of ${shown(envFile as string)} keeps the old file as ${backups} (0600, old secrets inside)`}` +
-    `. They belong in .gitignore, never in git: ${ignore.map((entry) => `"${entry}"`).join(' and ')}\n`
 }
 
 /** Opens the store to read; `null` for a SQLite file that does not exist, so reading creates nothing. */

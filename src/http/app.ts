@@ -11,7 +11,7 @@ import type { Logger } from 'pino'
 import type { Service } from '../service/service.ts'
 import { dashboardRoutes } from './dashboard/routes.ts'
 import { DashboardSessions } from './dashboard/session.ts'
-import { handleClientError, handleError, handleNotFound } from './errors.ts'
+import { handleClientError, handleError, handleNotFound, refuseMissingHost } from './errors.ts'
 import { adminRoutes } from './routes/admin.ts'
 import { authRoutes } from './routes/auth.ts'
 import { healthRoutes } from './routes/health.ts'
@@ -110,7 +110,10 @@ export async function buildApp(service: Service, log: Logger, options: { drainin
     // Answered before any route: in the service's own error shape, not Fastify's default body.
     frameworkErrors: handleError,
     clientErrorHandler: handleClientError,
+    // Node's own refusal of a request without Host has an empty body: refuseMissingHost answers it instead.
+    http: { requireHostHeader: false },
   })
+  app.addHook('onRequest', refuseMissingHost)
   // All bodies are JSON: Fastify's default text/plain parser would let strings reach the schemas.
   app.removeContentTypeParser('text/plain')
   app.setErrorHandler(handleError)

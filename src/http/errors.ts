@@ -65,6 +65,19 @@ export function handleNotFound(request: FastifyRequest, reply: FastifyReply): vo
 }
 
 /**
+ * An `onRequest` hook: an HTTP/1.1 request without a `Host` header (or with an empty one) is
+ * refused with 400, as Node does by default (`requireHostHeader`), but in the service's body
+ * rather than Node's empty one; the connection then closes, as Node's does.
+ */
+export function refuseMissingHost(request: FastifyRequest, reply: FastifyReply, done: () => void): void {
+  if (request.raw.httpVersion !== '1.1' || (request.headers.host ?? '') !== '') {
+    done()
+    return
+  }
+  void reply.code(400).header('connection', 'close').send(body('bad_request', 'The request has no Host header (HTTP/1.1 requires one)'))
+}
+
+/**
  * Fastify's `clientErrorHandler`: a request Node's parser refused before Fastify saw it (headers
  * over the size limit, a request that timed out, bytes that are not HTTP). The socket is
  * answered once with the service's own body and then closed, as Node itself does.

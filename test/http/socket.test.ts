@@ -31,7 +31,7 @@ function rawExchange(url: string, request: string): Promise<string> {
 }
 
 describe('answers before any route keep the service\'s error shape (real socket)', () => {
-  test('431 for oversized headers and 400 for a malformed URL: { error, message }, not Fastify\'s default body', async () => {
+  test('431 for oversized headers, 400 for a malformed URL or no Host: { error, message }, not Fastify\'s or Node\'s default body', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'rekey-raw-'))
     const server = await startServer({ env: { REKEY_STORE: join(dir, 'rekey.db') }, cwd: dir, flags: { port: 0 }, logDestination: new LogSink(), overrides: TEST_ARGON2 })
     try {
@@ -39,6 +39,8 @@ describe('answers before any route keep the service\'s error shape (real socket)
         ['huge header', `GET /api/health/ping HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`, 431, 'headers_too_large'],
         ['malformed URL', 'GET /% HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', 400, 'bad_request'],
         ['malformed URL under a route prefix', 'GET /api/auth/%zz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', 400, 'bad_request'],
+        ['no Host header (HTTP/1.1)', 'GET /api/health/ping HTTP/1.1\r\n\r\n', 400, 'bad_request'],
+        ['an empty Host header', 'GET /api/health/ping HTTP/1.1\r\nHost:\r\n\r\n', 400, 'bad_request'],
       ]
       for (const [name, request, status, code] of cases) {
         const answer = await rawExchange(server.url, request)
@@ -50,6 +52,7 @@ describe('answers before any route keep the service\'s error shape (real socket)
         assert.equal(parsed.error, code, name)
         assert.doesNotMatch(payload, /statusCode|FST_ERR|Bad Request"/, name)
       }
+      assert.match(await rawExchange(server.url, 'GET /api/health/ping HTTP/1.0\r\n\r\n'), /^HTTP\/1\.1 200 /, 'HTTP/1.0 needs no Host')
       assert.equal((await fetch(`${server.url}/api/health/ping`)).status, 200, 'the service still answers')
     } finally {
       await server.close()

@@ -1,9 +1,13 @@
 /**
  * The git side of a scan: is a directory in a repository, which files does the repository
  * see (tracked, and untracked but not ignored), and the lines each commit added, streamed
- * from one `git log -p --all` so that memory stays flat on long histories.
+ * from one `git log -p --all` so that memory stays flat on long histories. Also whether git
+ * ignores the files rekey creates (for the note that names them).
  */
 import { execFile, spawn } from 'node:child_process'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
 
 // Fixed options for every git call: no pager, no colour, paths unquoted.
 const GIT = ['-c', 'core.quotePath=false', '-c', 'color.ui=false']
@@ -23,6 +27,46 @@ export async function gitTopLevel(dir: string): Promise<string | null> {
     return (await git(dir, ['rev-parse', '--show-toplevel'])).trim()
   } catch {
     return null
+  }
+}
+
+/** The exit code of a git command (0, 1...), or null when git could not run (not installed). */
+function gitStatus(cwd: string, args: readonly string[]): Promise<number | null> {
+  return new Promise((resolve) => {
+    execFile('git', [...GIT, ...args], { cwd, timeout: 10_000 }, (err) => {
+      if (err === null) resolve(0)
+      else resolve(typeof err.code === 'number' ? err.code : null)
+    })
+  })
+}
+
+/**
+ * Which of `files` (paths under `dir`) git would ignore, by `git check-ignore`: in the work
+ * tree `dir` is in, or, outside any, by the `.gitignore` files under `dir` alone (through an
+ * empty repository of the moment). `null` when git is not available.
+ */
+export async function gitIgnored(dir: string, files: readonly string[]): Promise<Map<string, boolean> | null> {
+  let scratch: string | undefined
+  const where: string[] = []
+  if (await gitTopLevel(dir) === null) {
+    scratch = await mkdtemp(path.join(tmpdir(), 'rekey-git-'))
+    if (await gitStatus(scratch, ['init', '-q', '--bare', scratch]) !== 0) {
+      await rm(scratch, { recursive: true, force: true })
+      return null
+    }
+    where.push(`--git-dir=${scratch}`, `--work-tree=${dir}`)
+  }
+  try {
+    const ignored = new Map<string, boolean>()
+    for (const file of files) {
+      // 0: ignored; 1: not ignored; anything else: git could not tell.
+      const code = await gitStatus(dir, [...where, 'check-ignore', '-q', '--', path.relative(dir, file)])
+      if (code !== 0 && code !== 1) return null
+      ignored.set(file, code === 0)
+    }
+    return ignored
+  } finally {
+    if (scratch !== undefined) await rm(scratch, { recursive: true, force: true })
   }
 }
 

@@ -7,6 +7,8 @@
 import pg from 'pg'
 import type { Pool, PoolClient } from 'pg'
 import { RekeyError } from '../../core/errors.ts'
+import { isSystemSchema, missingPrivilege, refusedParameter, usableSchema } from './pg-misconfiguration.ts'
+import type { StoreSchema } from './pg-misconfiguration.ts'
 
 /** One step of the schema. */
 export interface Migration {
@@ -224,17 +226,15 @@ ALTER TABLE session_families SET (fillfactor = 70);
 /** The schema version this code writes. */
 export const POSTGRES_SCHEMA_VERSION = Math.max(...POSTGRES_MIGRATIONS.map((m) => m.version))
 
-/**
- * Refuses (`ERR_CONFIG`) a connection whose search_path names no existing schema (a typo in
- * `options=-c search_path=...`): PostgreSQL would only say "no schema has been selected to create in".
- */
-async function assertSchemaExists(client: PoolClient): Promise<void> {
-  const { rows } = await client.query<{ schema: string | null, path: string }>("SELECT current_schema() AS schema, current_setting('search_path') AS path")
-  const row = rows[0]
-  if (row === undefined || row.schema !== null) return
-  const names = row.path.split(',').map((name) => name.trim()).filter((name) => name !== '')
-  const what = names.length === 1 ? `schema ${names[0]} does not exist` : `no schema of the search_path (${row.path}) exists`
-  throw new RekeyError('ERR_CONFIG', `the PostgreSQL store's ${what}: create it (CREATE SCHEMA name) or name an existing one with ?options=-c%20search_path%3DNAME`)
+/** Creates the configured schema if missing; ERR_CONFIG when the role may not. */
+async function createSchema(client: PoolClient, schema: string): Promise<void> {
+  if (isSystemSchema(schema)) throw new RekeyError('ERR_CONFIG', `the PostgreSQL store's schema ${schema} is a system schema of PostgreSQL (pg_* and information_schema are its own): rekey keeps its tables in a schema of its own`)
+  const { rows } = await client.query<{ database: string, role: string }>('SELECT current_database() AS database, current_user AS role')
+  try {
+    await client.query(`CREATE SCHEMA IF NOT EXISTS ${pg.escapeIdentifier(schema)}`)
+  } catch (err) {
+    throw missingPrivilege(err, rows[0] as { database: string, role: string }) ?? err
+  }
 }
 
 /**
@@ -245,17 +245,18 @@ async function assertSchemaExists(client: PoolClient): Promise<void> {
  * would outlive its transaction on a pooled server connection behind PgBouncer in transaction
  * mode (taken on one backend, "released" on another), and block every later start.
  */
-export async function migratePostgres(pool: Pool, schema: string | undefined, now: number = Date.now()): Promise<void> {
-  const client = await pool.connect()
+export async function migratePostgres(pool: Pool, schema: string | undefined, location: string, now: number = Date.now()): Promise<void> {
+  const client = await pool.connect().catch((err: unknown) => { throw refusedParameter(err, location) ?? err })
   let broken = false
   const onError = (): void => { broken = true }
   client.on('error', onError)
+  let target: StoreSchema | undefined
   try {
     await client.query('BEGIN')
     try {
       await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK_KEY])
-      if (schema !== undefined) await client.query(`CREATE SCHEMA IF NOT EXISTS ${pg.escapeIdentifier(schema)}`)
-      await assertSchemaExists(client)
+      if (schema !== undefined) await createSchema(client, schema)
+      target = await usableSchema(client)
       await client.query('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)')
       const { rows } = await client.query<{ version: number }>('SELECT version FROM schema_migrations')
       const applied = new Set(rows.map((row) => Number(row.version)))
@@ -271,7 +272,7 @@ export async function migratePostgres(pool: Pool, schema: string | undefined, no
       await client.query('COMMIT')
     } catch (err) {
       await client.query('ROLLBACK').catch(() => { broken = true })
-      throw err
+      throw (target === undefined ? undefined : missingPrivilege(err, target)) ?? err
     }
   } finally {
     client.off('error', onError)

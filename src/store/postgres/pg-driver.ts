@@ -131,7 +131,7 @@ export class PgDriver implements SqlDriver {
     // Without a listener, an idle connection dropped by the server would crash the process.
     pool.on('error', (err) => opts.onError(err))
     try {
-      await migratePostgres(pool, opts.schema)
+      await migratePostgres(pool, opts.schema, location)
       const { rows } = await pool.query<{ schema: string }>('SELECT current_schema() AS schema')
       // Notifications are database-wide: one channel per schema keeps stores apart.
       const channel = `rekey_changes:${rows[0]?.schema ?? 'public'}`.slice(0, 63)
