@@ -85,5 +85,5 @@ async function notIgnoredWarning(project: string, files: readonly string[], back
   if (exposed.length === 0) return ''
   const names = exposed.map((file) => file === backup ? backups as string : entry(inside(project, file) as string))
   const them = exposed.length === 1 ? 'it' : 'them'
-  return `rekey: WARNING: ${listed(names)} ${exposed.length === 1 ? 'is' : 'are'} NOT ignored by git (git check-ignore): add ${them} to .gitignore before any "git add", or "git add ." commits ${them}\n`
+  return `rekey: warning: ${listed(names)} ${exposed.length === 1 ? 'is' : 'are'} NOT ignored by git (git check-ignore): add ${them} to .gitignore before any "git add", or "git add ." commits ${them}\n`
 }

@@ -70,7 +70,7 @@ test('--env .env --store rekey.db: the advice names rekey.db*, master.key and .e
   assert.match(r.stderr, /created rekey\.db \(the audit log and rotation inventory\) and master\.key \(its key\)/)
   assert.match(r.stderr, /They belong in \.gitignore, never in git: "rekey\.db\*", "master\.key" and "\.env\.bak\*"\n/)
   assert.doesNotMatch(r.stderr, /"proj\/"|"\.\/"|"\.\.\//, 'never the project folder or a parent')
-  assert.match(r.stderr, /rekey: WARNING: master\.key, rekey\.db and \.env\.bak\* are NOT ignored by git \(git check-ignore\)/)
+  assert.match(r.stderr, /rekey: warning: master\.key, rekey\.db and \.env\.bak\* are NOT ignored by git \(git check-ignore\)/)
   assert.deepEqual(untracked(dir).sort(), ['?? .env.bak.1', '?? .gitignore', '?? master.key', '?? rekey.db'], 'what the warning is about')
 
   // The entries it names keep exactly what it created out of git.
@@ -88,7 +88,7 @@ test('no warning when the .gitignore already covers the created files; a warning
   const partial = project(t, '.env.bak*\nrekey.db*\n')
   const warned = await runBin(['--env', '.env', '--store', 'rekey.db', 'rotate'], { cwd: partial })
   assert.equal(warned.code, 0, warned.stderr)
-  assert.match(warned.stderr, /rekey: WARNING: master\.key is NOT ignored by git/)
+  assert.match(warned.stderr, /rekey: warning: master\.key is NOT ignored by git/)
 
   const none = project(t)
   const silent = await runBin(['--env', '.env', '--store', 'rekey.db', 'rotate'], { cwd: none })
