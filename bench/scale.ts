@@ -20,7 +20,7 @@ import path from 'node:path'
 import autocannon from 'autocannon'
 import pg from 'pg'
 import { auditHasher } from '../src/service/audit/audit-hash.ts'
-import { Lifecycle } from '../src/service/keys/rotation.ts'
+import { KeyRotation } from '../src/service/keys/rotation.ts'
 import { publishLiveSessionCounts, pruneSessions } from '../src/service/sessions/session-maintenance.ts'
 import { openStore } from '../src/store/open.ts'
 import { me, post, runRekey, signUp, spawnRekey, startServe, type ServeProc } from '../test/multi-instance/cluster.ts'
@@ -120,9 +120,9 @@ try {
     metricsTimes.push(t)
   }
   row('GET /metrics p50 / p99 (20 scrapes)', `${ms(pct(metricsTimes, 0.5))} / ${ms(pct(metricsTimes, 0.99))}`, 'target < 20 ms')
-  const lifecycle = new Lifecycle({ store, masterKey, computeHash: auditHasher(masterKey), accessTokenTtl: 900, refreshTokenTtl: 604_800 })
+  const rotation = new KeyRotation({ store, masterKey, computeHash: auditHasher(masterKey), accessTokenTtl: 900, refreshTokenTtl: 604_800 })
   const statusTimes: number[] = []
-  for (let i = 0; i < 10; i++) statusTimes.push((await timed(() => lifecycle.status()))[1])
+  for (let i = 0; i < 10; i++) statusTimes.push((await timed(() => rotation.status()))[1])
   row('status, in process, p50 / max (10 calls)', `${ms(pct(statusTimes, 0.5))} / ${ms(Math.max(...statusTimes))}`, 'target < 150 ms')
   const cli = await runRekey(['--json', 'status'], { cwd: dir, env })
   row('rekey status (CLI process, start to exit)', ms(cli.ms), cli.code === 0 ? 'includes Node start-up' : `exit ${cli.code}`)

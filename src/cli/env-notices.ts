@@ -4,7 +4,7 @@
  * `REKEY_WEBHOOK_URL` from the environment, else from the env file. A failing webhook warns
  * and never fails the rotation, which is already written.
  */
-import type { LifecycleEvent } from '../service/keys/rotation.ts'
+import type { RotationEvent } from '../service/keys/rotation.ts'
 import { noticeText, Webhooks } from '../service/notify/webhooks.ts'
 import type { CliIo } from './context.ts'
 
@@ -18,7 +18,7 @@ export function noticeKindOf(method: string): EnvNoticeKind | undefined {
 }
 
 /** The lifecycle events of one env-file change, in the order managed mode sends them. */
-export function envEvents(kind: EnvNoticeKind, base: Omit<LifecycleEvent, 'type'>): LifecycleEvent[] {
+export function envEvents(kind: EnvNoticeKind, base: Omit<RotationEvent, 'type'>): RotationEvent[] {
   switch (kind) {
     case 'rotate': return [{ ...base, type: 'rotate-started' }, { ...base, type: 'rotate-completed' }]
     case 'finalize': return [{ ...base, type: 'finalized' }]
@@ -28,7 +28,7 @@ export function envEvents(kind: EnvNoticeKind, base: Omit<LifecycleEvent, 'type'
 }
 
 /** Posts the events to `REKEY_WEBHOOK_URL` (environment, then env file) and waits for them; none when it is unset. */
-export async function sendEnvNotices(io: CliIo, fileVars: Readonly<Record<string, string>>, events: readonly LifecycleEvent[]): Promise<void> {
+export async function sendEnvNotices(io: CliIo, fileVars: Readonly<Record<string, string>>, events: readonly RotationEvent[]): Promise<void> {
   const url = io.env.REKEY_WEBHOOK_URL !== undefined && io.env.REKEY_WEBHOOK_URL !== '' ? io.env.REKEY_WEBHOOK_URL : fileVars.REKEY_WEBHOOK_URL
   if (url === undefined || url === '' || events.length === 0) return
   let protocol: string

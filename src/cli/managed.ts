@@ -7,7 +7,7 @@
 import type { RekeyConfig } from '../config/load.ts'
 import { parseDuration } from '../core/duration.ts'
 import type { AuditLog } from '../service/audit/audit-log.ts'
-import { SECRET_TARGETS, type Actor, type Lifecycle, type SecretTarget } from '../service/keys/rotation.ts'
+import { SECRET_TARGETS, type Actor, type KeyRotation, type SecretTarget } from '../service/keys/rotation.ts'
 import { openOperations } from '../service/operations.ts'
 import type { Store } from '../store/store.ts'
 import { commandConfig } from './audit-store.ts'
@@ -18,7 +18,7 @@ export interface ManagedContext {
   readonly config: RekeyConfig
   readonly store: Store
   readonly audit: AuditLog
-  readonly lifecycle: Lifecycle
+  readonly rotation: KeyRotation
   readonly actor: Actor
 }
 
@@ -53,7 +53,7 @@ export async function withManaged<T>(io: CliIo, globals: GlobalOptions, fn: (ctx
     },
   })
   try {
-    return await fn({ config, store: ops.store, audit: ops.audit, lifecycle: ops.lifecycle, actor: { operator: operatorOf(globals), requestId: null } })
+    return await fn({ config, store: ops.store, audit: ops.audit, rotation: ops.rotation, actor: { operator: operatorOf(globals), requestId: null } })
   } finally {
     await ops.close()
   }

@@ -14,7 +14,7 @@ import type { Store } from '../store/store.ts'
 import { AuditLog } from './audit/audit-log.ts'
 import { systemClock, type Clock } from './clock.ts'
 import { keyInputOf, resealLegacyKeys } from './keys/keys.ts'
-import { Lifecycle, type LifecycleEvent } from './keys/rotation.ts'
+import { KeyRotation, type RotationEvent } from './keys/rotation.ts'
 import { Webhooks } from './notify/webhooks.ts'
 
 /** The logger the operations warn through (pino's, or the CLI's stderr). */
@@ -33,7 +33,7 @@ export interface OpenOperationsOptions {
   /** Keep following the store, so a master-key rotation committed elsewhere switches the audit key (a long-lived service). Default false. */
   readonly follow?: boolean
   /** Told of each committed rotation step, besides the webhooks (metrics). */
-  readonly onEvent?: (event: LifecycleEvent) => void
+  readonly onEvent?: (event: RotationEvent) => void
   /** Check that the master key opens the store's keys before anything is written. Default true (the service skips it in env mode: its keys are not in the store). */
   readonly checkKeys?: boolean
   /** Told when the master key file was generated, or is used without REKEY_MASTER_KEY. */
@@ -51,7 +51,7 @@ export interface Operations {
   readonly audit: AuditLog
   readonly webhooks: Webhooks | null
   /** Rotation, finalize, rollback, revoke, emergency, status. */
-  readonly lifecycle: Lifecycle
+  readonly rotation: KeyRotation
   /** Flushes webhooks, stops following the store, closes it if it was opened here. */
   close(): Promise<void>
 }
@@ -96,7 +96,7 @@ export async function openOperations(config: RekeyConfig, log: OperationsLog, op
     if (options.checkKeys !== false && previousMasterKey === undefined) await resealLegacyKeys(store, masterKey, audit.hash, 'rekey', Date.now())
     const webhooks = config.webhookUrl === undefined ? null : new Webhooks({ url: config.webhookUrl.reveal().toString('utf8'), log })
     if (webhooks !== null) closers.push(() => webhooks.flush())
-    const lifecycle = new Lifecycle({
+    const rotation = new KeyRotation({
       store, masterKey, computeHash: audit.hash,
       ...(previousMasterKey === undefined ? {} : { previousMasterKey }),
       clock: options.clock ?? systemClock,
@@ -110,7 +110,7 @@ export async function openOperations(config: RekeyConfig, log: OperationsLog, op
         webhooks?.notice(event)
       },
     })
-    return { config, store, masterKey, previousMasterKey, audit, webhooks, lifecycle, close: closeAll }
+    return { config, store, masterKey, previousMasterKey, audit, webhooks, rotation, close: closeAll }
   } catch (err) {
     await closeAll().catch(() => {})
     throw err

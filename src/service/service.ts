@@ -14,7 +14,7 @@ import { systemClock, type Clock } from './clock.ts'
 import { Heartbeat } from './cluster/heartbeat.ts'
 import { KeyService } from './keys/keys.ts'
 import type { AuditLog } from './audit/audit-log.ts'
-import type { Lifecycle } from './keys/rotation.ts'
+import type { KeyRotation } from './keys/rotation.ts'
 import { announceTokenLifetimes } from './keys/token-lifetimes.ts'
 import { openOperations } from './operations.ts'
 import { Scheduler } from './cluster/scheduler.ts'
@@ -57,7 +57,7 @@ export interface Service {
   readonly metrics: ServiceMetrics
   readonly auth: AuthService
   /** Managed rotation, finalize, rollback, revoke, emergency and status (the admin API). */
-  readonly lifecycle: Lifecycle
+  readonly rotation: KeyRotation
   /** Per-kid verification counters, flushed to the store every few seconds. */
   readonly usage: UsageRecorder
   /** The audit log (append, verify), across master-key segments. */
@@ -108,7 +108,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       }
     },
   })
-  const { store, masterKey, previousMasterKey, audit, webhooks, lifecycle } = ops
+  const { store, masterKey, previousMasterKey, audit, webhooks, rotation } = ops
   const computeHash = audit.hash
   if (options.store === undefined && store.dialect === 'postgres') {
     // What this instance may hold at most, so operators can add it up against max_connections.
@@ -217,7 +217,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     countEvent = (type) => metrics.rotationEvents.inc({ type })
     const scheduler = config.scheduler.enabled === 'on' && config.keySource === 'managed'
       ? new Scheduler({
-        store, lifecycle, clock, instanceId, cadencePolicy: config.cadence, intervalMs: config.scheduler.interval * 1000, webhooks, log,
+        store, rotation, clock, instanceId, cadencePolicy: config.cadence, intervalMs: config.scheduler.interval * 1000, webhooks, log,
         ...(config.finalizeWhenShareBelow === undefined ? {} : { finalizeWhenShareBelow: config.finalizeWhenShareBelow }),
         onMaintenance: (r) => {
           metrics.sessionsPruned.inc({ kind: 'families' }, r.pruned.families)
@@ -232,7 +232,7 @@ export async function startService(options: ServiceOptions): Promise<Service> {
       stops.push(() => scheduler.stop())
     }
     return {
-      config, store, keys, revocations, metrics, auth, lifecycle, usage, instanceId, scheduler, webhooks, audit, passwords, limits,
+      config, store, keys, revocations, metrics, auth, rotation, usage, instanceId, scheduler, webhooks, audit, passwords, limits,
       dashboardKey: deriveKey(masterKey, DASHBOARD_KEY_INFO),
       async ready(timeoutMs = 1000) {
         if (!keys.loaded) return false

@@ -14,7 +14,7 @@ import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { auditHasher, auditWrite } from '../../src/service/audit/audit-hash.ts'
 import { newManagedKey } from '../../src/service/keys/keys.ts'
-import { Lifecycle } from '../../src/service/keys/rotation.ts'
+import { KeyRotation } from '../../src/service/keys/rotation.ts'
 import { NOT_BEFORE_SETTING } from '../../src/service/auth/revocations.ts'
 import { EMERGENCY_SWEEP_SETTING } from '../../src/service/sessions/session-maintenance.ts'
 import { openStore } from '../../src/store/open.ts'
@@ -112,11 +112,11 @@ describe('emergency sweep: kill -9 half-way (PostgreSQL, real CLI)', { skip: POS
     const left = await liveFamilies()
     assert.ok(left > 0, 'sessions are left for the lease holder')
 
-    const lifecycle = new Lifecycle({ store, masterKey, computeHash: auditHasher(masterKey), accessTokenTtl: 900, refreshTokenTtl: 604_800 })
-    assert.equal(await lifecycle.resumeSessionSweep(60_000), null, 'a sweep younger than the grace is left to its own process')
-    assert.equal(await lifecycle.resumeSessionSweep(0), left)
+    const rotation = new KeyRotation({ store, masterKey, computeHash: auditHasher(masterKey), accessTokenTtl: 900, refreshTokenTtl: 604_800 })
+    assert.equal(await rotation.resumeSessionSweep(60_000), null, 'a sweep younger than the grace is left to its own process')
+    assert.equal(await rotation.resumeSessionSweep(0), left)
     assert.equal(await liveFamilies(), 0)
     assert.equal(await store.getSetting(EMERGENCY_SWEEP_SETTING), null)
-    assert.equal(await lifecycle.resumeSessionSweep(0), null, 'nothing pending any more')
+    assert.equal(await rotation.resumeSessionSweep(0), null, 'nothing pending any more')
   })
 })

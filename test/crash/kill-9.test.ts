@@ -16,7 +16,7 @@ import { verifyAuditChain } from '../../src/core/audit-chain.ts'
 import { auditHasher, auditWrite } from '../../src/service/audit/audit-hash.ts'
 import type { FailpointName } from '../../src/service/failpoints.ts'
 import { newManagedKey } from '../../src/service/keys/keys.ts'
-import { Lifecycle } from '../../src/service/keys/rotation.ts'
+import { KeyRotation } from '../../src/service/keys/rotation.ts'
 import { NOT_BEFORE_SETTING } from '../../src/service/auth/revocations.ts'
 import { openStore } from '../../src/store/open.ts'
 import type { Store } from '../../src/store/store.ts'
@@ -54,8 +54,8 @@ async function seed(fixture: Fixture, rotated: boolean): Promise<void> {
     const user = await newUser(store)
     await store.createFamily({ ...session(user, randomUUID(), insert[1]?.kid, now), expiresAt: now + DAY })
     if (rotated) {
-      const lifecycle = new Lifecycle({ store, masterKey, computeHash, accessTokenTtl: 900, refreshTokenTtl: 604_800 })
-      assert.equal((await lifecycle.rotate({ actor: { operator: 'seed', requestId: null }, timeoutMs: 1000 })).promoted, true)
+      const rotation = new KeyRotation({ store, masterKey, computeHash, accessTokenTtl: 900, refreshTokenTtl: 604_800 })
+      assert.equal((await rotation.rotate({ actor: { operator: 'seed', requestId: null }, timeoutMs: 1000 })).promoted, true)
     }
   } finally {
     await store.close()

@@ -17,7 +17,7 @@ describe('live-session counts', () => {
   test('published by the lease holder for previous refresh keys, served with their age', async () => {
     const users = [await signedIn(server), await signedIn(server)]
     const oldKid = String(headerOf(users[0]!.refreshToken).kid)
-    const rotated = await server.service.lifecycle.rotate({ secret: 'refresh', actor: { operator: 'test', requestId: null }, timeoutMs: 2000 })
+    const rotated = await server.service.rotation.rotate({ secret: 'refresh', actor: { operator: 'test', requestId: null }, timeoutMs: 2000 })
     assert.equal(rotated.promoted, true)
     await server.request('POST', '/api/auth/logout', { body: { refreshToken: users[1]!.refreshToken } })
 
@@ -30,7 +30,7 @@ describe('live-session counts', () => {
     assert.match(res.body, /rekey_live_sessions_age_seconds [\d.]+/)
     assert.doesNotMatch(res.body, new RegExp(`rekey_live_sessions\\{kid="${server.service.keys.refresh.currentKid}"\\}`), 'the current key is not counted')
 
-    const status = await server.service.lifecycle.status()
+    const status = await server.service.rotation.status()
     const refresh = status.secrets.find((s) => s.secret === 'refresh')
     assert.equal(refresh?.keys.find((k) => k.kid === oldKid)?.liveSessions, 1)
     assert.equal(refresh?.keys.find((k) => k.state === 'current')?.liveSessions, null)

@@ -48,7 +48,7 @@ export function registerEmergency(program: Command, io: CliIo): void {
         const rate = p.elapsedMs > 0 ? Math.round((p.ended / p.elapsedMs) * 1000) : p.ended
         io.stderr(`emergency: keys and not-before committed; ${p.ended} session(s) ended${p.done ? ', done' : ' so far'} (${p.batches} batch(es), ${rate}/s)\n`)
       }
-      const report = await withManaged(io, globals, (ctx) => ctx.lifecycle.emergency({
+      const report = await withManaged(io, globals, (ctx) => ctx.rotation.emergency({
         actor: ctx.actor, reason: options.reason ?? '', onProgress, ...(secret === undefined ? {} : { secret }),
       }))
       printReport(io, globals, report, () => lines(report))

@@ -53,7 +53,7 @@ export function registerFinalize(program: Command, io: CliIo): void {
         if (result !== null && !result.ok) {
           throw new CliExit(EXIT.REFUSED, `${smokeFailure(result)}: finalize did not run, the previous keys still verify (if the new key is at fault: rekey rollback)`)
         }
-        return ctx.lifecycle.finalize({
+        return ctx.rotation.finalize({
           actor: ctx.actor, force: options.force === true,
           ...(whenShareBelow === undefined ? {} : { whenShareBelow }),
           ...(secret === undefined ? {} : { secret }),

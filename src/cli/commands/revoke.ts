@@ -16,7 +16,7 @@ export function registerRevoke(program: Command, io: CliIo): void {
       if (globals.envFile !== undefined) throw new CliExit(EXIT.USAGE, 'rekey revoke acts on managed keys: leave out --env-file (in a .env file, rotate --hard drops the old key)')
       const report = await withManaged(io, globals, async (ctx) => {
         try {
-          return await ctx.lifecycle.revoke({ actor: ctx.actor, kid, ...(options.reason === undefined ? {} : { reason: options.reason }) })
+          return await ctx.rotation.revoke({ actor: ctx.actor, kid, ...(options.reason === undefined ? {} : { reason: options.reason }) })
         } catch (err) {
           if (err instanceof ServiceError && err.code === 'not_found') throw new CliExit(EXIT.USAGE, 'no key of this store has that kid (see rekey status)')
           throw err

@@ -20,7 +20,7 @@ export function registerRollback(program: Command, io: CliIo): void {
         return
       }
       const secret = managedSecretOf(options.secret)
-      const report = await withManaged(io, globals, (ctx) => ctx.lifecycle.rollback({ actor: ctx.actor, ...(secret === undefined ? {} : { secret }) }))
+      const report = await withManaged(io, globals, (ctx) => ctx.rotation.rollback({ actor: ctx.actor, ...(secret === undefined ? {} : { secret }) }))
       printReport(io, globals, report, () => [
         ...report.changes.map((c) => `${c.purpose} key ${c.kid}: ${c.from} → ${c.to}`),
         `key-set version ${report.keysetVersion}`,

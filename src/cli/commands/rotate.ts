@@ -98,7 +98,7 @@ export function registerRotate(program: Command, io: CliIo): void {
       if (smoke !== null && noWait) throw new CliExit(EXIT.USAGE, '--smoke needs the new key to sign: it cannot run with --no-wait')
       if (smoke !== null && options.hard === true) throw new CliExit(EXIT.USAGE, '--smoke cannot guard --hard: a hard rotation revokes the old key, so it cannot be rolled back')
       const { report, guard } = await withManaged(io, globals, async (ctx) => {
-        const report = await ctx.lifecycle.rotate({
+        const report = await ctx.rotation.rotate({
           actor: ctx.actor, hard: options.hard === true, timeoutMs, noWait, onProgress: progressPrinter(io),
           ...(publishDelayMs === undefined ? {} : { publishDelayMs }),
           ...(secret === undefined ? {} : { secret }),
@@ -107,7 +107,7 @@ export function registerRotate(program: Command, io: CliIo): void {
         const result = await smoke()
         if (result.ok) return { report, guard: { smoke: result, rolledBack: null } }
         try {
-          return { report, guard: { smoke: result, rolledBack: await ctx.lifecycle.rollback({ actor: ctx.actor, ...(secret === undefined ? {} : { secret }) }) } }
+          return { report, guard: { smoke: result, rolledBack: await ctx.rotation.rollback({ actor: ctx.actor, ...(secret === undefined ? {} : { secret }) }) } }
         } catch (err) {
           throw new CliExit(EXIT.REFUSED, `${smokeFailure(result)}; the rollback failed (${describeError(err)}): run rekey rollback`)
         }

@@ -22,7 +22,7 @@ export function registerStatus(program: Command, io: CliIo): void {
     .action(async (options: { tokenLifetime?: string }, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>()
       if (globals.envFile === undefined) {
-        const report = await withManaged(io, globals, (ctx) => ctx.lifecycle.status())
+        const report = await withManaged(io, globals, (ctx) => ctx.rotation.status())
         const columns = await dataKeyEvidence(io, globals, {})
         printReport(io, globals, columns.length === 0 ? report : { ...report, encryptedColumns: columns }, () => [
           ...managedLines(report), ...columnLines(columns, dataKeyStates({ ...io.env } as Record<string, string>)),

@@ -55,7 +55,7 @@ function parseSince(value: string | undefined): number | undefined {
 
 /** The `/api/admin/*` routes. */
 export function adminRoutes(app: FastifyInstance, service: Service, options: AdminRouteOptions): void {
-  const { lifecycle } = service
+  const { rotation } = service
   const { sessions } = options
   const actors = new WeakMap<FastifyRequest, Actor>()
   const actor = (request: FastifyRequest): Actor => {
@@ -82,12 +82,12 @@ export function adminRoutes(app: FastifyInstance, service: Service, options: Adm
       actors.set(request, { operator: user.email, requestId: request.id })
     })
 
-    scope.get('/api/admin/keys', async () => lifecycle.keys())
-    scope.get('/api/admin/status', async () => lifecycle.status())
+    scope.get('/api/admin/keys', async () => rotation.keys())
+    scope.get('/api/admin/status', async () => rotation.status())
 
     scope.post<{ Body: { secret?: SecretTarget, hard?: boolean, timeout?: number } }>('/api/admin/rotate', { schema: { body: rotateBody } }, async (request, reply) => {
       const { secret: target, hard, timeout } = request.body
-      const report = await lifecycle.rotate({
+      const report = await rotation.rotate({
         actor: actor(request), hard: hard === true,
         // An HTTP request does not wait out a publication delay: 202, and the scheduler (or a second call) promotes.
         noWait: true,
@@ -100,22 +100,22 @@ export function adminRoutes(app: FastifyInstance, service: Service, options: Adm
 
     scope.post<{ Body: { secret?: SecretTarget, force?: boolean } }>('/api/admin/finalize', { schema: { body: finalizeBody } }, async (request) => {
       const { secret: target, force } = request.body
-      return lifecycle.finalize({ actor: actor(request), force: force === true, ...(target === undefined ? {} : { secret: target }) })
+      return rotation.finalize({ actor: actor(request), force: force === true, ...(target === undefined ? {} : { secret: target }) })
     })
 
     scope.post<{ Body: { secret?: SecretTarget } }>('/api/admin/rollback', { schema: { body: rollbackBody } }, async (request) => {
       const { secret: target } = request.body
-      return lifecycle.rollback({ actor: actor(request), ...(target === undefined ? {} : { secret: target }) })
+      return rotation.rollback({ actor: actor(request), ...(target === undefined ? {} : { secret: target }) })
     })
 
     scope.post<{ Body: { kid: string, reason?: string } }>('/api/admin/revoke', { schema: { body: revokeBody } }, async (request) => {
       const { kid: id, reason: why } = request.body
-      return lifecycle.revoke({ actor: actor(request), kid: id, ...(why === undefined ? {} : { reason: why }) })
+      return rotation.revoke({ actor: actor(request), kid: id, ...(why === undefined ? {} : { reason: why }) })
     })
 
     scope.post<{ Body: { secret?: SecretTarget, reason: string } }>('/api/admin/emergency', { schema: { body: emergencyBody } }, async (request) => {
       const { secret: target, reason: why } = request.body
-      return lifecycle.emergency({ actor: actor(request), reason: why, ...(target === undefined ? {} : { secret: target }) })
+      return rotation.emergency({ actor: actor(request), reason: why, ...(target === undefined ? {} : { secret: target }) })
     })
 
     scope.get<{ Querystring: { since?: string, limit?: string } }>('/api/admin/audit', { schema: { querystring: auditQuery } }, async (request) => {

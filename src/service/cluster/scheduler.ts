@@ -16,7 +16,7 @@ import { phaseOf } from '../../core/rotation-rules.ts'
 import type { Store } from '../../store/store.ts'
 import type { Clock } from '../clock.ts'
 import { KEY_PURPOSES, type ServiceKeyPurpose } from '../keys/keys.ts'
-import type { Actor, Lifecycle } from '../keys/rotation.ts'
+import type { Actor, KeyRotation } from '../keys/rotation.ts'
 import type { Webhooks } from '../notify/webhooks.ts'
 import { publishLiveSessionCounts, pruneSessions, resumeSessionSweep, type PruneTotals } from '../sessions/session-maintenance.ts'
 
@@ -35,7 +35,7 @@ const DAY_MS = 86_400_000
 /** What {@link Scheduler} needs. */
 export interface SchedulerOptions {
   readonly store: Store
-  readonly lifecycle: Lifecycle
+  readonly rotation: KeyRotation
   readonly clock: Clock
   readonly instanceId: string
   readonly cadencePolicy: CadencePolicy
@@ -185,7 +185,7 @@ export class Scheduler {
     if (mine.some((k) => k.state === 'previous')) {
       actions.push(await this.#job(`finalize:${purpose}`, async () => {
         try {
-          const report = await this.#options.lifecycle.finalize({
+          const report = await this.#options.rotation.finalize({
             secret: purpose, actor: this.#actor,
             ...(this.#options.finalizeWhenShareBelow === undefined ? {} : { whenShareBelow: this.#options.finalizeWhenShareBelow }),
           })
@@ -221,7 +221,7 @@ export class Scheduler {
 
   async #rotate(purpose: ServiceKeyPurpose, why: string): Promise<string | null> {
     // noWait: a tick never sleeps through a publication delay; a later tick promotes the staged key.
-    const report = await this.#options.lifecycle.rotate({ secret: purpose, actor: this.#actor, noWait: true, ...(this.#options.rotateTimeoutMs === undefined ? {} : { timeoutMs: this.#options.rotateTimeoutMs }) })
+    const report = await this.#options.rotation.rotate({ secret: purpose, actor: this.#actor, noWait: true, ...(this.#options.rotateTimeoutMs === undefined ? {} : { timeoutMs: this.#options.rotateTimeoutMs }) })
     if (!report.promoted && report.waitingFor === 'publication') return null
     if (!report.promoted) throw new Error(`the staged ${purpose} key was not loaded by every live instance in time; it stays staged`)
     const kid = report.staged[0]?.kid ?? '?'

@@ -1,5 +1,5 @@
 /**
- * What the key-rotation operations ({@link Lifecycle} in `rotation.ts`) answer: one report
+ * What the key-rotation operations ({@link KeyRotation} in `rotation.ts`) answer: one report
  * per operation, the usage part of `status`, and finalize's refusal with its usage evidence.
  * Reports never carry key material: kids, purposes, states, counts and instants only.
  */

@@ -57,8 +57,8 @@ export const LIVE_WINDOW_MS = 3 * HEARTBEAT_INTERVAL_MS
 const DAY_MS = 86_400_000
 const EMERGENCY_ACK_WAIT_MS = 5000
 
-/** What {@link Lifecycle} needs. Lifetimes in seconds. */
-export interface LifecycleOptions {
+/** What {@link KeyRotation} needs. Lifetimes in seconds. */
+export interface KeyRotationOptions {
   readonly store: Store
   readonly masterKey: Buffer
   /** REKEY_MASTER_KEY_PREV during a master-key rollout: keys still sealed under it are re-sealed under it on a state change. */
@@ -78,7 +78,7 @@ export interface LifecycleOptions {
   /** Rotation cadences (`rekey.config.json` "cadence"), for the inventory and `due` in status. Default: 90 days for JWT keys. */
   readonly cadencePolicy?: CadencePolicy
   /** Told of each rotation step after its transaction commits (webhook notices). Must not throw; errors are ignored. */
-  readonly onEvent?: (event: LifecycleEvent) => void
+  readonly onEvent?: (event: RotationEvent) => void
   /**
    * The publication delay of staged asymmetric access keys, ms: REKEY_JWKS_MAX_AGE, so every
    * JWKS cache holds the new key before its first token. Default 0. HS256 keys are never delayed.
@@ -97,7 +97,7 @@ export interface PublishProgress {
 export const PUBLISH_UNTIL_SETTING = 'rotation.publish_until'
 
 /** A committed lifecycle step, for notices. Never carries key material. */
-export interface LifecycleEvent {
+export interface RotationEvent {
   readonly type: 'rotate-started' | 'rotate-completed' | 'finalized' | 'rolled-back' | 'emergency'
   /** `jwt-access`, `jwt-refresh`. */
   readonly secrets: readonly string[]
@@ -121,12 +121,12 @@ export function purposesOf(secret: SecretTarget | undefined): ServiceKeyPurpose[
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
 const label = (purposes: readonly string[]): string => purposes.map((p) => `jwt-${p}`).join(',')
 
-export class Lifecycle {
-  readonly #options: LifecycleOptions
+export class KeyRotation {
+  readonly #options: KeyRotationOptions
   readonly #clock: Clock
   readonly policy: RotationPolicy
 
-  constructor(options: LifecycleOptions) {
+  constructor(options: KeyRotationOptions) {
     this.#options = options
     this.#clock = options.clock ?? systemClock
     this.policy = Object.freeze({
@@ -161,7 +161,7 @@ export class Lifecycle {
     return this.#options.liveWindowMs ?? LIVE_WINDOW_MS
   }
 
-  #emit(event: LifecycleEvent): void {
+  #emit(event: RotationEvent): void {
     try {
       this.#options.onEvent?.(event)
     } catch { /* a notice must never undo or fail a committed step */ }

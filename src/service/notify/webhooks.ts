@@ -13,7 +13,7 @@ import type { CadencePolicy } from '../../core/cadence.ts'
 import { maskSecrets } from '../../core/mask.ts'
 import type { StoreOperations } from '../../store/store.ts'
 import { dueReport } from '../inventory/inventory.ts'
-import type { LifecycleEvent } from '../keys/rotation.ts'
+import type { RotationEvent } from '../keys/rotation.ts'
 
 /** Default timeout of one POST, ms (5 seconds). */
 export const WEBHOOK_TIMEOUT_MS = 5000
@@ -42,7 +42,7 @@ export interface WebhookOptions {
 const iso = (ms: number): string => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z')
 
 /** The text of a lifecycle notice. */
-export function noticeText(event: LifecycleEvent): string {
+export function noticeText(event: RotationEvent): string {
   const what = event.secrets.join(', ')
   switch (event.type) {
     case 'rotate-started':
@@ -113,7 +113,7 @@ export class Webhooks {
   }
 
   /** Sends the notice of a committed lifecycle step, in the background. */
-  notice(event: LifecycleEvent): void {
+  notice(event: RotationEvent): void {
     void this.post(noticeText(event))
   }
 

@@ -17,8 +17,8 @@ describe('the scheduler promotes a staged asymmetric key once it has been publis
   after(async () => { await server.stop() })
 
   test('staged and published at once; promoted by the first tick after 300 s, not before', async () => {
-    const { lifecycle, scheduler, keys } = server.service
-    const staged = await lifecycle.rotate({ secret: 'access', noWait: true, actor: { operator: 'alice', requestId: null } })
+    const { rotation, scheduler, keys } = server.service
+    const staged = await rotation.rotate({ secret: 'access', noWait: true, actor: { operator: 'alice', requestId: null } })
     assert.equal(staged.promoted, false)
     assert.equal(staged.waitingFor, 'publication')
     assert.equal(staged.publishedUntil, new Date(clock.now() + 300_000).toISOString())

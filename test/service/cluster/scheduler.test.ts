@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { Scheduler, SCHEDULER_LEASE } from '../../../src/service/cluster/scheduler.ts'
-import type { Lifecycle } from '../../../src/service/keys/rotation.ts'
+import type { KeyRotation } from '../../../src/service/keys/rotation.ts'
 import type { RotateReport } from '../../../src/service/keys/rotation-report.ts'
 import { TestClock, testServer, type TestServer } from '../../http/support.ts'
 
@@ -107,17 +107,17 @@ test('a failing rotation is retried with exponential backoff, capped', async () 
     assert.equal(server.service.scheduler, null, 'REKEY_SCHEDULER=off')
     let calls = 0
     let failUntil = 4
-    const lifecycle = {
+    const rotation = {
       rotate: async (): Promise<RotateReport> => {
         calls++
         if (calls <= failUntil) throw new Error('store unavailable')
-        return server.service.lifecycle.rotate({ secret: 'access', actor: { operator: 'scheduler', requestId: null } })
+        return server.service.rotation.rotate({ secret: 'access', actor: { operator: 'scheduler', requestId: null } })
       },
       finalize: async () => ({ changed: false, forced: false, retired: [], checks: [], keysetVersion: 0 }),
-    } as unknown as Lifecycle
+    } as unknown as KeyRotation
     const warnings: object[] = []
     const scheduler = new Scheduler({
-      store: server.service.store, lifecycle, clock, instanceId: 'solo', cadencePolicy: { byName: { 'jwt-access': 30 }, byKind: {} },
+      store: server.service.store, rotation, clock, instanceId: 'solo', cadencePolicy: { byName: { 'jwt-access': 30 }, byKind: {} },
       retryBaseMs: 60_000, retryMaxMs: 180_000, log: { info: () => {}, warn: (obj) => { warnings.push(obj) } },
     })
     clock.advance(31 * DAY)

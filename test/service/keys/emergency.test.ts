@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test'
 import { exitCodeOf } from '../../../src/cli/context.ts'
 import { auditHasher } from '../../../src/service/audit/audit-hash.ts'
 import { newManagedKey } from '../../../src/service/keys/keys.ts'
-import { Lifecycle } from '../../../src/service/keys/rotation.ts'
+import { KeyRotation } from '../../../src/service/keys/rotation.ts'
 import { NOT_BEFORE_SETTING } from '../../../src/service/auth/revocations.ts'
 import type { Store } from '../../../src/store/store.ts'
 import { runCli } from '../../cli/helpers.ts'
@@ -100,7 +100,7 @@ describe('concurrency', () => {
   test('two operators rotating at once: one wins, the other gets ERR_CONFLICT (exit 1) and nothing of it is written', async () => {
     let release = (): void => {}
     const gate = { reads: 0, open: new Promise<void>((resolve) => { release = resolve }), release: () => release() }
-    const make = (store: Store): Lifecycle => new Lifecycle({ store: racing(store, gate), masterKey: master, computeHash: auditHasher(master), accessTokenTtl: 900, refreshTokenTtl: 86_400 })
+    const make = (store: Store): KeyRotation => new KeyRotation({ store: racing(store, gate), masterKey: master, computeHash: auditHasher(master), accessTokenTtl: 900, refreshTokenTtl: 86_400 })
     const before = await db.store.getKeyset()
     const results = await Promise.allSettled([
       make(db.store).rotate({ secret: 'access', actor: { operator: 'alice', requestId: null } }),

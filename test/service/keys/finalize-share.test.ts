@@ -39,8 +39,8 @@ describe('finalize --when-share-below (managed, frozen clock)', () => {
   after(async () => { await server.stop() })
 
   test('refused until the share stayed below 5% for 15 minutes, then finalized before the time rule, saying what it cut', async () => {
-    const { lifecycle, store } = server.service
-    const rotated = await lifecycle.rotate({ secret: 'access', actor })
+    const { rotation, store } = server.service
+    const rotated = await rotation.rotate({ secret: 'access', actor })
     const fresh = rotated.staged[0]?.kid as string
     const old = rotated.changes.find((c) => c.to === 'previous')?.kid as string
     const t0 = clock.now()
@@ -48,16 +48,16 @@ describe('finalize --when-share-below (managed, frozen clock)', () => {
     await traffic(store, t0, 20, { old, fresh }, (m) => (m < 3 ? 20 : 3))
 
     clock.advance(10 * MIN)
-    await assert.rejects(lifecycle.finalize({ secret: 'access', actor, whenShareBelow: 0.05 }), (err: RekeyError) =>
+    await assert.rejects(rotation.finalize({ secret: 'access', actor, whenShareBelow: 0.05 }), (err: RekeyError) =>
       err.code === 'ERR_UNSAFE' && /access tokens it signed can be valid until/.test(err.message)
       && /the old key verified \d+ token\(s\) in the last 5 min on billing \(\d+\)/.test(err.message)
       && /--when-share-below: access: the old key stopped signing less than 15 minutes ago/.test(err.message))
 
     clock.advance(6 * MIN) // 16 min: the first minutes (17 %) are still in the window
-    await assert.rejects(lifecycle.finalize({ secret: 'access', actor, whenShareBelow: 0.05 }), /share reached 16\.7% in a minute of the last 15 \(threshold 5%\)/)
+    await assert.rejects(rotation.finalize({ secret: 'access', actor, whenShareBelow: 0.05 }), /share reached 16\.7% in a minute of the last 15 \(threshold 5%\)/)
 
     clock.advance(3 * MIN) // 19 min: every minute of the window below 5 %
-    const report = await lifecycle.finalize({ secret: 'access', actor, whenShareBelow: 0.05 })
+    const report = await rotation.finalize({ secret: 'access', actor, whenShareBelow: 0.05 })
     assert.equal(report.changed, true)
     assert.equal(report.byShare, true)
     assert.equal(report.forced, false)
@@ -69,9 +69,9 @@ describe('finalize --when-share-below (managed, frozen clock)', () => {
   })
 
   test('the scheduler does the same with REKEY_FINALIZE_WHEN_SHARE_BELOW', async () => {
-    const { lifecycle, store, scheduler } = server.service
+    const { rotation, store, scheduler } = server.service
     assert.ok(scheduler !== null)
-    const rotated = await lifecycle.rotate({ secret: 'access', actor })
+    const rotated = await rotation.rotate({ secret: 'access', actor })
     const fresh = rotated.staged[0]?.kid as string
     const old = rotated.changes.find((c) => c.to === 'previous')?.kid as string
     const t0 = clock.now()

@@ -33,7 +33,7 @@ describe('rekey rotate --secret master-key', () => {
     db = join(dir, 'rekey.db')
     const server = await testServer({ dir, env: { REKEY_MASTER_KEY: b64(oldKey), REKEY_SCHEDULER: 'off' } })
     user = await signedIn(server)
-    await server.service.lifecycle.rotate({ secret: 'access', actor: { operator: 'alice', requestId: null } })
+    await server.service.rotation.rotate({ secret: 'access', actor: { operator: 'alice', requestId: null } })
     // A db-rotation URL sealed in the store, as rotate-db keeps it.
     await server.service.store.upsertSecret({ name: 'DATABASE_URL', kind: 'database', cadenceDays: 180 })
     await server.service.store.setSetting('secret.DATABASE_URL', seal(oldKey, 'postgres://app_a:pw@db/app', 'setting:secret.DATABASE_URL'))
@@ -61,7 +61,7 @@ describe('rekey rotate --secret master-key', () => {
     const both = await testServer({ dir, env: { REKEY_MASTER_KEY: b64(newKey), REKEY_MASTER_KEY_PREV: b64(oldKey), REKEY_SCHEDULER: 'off' } })
     try {
       assert.equal((await both.request('GET', '/api/auth/me', { token: user.accessToken })).statusCode, 200)
-      await both.service.lifecycle.rollback({ secret: 'access', actor: { operator: 'alice', requestId: null } })
+      await both.service.rotation.rollback({ secret: 'access', actor: { operator: 'alice', requestId: null } })
     } finally {
       await both.stop()
     }
@@ -99,7 +99,7 @@ describe('rekey rotate --secret master-key', () => {
     try {
       assert.equal((await server.request('GET', '/api/auth/me', { token: user.accessToken })).statusCode, 200)
       assert.equal((await server.request('POST', '/api/auth/refresh', { body: { refreshToken: user.refreshToken } })).statusCode, 200)
-      await server.service.lifecycle.rotate({ secret: 'refresh', actor: { operator: 'alice', requestId: null } })
+      await server.service.rotation.rotate({ secret: 'refresh', actor: { operator: 'alice', requestId: null } })
     } finally {
       await server.stop()
     }

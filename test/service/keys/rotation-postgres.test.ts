@@ -7,14 +7,14 @@ import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { after, before, describe, test } from 'node:test'
 import { auditHasher } from '../../../src/service/audit/audit-hash.ts'
-import { Lifecycle } from '../../../src/service/keys/rotation.ts'
+import { KeyRotation } from '../../../src/service/keys/rotation.ts'
 import { openStore } from '../../../src/store/open.ts'
 import type { Store } from '../../../src/store/store.ts'
 import { headerOf, signedIn, testServer, type TestServer } from '../../http/support.ts'
 import { waitFor } from '../../store/support/fixtures.ts'
 import { POSTGRES_URL, REQUIRE_POSTGRES, adminQuery, freshSchema } from '../../store/support/stores.ts'
 
-const skip = POSTGRES_URL === '' && !REQUIRE_POSTGRES ? 'REKEY_TEST_POSTGRES_URL is not set; PostgreSQL lifecycle tests skipped' : false
+const skip = POSTGRES_URL === '' && !REQUIRE_POSTGRES ? 'REKEY_TEST_POSTGRES_URL is not set; PostgreSQL rotation tests skipped' : false
 
 describe('managed rotation across two instances on PostgreSQL', { skip }, () => {
   const schema = freshSchema()
@@ -22,7 +22,7 @@ describe('managed rotation across two instances on PostgreSQL', { skip }, () => 
   let a: TestServer
   let b: TestServer
   let operatorStore: Store
-  let lifecycle: Lifecycle
+  let rotation: KeyRotation
 
   before(async () => {
     if (POSTGRES_URL === '') throw new Error('REKEY_REQUIRE_POSTGRES=1 but REKEY_TEST_POSTGRES_URL is not set')
@@ -30,7 +30,7 @@ describe('managed rotation across two instances on PostgreSQL', { skip }, () => 
     a = await testServer({ env, storeOptions: { schema, applicationName: `${schema}-a` }, instanceId: 'instance-a' })
     b = await testServer({ env, storeOptions: { schema, applicationName: `${schema}-b` }, instanceId: 'instance-b' })
     operatorStore = await openStore(POSTGRES_URL, { schema, applicationName: `${schema}-cli` })
-    lifecycle = new Lifecycle({ store: operatorStore, masterKey, computeHash: auditHasher(masterKey), accessTokenTtl: 900, refreshTokenTtl: 604_800 })
+    rotation = new KeyRotation({ store: operatorStore, masterKey, computeHash: auditHasher(masterKey), accessTokenTtl: 900, refreshTokenTtl: 604_800 })
   })
 
   after(async () => {
@@ -41,7 +41,7 @@ describe('managed rotation across two instances on PostgreSQL', { skip }, () => 
   test('rotate: both instances acknowledge and sign with the new kid within a second; old tokens verify as previous', async () => {
     const user = await signedIn(a)
     const started = Date.now()
-    const report = await lifecycle.rotate({ secret: 'access', timeoutMs: 5000, actor: { operator: 'pg-test', requestId: null } })
+    const report = await rotation.rotate({ secret: 'access', timeoutMs: 5000, actor: { operator: 'pg-test', requestId: null } })
     const elapsed = Date.now() - started
     assert.equal(report.promoted, true)
     assert.equal(report.signingEverywhere, true)
@@ -60,7 +60,7 @@ describe('managed rotation across two instances on PostgreSQL', { skip }, () => 
   test('emergency: old access and refresh tokens refused on both instances within a second', async () => {
     const user = await signedIn(b)
     const started = Date.now()
-    const report = await lifecycle.emergency({ reason: 'pg drill', actor: { operator: 'pg-test', requestId: null } })
+    const report = await rotation.emergency({ reason: 'pg drill', actor: { operator: 'pg-test', requestId: null } })
     const created = new Set(report.created.map((k) => k.kid))
     await waitFor(() => [a, b].every((s) => created.has(s.service.keys.access.currentKid) && created.has(s.service.keys.refresh.currentKid)), 1000, 'both instances to load the new keys')
     for (const server of [a, b]) {

@@ -89,7 +89,7 @@ describe('webhooks from the service', () => {
 
   test('a rotation posts a notice when it starts and when it completes, after commit, with no secret in the text', async () => {
     hook.posts.length = 0
-    const report = await a.service.lifecycle.rotate({ secret: 'access', actor: { operator: 'alice', requestId: null } })
+    const report = await a.service.rotation.rotate({ secret: 'access', actor: { operator: 'alice', requestId: null } })
     await a.service.webhooks?.flush()
     const kid = report.staged[0]?.kid as string
     assert.equal(hook.posts.length, 2)
@@ -114,7 +114,7 @@ describe('webhooks from the service', () => {
   test('a failing webhook does not break a rotation; the failure is logged', async () => {
     hook.status.code = 500
     hook.posts.length = 0
-    const report = await b.service.lifecycle.rotate({ secret: 'refresh', actor: { operator: 'bob', requestId: null } })
+    const report = await b.service.rotation.rotate({ secret: 'refresh', actor: { operator: 'bob', requestId: null } })
     await b.service.webhooks?.flush()
     assert.equal(report.promoted, true)
     assert.equal(hook.posts.length, 2, 'both notices were attempted')
@@ -124,7 +124,7 @@ describe('webhooks from the service', () => {
 
   test('an emergency posts its notice, with the reason and the new kids', async () => {
     hook.posts.length = 0
-    const report = await a.service.lifecycle.emergency({ secret: 'access', reason: 'key pushed to a public repo', actor: { operator: 'dave', requestId: null } })
+    const report = await a.service.rotation.emergency({ secret: 'access', reason: 'key pushed to a public repo', actor: { operator: 'dave', requestId: null } })
     await a.service.webhooks?.flush()
     assert.equal(hook.posts.length, 1)
     assert.match(hook.posts[0]?.text ?? '', new RegExp(`emergency rotation of jwt-access by dave: revoked keys cut, ${report.created[0]?.kid} now signs; reason: key pushed to a public repo`))
@@ -143,7 +143,7 @@ test('without REKEY_WEBHOOK_URL nothing is sent and no reminder is marked sent; 
     const tick = await quiet.service.scheduler?.tick()
     assert.equal(tick?.reminders, 0)
     assert.deepEqual((await quiet.service.store.getSecret('SMTP_PASSWORD'))?.reminders.stages, [])
-    assert.equal((await quiet.service.lifecycle.rotate({ secret: 'access', actor: { operator: 'alice', requestId: null } })).promoted, true)
+    assert.equal((await quiet.service.rotation.rotate({ secret: 'access', actor: { operator: 'alice', requestId: null } })).promoted, true)
     assert.deepEqual(hook.posts, [])
   } finally {
     await quiet.stop()
@@ -153,7 +153,7 @@ test('without REKEY_WEBHOOK_URL nothing is sent and no reminder is marked sent; 
   await hook.close()
   const loud = await testServer({ dir, clock, env: { REKEY_SCHEDULER_INTERVAL: '86400', REKEY_WEBHOOK_URL: closedUrl } })
   try {
-    assert.equal((await loud.service.lifecycle.rotate({ secret: 'access', actor: { operator: 'alice', requestId: null } })).promoted, true)
+    assert.equal((await loud.service.rotation.rotate({ secret: 'access', actor: { operator: 'alice', requestId: null } })).promoted, true)
     const tick = await loud.service.scheduler?.tick()
     await loud.service.webhooks?.flush()
     assert.equal(tick?.ran, true)
