@@ -20,6 +20,7 @@ import { registerSmoke } from './commands/smoke.ts'
 import { registerStatus } from './commands/status.ts'
 import { registerUsers } from './commands/users.ts'
 import { CliExit, EXIT, type CliIo } from './context.ts'
+import { hasControlCharacters, terminalSafe } from '../core/terminal-text.ts'
 import { kidOperandsLast } from './dash-operands.ts'
 import { failureJson, failureLine, failureOf } from './failure.ts'
 
@@ -58,10 +59,11 @@ function resolveEnvFileOption(program: Command, io: CliIo): void {
   if (file !== undefined) program.setOptionValue('envFile', file)
 }
 
-/** `--operator` is recorded in the audit log: a blank name would record no one. */
+/** `--operator` is recorded in the audit log: a blank name would record no one, a control character would forge what readers see. */
 function checkOperatorOption(program: Command): void {
   const operator = program.opts<{ operator?: string }>().operator
   if (operator !== undefined && operator.trim() === '') throw new CliExit(EXIT.USAGE, '--operator needs a name (it is recorded in the audit log); leave it out to record the OS user')
+  if (operator !== undefined && hasControlCharacters(operator)) throw new CliExit(EXIT.USAGE, '--operator must not hold control, format or bidi characters (it is recorded in the audit log)')
 }
 
 /** Builds the `rekey` program: global options, then one registered command per file. */
@@ -104,9 +106,11 @@ export function buildProgram(io: CliIo = defaultIo): Command {
 }
 
 /** Runs the CLI and returns its exit code: 0 done, 1 a check said no, 2 bad usage or configuration. */
-export async function main(argv: readonly string[], io: CliIo = defaultIo): Promise<number> {
+export async function main(argv: readonly string[], rawIo: CliIo = defaultIo): Promise<number> {
+  // Every line passes here: what a command prints from stored data cannot drive the terminal.
+  const io: CliIo = { stdout: (text) => rawIo.stdout(terminalSafe(text)), stderr: (text) => rawIo.stderr(terminalSafe(text)), env: rawIo.env }
   const program = buildProgram(io)
-  if (io === defaultIo) exitQuietlyOnEpipe()
+  if (rawIo === defaultIo) exitQuietlyOnEpipe()
   try {
     await program.parseAsync(kidOperandsLast(program, argv), { from: 'user' })
     return EXIT.OK

@@ -1,6 +1,8 @@
 /** Markdown-like tables for people: `| a | b |`, a `| --- |` rule, one line per row. */
+import { escapeControls } from '../core/terminal-text.ts'
 
-const cell = (value: string): string => value.replace(/\r?\n/g, ' ').replace(/\|/g, '\\|')
+/** One cell: on one line, its `|` escaped, no control or bidi character (a stored value cannot forge a row). */
+const cell = (value: string): string => escapeControls(value.replace(/\r?\n/g, ' ')).replace(/\|/g, '\\|')
 
 /** The table as text, ending with a newline. */
 export function renderTable(header: readonly string[], rows: readonly (readonly string[])[]): string {

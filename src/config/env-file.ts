@@ -50,7 +50,7 @@ export function applyEnvChange(text: string, change: EnvChange, file = '.env'): 
     if (forms.length === 0) {
       // Name the line the value comes from (a moved secret), else where it would go.
       const source = doc.entries.find((e) => e.value === value)?.line ?? line
-      throw new RekeyError('ERR_CONFIG', `${file} line ${source}: the value for ${key} has no written form that rekey, Node's --env-file and dotenv read alike (it needs quotes and holds ', " and \` together, or a line break or carriage return): nothing was written; change it by hand`)
+      throw new RekeyError('ERR_CONFIG', `${file} line ${source}: the value for ${key} has no written form that rekey, Node's --env-file and dotenv read alike (it needs quotes and holds ', " and \` together, or a line break, a carriage return or a NUL): nothing was written; change it by hand`)
     }
     return forms
   }
@@ -110,6 +110,13 @@ const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true })
  * then write that replacement into a variable rekey was never asked to change.
  */
 export function decodeEnvFile(file: string, bytes: Uint8Array): string {
+  // process.env cannot hold a NUL: Node's --env-file and process.loadEnvFile cut the value
+  // there while util.parseEnv, dotenv and rekey read on, so no agreement check can see it.
+  const nul = bytes.indexOf(0)
+  if (nul !== -1) {
+    const line = bytes.subarray(0, nul).filter((b) => b === 0x0a).length + 1
+    throw new RekeyError('ERR_CONFIG', `${file} line ${line} holds a NUL byte, which the app (node --env-file, process.loadEnvFile) reads as the end of the value while rekey and dotenv read on: nothing was read or written; remove it`)
+  }
   try {
     return STRICT_UTF8.decode(bytes)
   } catch {

@@ -66,6 +66,7 @@ export function parseEnvDocument(text: string): EnvDocument {
   for (let i = 0; i < lines.length; i++) {
     const raw = lines[i] as string
     if (raw.includes('\r')) problems.push({ line: i + 1, message: 'a carriage return inside the line (Node drops it, dotenv starts a new line there)' })
+    if (raw.includes('\0')) problems.push({ line: i + 1, message: 'a NUL byte (the app\'s process.env ends the value there, rekey and dotenv read on)' })
     const trimmed = raw.trimStart()
     if (trimmed === '' || trimmed.startsWith('#')) continue
     const match = ASSIGNMENT.exec(raw)

@@ -99,6 +99,29 @@ describe('item 1: round trip through every parser', () => {
     assert.ok(!existsSync(`${file}.bak.1`), 'not even a backup')
   })
 
+  it('refuses a NUL byte anywhere (Node cuts the value there, process.env cannot hold it), naming the line, nothing written', async (t) => {
+    for (const [text, line] of [[`PORT=1\nJWT_SECRET=ab\0cd${OLD}\n`, 2], [`JWT_SECRET=${OLD}\n# note\0\nPORT=1\n`, 2], [`JWT_SECRET=${OLD}\nPORT=1\nX=1\0\n`, 3]] as const) {
+      const file = envFile(t, text)
+      for (const argv of [['rotate'], ['emergency'], ['gen', '--var', 'X_SECRET'], ['status']]) {
+        const r = await runBin(['--env', file, ...argv])
+        assert.equal(r.code, 2, `${argv.join(' ')}: ${r.stderr}`)
+        assert.equal(r.stderr.split('\n').length, 2, r.stderr)
+        assert.match(r.stderr, new RegExp(`^rekey: ERR_CONFIG: .*\\.env line ${line} holds a NUL byte`), argv.join(' '))
+        assert.ok(!r.stderr.includes(OLD) && !r.stderr.includes('\0'), 'no value in the message')
+        assert.equal(readFileSync(file, 'utf8'), text, `${argv.join(' ')}: the file is untouched`)
+      }
+      assert.ok(!existsSync(`${file}.bak.1`), 'not even a backup')
+    }
+  })
+
+  it('never writes a NUL: a value holding one has no written form (ERR_CONFIG), the file is untouched', async (t) => {
+    const text = `JWT_SECRET=${OLD}\n`
+    const file = envFile(t, text)
+    await assert.rejects(updateEnvFile(file, { set: { OTHER_SECRET: 'ab\0cd' } }), (err: Error & { code?: string }) => err.code === 'ERR_CONFIG' && /no written form .* or a NUL/.test(err.message))
+    assert.equal(readFileSync(file, 'utf8'), text)
+    assert.ok(!existsSync(`${file}.bak.1`))
+  })
+
   it('refuses to move a value that no single-line form reads alike, naming its line', async (t) => {
     // A multi-line single-quoted secret holding a double quote: readable, but no one-line form exists.
     const text = `PORT=1\nJWT_SECRET='${'x'.repeat(32)}\nline2"end'\n`

@@ -129,7 +129,9 @@ export async function readArchive(file: string, unseal: UnsealOptions, allowed: 
   }
   const files: ExtractedFiles = new Map()
   const writes: Promise<void>[] = []
+  const entries: ReadEntry[] = []
   let problem: string | null = null
+  const source = Readable.fromWeb(plain as unknown as WebReadableStream<Uint8Array>)
   const parser = new Parser({ strict: true })
   parser.on('entry', (entry: ReadEntry) => {
     const why = problem ?? entryProblem(entry, allowed, new Set(files.keys()))
@@ -138,6 +140,7 @@ export async function readArchive(file: string, unseal: UnsealOptions, allowed: 
       entry.resume()
       return
     }
+    entries.push(entry)
     const hash = createHash('sha256')
     const record = { bytes: 0, sha256: '' }
     files.set(entry.path, record)
@@ -153,8 +156,11 @@ export async function readArchive(file: string, unseal: UnsealOptions, allowed: 
     parser.on('error', reject)
     parser.on('end', resolve)
   })
+  // A parse error (a decompression bomb, a bad header) can come while the loop below waits on
+  // the decrypter, not on `parsed`: handle it at once, and stop reading the rest of the archive.
+  parsed.catch((err: unknown) => { source.destroy(err as Error) })
   try {
-    for await (const chunk of Readable.fromWeb(plain as unknown as WebReadableStream<Uint8Array>)) {
+    for await (const chunk of source) {
       // Backpressure; a parse error ends the wait too.
       if (!parser.write(chunk as Buffer)) await Promise.race([new Promise((resolve) => parser.once('drain', resolve)), parsed])
     }
@@ -162,6 +168,8 @@ export async function readArchive(file: string, unseal: UnsealOptions, allowed: 
     await parsed
     await Promise.all(writes)
   } catch (err) {
+    // An aborted parser never ends the entries it started: end them, or their writes wait forever.
+    for (const entry of entries) entry.destroy(err as Error)
     await Promise.allSettled(writes)
     if (err instanceof BackupError) throw err
     throw new BackupError(`the archive is damaged: ${(err as Error).message}`, { cause: err })

@@ -4,6 +4,7 @@
  */
 import { createHash, randomUUID } from 'node:crypto'
 import { RekeyError, isRekeyError } from '../../core/errors.ts'
+import { canonicalEmail } from '../../core/email.ts'
 import type { Claims } from '../../core/claims.ts'
 import type { VerifyResult } from '../../core/keyring.ts'
 import { masterKeyObject, openWithAny, seal, type MasterKey } from '../../core/seal.ts'
@@ -128,7 +129,7 @@ export class AuthService {
    */
   async checkCredentials(email: string, password: string, address: string, requestId: string | null = null): Promise<UserRecord> {
     const { throttle, clock, metrics } = this.#deps
-    const key = LoginThrottle.key(normalizeEmail(email) ?? email.trim().toLowerCase(), address)
+    const key = LoginThrottle.key(normalizeEmail(email) ?? canonicalEmail(email.trim()), address)
     const blockedUntil = await throttle.blockedUntil(key, clock.now())
     if (blockedUntil > 0) {
       metrics.logins.inc({ result: 'throttled' })

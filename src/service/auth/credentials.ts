@@ -3,14 +3,19 @@
  * look the user up, verify the password with argon2id (against a dummy hash for an unknown
  * email, so timing does not tell the two cases apart).
  */
+import { canonicalEmail, hasInvisibleCharacters } from '../../core/email.ts'
 import type { Store } from '../../store/store.ts'
 import type { UserRecord } from '../../store/types.ts'
 import type { PasswordHasher } from './passwords.ts'
 
-/** Emails: trimmed, lowercased, one @, no spaces or control characters, at most 254 characters. */
+/**
+ * Emails: trimmed, NFC and lowercased ({@link canonicalEmail}), one @, no spaces, no control,
+ * format or invisible characters, at most 254 characters. Register, login, the dashboard
+ * sign-in, `admin create`/`remove` and `users force-reset --email` all go through here.
+ */
 export function normalizeEmail(email: string): string | null {
-  const value = email.trim().toLowerCase()
-  if (value.length > 254 || !/^[^\s@\p{Cc}]{1,64}@[^\s@\p{Cc}]+\.[^\s@\p{Cc}]+$/u.test(value)) return null
+  const value = canonicalEmail(email.trim())
+  if (value.length > 254 || hasInvisibleCharacters(value) || !/^[^\s@]{1,64}@[^\s@]+\.[^\s@]+$/u.test(value)) return null
   return value
 }
 

@@ -1,4 +1,5 @@
-/** Users: accounts, roles and the token version that logout-all bumps. */
+/** Users: accounts, roles and the token version that logout-all bumps. Emails are unique in their canonical spelling (NFC, lowercased): stored and looked up so. */
+import { canonicalEmail } from '../../core/email.ts'
 import type { NewUser, Role, UserRecord, UserSecurity } from '../types.ts'
 import { bumpChange, bumpUserChange } from './changes.ts'
 import { int, text } from './executor.ts'
@@ -18,22 +19,18 @@ function toUser(row: SqlRow): UserRecord {
   }
 }
 
-/** Emails are unique case-insensitively: stored and looked up lowercased. */
-function normalizeEmail(email: string): string {
-  return email.toLowerCase()
-}
 
 export async function createUser(q: SqlExecutor, user: NewUser): Promise<UserRecord> {
   const rows = await q.all(
     `INSERT INTO users (id, email, password_hash, role, token_version, created_at)
      VALUES ($1, $2, $3, $4, 0, $5) RETURNING ${COLUMNS}`,
-    [user.id, normalizeEmail(user.email), user.passwordHash, user.role ?? 'user', user.createdAt],
+    [user.id, canonicalEmail(user.email), user.passwordHash, user.role ?? 'user', user.createdAt],
   )
   return toUser(rows[0]!)
 }
 
 export async function getUserByEmail(q: SqlExecutor, email: string): Promise<UserRecord | null> {
-  const rows = await q.all(`SELECT ${COLUMNS} FROM users WHERE email = $1`, [normalizeEmail(email)])
+  const rows = await q.all(`SELECT ${COLUMNS} FROM users WHERE email = $1`, [canonicalEmail(email)])
   return rows[0] === undefined ? null : toUser(rows[0])
 }
 
@@ -107,7 +104,7 @@ export async function setPassword(q: SqlExecutor, userId: string, passwordHash: 
 export async function forcePasswordChange(q: SqlExecutor, email: string | null): Promise<string[]> {
   const rows = email === null
     ? await q.all('UPDATE users SET must_change_password = 1, token_version = token_version + 1 RETURNING id')
-    : await q.all('UPDATE users SET must_change_password = 1, token_version = token_version + 1 WHERE email = $1 RETURNING id', [normalizeEmail(email)])
+    : await q.all('UPDATE users SET must_change_password = 1, token_version = token_version + 1 WHERE email = $1 RETURNING id', [canonicalEmail(email)])
   const ids = rows.map((row) => text(row, 'id'))
   if (email === null) {
     if (ids.length > 0) await bumpChange(q, 'revocations')

@@ -1,0 +1,44 @@
+/**
+ * Text for a terminal. What the CLI prints from stored data (audit notes, emergency reasons,
+ * operators, emails, secret names, scanned files) was typed by someone else: an escape
+ * sequence in it could clear the reader's screen or move the cursor, a carriage return
+ * could overwrite a line with a forged one, a bidi override (U+202E) could reverse what is
+ * read. Each such character is shown as its code instead (`\u001b`), so the reader sees
+ * what is stored and the terminal obeys none of it.
+ */
+
+/**
+ * C0 and C1 controls and DEL (category Cc), format characters (Cf: bidi overrides and
+ * isolates, zero-width characters, the soft hyphen) and the line and paragraph separators.
+ */
+const UNSAFE = /[\p{Cc}\p{Cf}\u2028\u2029]/u
+const UNSAFE_ALL = new RegExp(UNSAFE.source, 'gu')
+/** The same, but line feeds pass: for whole output blocks, whose lines end with `\n`. */
+const UNSAFE_BUT_NEWLINE = /(?!\n)[\p{Cc}\p{Cf}\u2028\u2029]/gu
+
+function codeOf(char: string): string {
+  const point = char.codePointAt(0) as number
+  return point > 0xffff ? `\\u{${point.toString(16)}}` : `\\u${point.toString(16).padStart(4, '0')}`
+}
+
+/** Whether `text` holds a control, format or separator character (`--operator` refuses them). */
+export function hasControlCharacters(text: string): boolean {
+  return UNSAFE.test(text)
+}
+
+/** `text` with every control, format and separator character written as its code: one safe line. */
+export function escapeControls(text: string): string {
+  return text.replace(UNSAFE_ALL, codeOf)
+}
+
+/**
+ * A block of output as the CLI writes it: line feeds kept, every other control, format and
+ * separator character written as its code. JSON stays valid and means the same (the codes
+ * are JSON escapes, and outside strings JSON holds none of these characters). A carriage
+ * return that opens the block is kept: the progress bar redraws its line with it, and at the
+ * start of a line it moves nothing.
+ */
+export function terminalSafe(text: string): string {
+  if (text.startsWith('\r')) return `\r${text.slice(1).replace(UNSAFE_BUT_NEWLINE, codeOf)}`
+  return text.replace(UNSAFE_BUT_NEWLINE, codeOf)
+}
