@@ -113,13 +113,16 @@ try {
   const [published, leaseCount] = await timed(() => publishLiveSessionCounts(store, Date.now()))
   row('lease holder: count of the previous refresh kid (partial index)', ms(leaseCount), `${[...published.counts.values()].join(', ')} live; once a tick, one instance`)
 
+  // The bench's own first fetch loads undici (10-20 ms in this process, not the server's time):
+  // one ping warms the client; the instance's first /metrics scrape is still among those timed.
+  await fetch(`${instances[0]?.url}/api/health/ping`).then((r) => r.text())
   const metricsTimes: number[] = []
   for (let i = 0; i < 20; i++) {
     const [res, t] = await timed(() => fetch(`${instances[0]?.url}/metrics`, { headers: { authorization: `Bearer ${metricsToken}` } }).then((r) => r.text()))
     if (!res.includes('rekey_live_sessions{')) throw new Error('no live-session gauge in /metrics')
     metricsTimes.push(t)
   }
-  row('GET /metrics p50 / p99 (20 scrapes)', `${ms(pct(metricsTimes, 0.5))} / ${ms(pct(metricsTimes, 0.99))}`, 'target < 20 ms')
+  row('GET /metrics p50 / p99 (20 scrapes)', `${ms(pct(metricsTimes, 0.5))} / ${ms(pct(metricsTimes, 0.99))}`, `target < 20 ms; the instance's first scrape ${ms(metricsTimes[0] as number)}`)
   const rotation = new KeyRotation({ store, masterKey, computeHash: auditHasher(masterKey), accessTokenTtl: 900, refreshTokenTtl: 604_800 })
   const statusTimes: number[] = []
   for (let i = 0; i < 10; i++) statusTimes.push((await timed(() => rotation.status()))[1])
