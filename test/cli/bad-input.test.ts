@@ -34,7 +34,6 @@ describe('rekey gen --var never silently replaces a value', () => {
   for (const [variable, pointer] of [
     ['JWT_SECRET', /JWT_SECRET already holds a live key in \S+: gen would replace it at once and every token it signed would be refused; rotate it instead \(the old key keeps working until finalize\): rekey --env \S+\/\.env rotate; or give --force/],
     ['JWT_REFRESH_SECRET', /JWT_REFRESH_SECRET already holds a live key in .*: rekey --env \S+ rotate --secret refresh; or give --force/],
-    ['SMTP_PASSWORD', /SMTP_PASSWORD already has a value in \S+: gen would replace it at once, and whatever uses it stops working; give --force/],
   ] as const) {
     test(`${variable}: exit 2, pointing at what to do, nothing written`, async (t) => {
       const { dir, file } = envFile(t)
@@ -55,16 +54,20 @@ describe('rekey gen --var never silently replaces a value', () => {
     assert.equal(JSON.parse(r.stderr).error, 'ERR_USAGE')
   })
 
-  test('an empty variable or a new one is written; --force replaces a live key', async (t) => {
+  test('an empty variable or a new one is written; another value is replaced with a warning; --force replaces a live key', async (t) => {
     const { file } = envFile(t)
-    for (const argv of [['--var', 'PLACEHOLDER'], ['--var', 'SESSION_SECRET'], ['--var', 'JWT_SECRET', '--force']]) {
+    for (const argv of [['--var', 'PLACEHOLDER'], ['--var', 'SESSION_SECRET'], ['--var', 'SMTP_PASSWORD'], ['--var', 'JWT_SECRET', '--force']]) {
       const r = await runCli(['--env-file', file, 'gen', ...argv])
       assert.equal(r.code, 0, `${argv.join(' ')}: ${r.stderr}`)
+      const replaced = argv[1] === 'SMTP_PASSWORD' || argv[1] === 'JWT_SECRET'
+      assert.equal(/rekey: warning: replaced the value \w+ had in /.test(r.stderr), replaced, `${argv.join(' ')}: ${r.stderr}`)
+      for (const secret of [JWT, REFRESH, SMTP]) assert.ok(!`${r.stdout}${r.stderr}`.includes(secret), 'no value printed')
     }
     const vars = parseEnv(readFileSync(file, 'utf8'))
-    for (const name of ['PLACEHOLDER', 'SESSION_SECRET', 'JWT_SECRET']) assert.match(vars[name] ?? '', /^[0-9a-f]{64}$/, name)
+    for (const name of ['PLACEHOLDER', 'SESSION_SECRET', 'SMTP_PASSWORD', 'JWT_SECRET']) assert.match(vars[name] ?? '', /^[0-9a-f]{64}$/, name)
     assert.notEqual(vars.JWT_SECRET, JWT)
-    assert.equal(vars.SMTP_PASSWORD, SMTP)
+    assert.notEqual(vars.SMTP_PASSWORD, SMTP)
+    assert.equal(vars.JWT_REFRESH_SECRET, REFRESH)
   })
 })
 

@@ -31,16 +31,17 @@ function quoteArg(value: string): string {
 }
 
 /**
- * `gen --var NAME` into a file that already gives NAME a value would replace a live secret at
- * once: every token a JWT key signed refused, every value a data key encrypted unreadable, a
- * provider's password no longer the one it expects. Refused (`ERR_USAGE`, exit 2) unless
- * `--force`, naming the rotation that keeps the old key working meanwhile.
+ * `gen --var NAME` into a file where NAME already holds a live key would replace it at once:
+ * every token a JWT key signed refused, every value a data key encrypted unreadable. Refused
+ * (`ERR_USAGE`, exit 2) unless `--force`, naming the rotation that keeps the old key working
+ * meanwhile. Any other value is replaced, with a warning (the old file is a backup generation).
  */
-function refuseOverwrite(file: string, variable: string, current: string | undefined): void {
+function checkOverwrite(io: CliIo, file: string, variable: string, current: string | undefined, force: boolean): void {
   if (current === undefined || current === '') return
   const rotation = ROTATION_OF[variable]
-  if (rotation === undefined) {
-    throw new CliExit(EXIT.USAGE, `${variable} already has a value in ${file}: gen would replace it at once, and whatever uses it stops working; give --force to replace it (the old file is kept as a backup generation)`)
+  if (rotation === undefined || force) {
+    io.stderr(`rekey: warning: replaced the value ${variable} had in ${file} (the old file is kept as a backup generation beside it); whatever uses ${variable} needs the new value\n`)
+    return
   }
   const command = `rekey --env ${quoteArg(file)} rotate${rotation.secret === undefined ? '' : ` --secret ${rotation.secret}`}`
   throw new CliExit(EXIT.USAGE, `${variable} already holds a live key in ${file}: gen would replace it at once and ${rotation.what}; rotate it instead (the old key keeps working until finalize): ${command}; or give --force to replace it anyway`)
@@ -54,7 +55,7 @@ export function registerGen(program: Command, io: CliIo): void {
     .option('--bytes <n>', 'random bytes, 32 to 64', bytesArg, 32)
     .option('--encoding <encoding>', 'hex, base64 or base64url', 'hex')
     .option('--var <name>', 'the variable to set in --env-file')
-    .option('--force', 'replace a value the variable already has (a live key: use rekey rotate instead)')
+    .option('--force', 'replace a live key (JWT_SECRET, ENCRYPTION_KEY...) at once; rekey rotate keeps the old one working meanwhile')
     .addHelpText('after', '\nExamples:\n  rekey gen\n  rekey gen --bytes 64 --encoding base64url\n  rekey --env .env gen --var JWT_SECRET')
     .action(async (options: GenOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions & GenOptions>()
@@ -71,7 +72,7 @@ export function registerGen(program: Command, io: CliIo): void {
       }
       if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(options.var)) throw new CliExit(EXIT.USAGE, '--var must be a variable name')
       const audit = await applyEnvGen(io, globals, options.var, secret, `new ${options.bytes}-byte ${options.encoding} secret`, (current) => {
-        if (options.force !== true) refuseOverwrite(globals.envFile as string, options.var as string, current)
+        checkOverwrite(io, globals.envFile as string, options.var as string, current, options.force === true)
       })
       const report = { file: globals.envFile, variable: options.var, bytes: options.bytes, encoding: options.encoding, audit }
       io.stdout(globals.json === true ? `${JSON.stringify(report)}\n` : `wrote a new ${options.bytes}-byte secret to ${options.var} in ${globals.envFile}\n`)
