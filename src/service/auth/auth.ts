@@ -170,7 +170,7 @@ export class AuthService {
   /** 403 with a short-lived token that can only set a new password (`POST /api/auth/password`). */
   #passwordChangeRequired(user: UserRecord): ServiceError {
     this.#deps.metrics.logins.inc({ result: 'password_change_required' })
-    const iat = Math.floor(this.#deps.clock.now() / 1000)
+    const iat = this.#issuedAt(this.#deps.clock.now())
     // Signed with the refresh keyring: its keys never leave rekey, so no other service can take it for an access token.
     const token = this.#deps.keys.refresh.sign(
       { sub: user.id, ver: user.tokenVersion, token_use: 'password_change', iat, exp: iat + PASSWORD_CHANGE_TTL },
@@ -198,8 +198,17 @@ export class AuthService {
     return { accessToken, refreshToken, tokenType: 'Bearer', expiresIn: this.#deps.settings.accessTokenTtl }
   }
 
+  /**
+   * A token's `iat`: now in seconds, but never before the global not-before. An emergency's
+   * not-before is the second after it (a token of the emergency's own second is refused, `iat`
+   * having no finer grain), so a token issued later in that second says the next one.
+   */
+  #issuedAt(now: number): number {
+    return Math.max(Math.floor(now / 1000), this.#deps.revocations.notBefore)
+  }
+
   #signAccess(user: CachedUser, sid: string, now: number): string {
-    const iat = Math.floor(now / 1000)
+    const iat = this.#issuedAt(now)
     const { issuer, audience } = this.#deps.settings
     return this.#deps.keys.access.sign(
       { sub: user.id, sid, ver: user.tokenVersion, token_use: 'access', iat, exp: iat + this.#deps.settings.accessTokenTtl },
@@ -212,7 +221,7 @@ export class AuthService {
    * so a used token whose row was pruned is still seen as a reuse.
    */
   #signRefresh(userId: string, sid: string, now: number, exp: number): string {
-    return this.#deps.keys.refresh.sign({ sub: userId, sid, token_use: 'refresh', iat: Math.floor(now / 1000), exp }, { jwtId: randomUUID() })
+    return this.#deps.keys.refresh.sign({ sub: userId, sid, token_use: 'refresh', iat: this.#issuedAt(now), exp }, { jwtId: randomUUID() })
   }
 
   #checkRefresh(token: string, use: 'refresh' | 'password_change' = 'refresh'): Claims {

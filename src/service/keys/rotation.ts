@@ -474,7 +474,10 @@ export class KeyRotation {
       const changes = planEmergency(keyset.keys, purposes, now, `emergency: ${reason}`)
       const insert = purposes.map((p) => newManagedKey(masterKey, p, now, this.#algFor(p, keyset.keys)))
       const revokedKids = new Set(changes.map((c) => c.kid))
-      const notBefore = Math.floor(now / 1000)
+      // The second after the emergency: `iat` counts whole seconds, so a token issued earlier in
+      // the emergency's own second has the same `iat` as the emergency and must be refused too
+      // (the service stamps tokens issued later in that second with this not-before).
+      const notBefore = Math.floor(now / 1000) + 1
       let version: number
       try {
         // First and small, whatever the number of sessions: the new keys and the not-before,

@@ -14,7 +14,7 @@ import { KeyRotation } from '../../../src/service/keys/rotation.ts'
 import { NOT_BEFORE_SETTING } from '../../../src/service/auth/revocations.ts'
 import type { Store } from '../../../src/store/store.ts'
 import { runCli } from '../../cli/helpers.ts'
-import { headerOf, signedIn, testServer, type TestServer } from '../../http/support.ts'
+import { TestClock, claimsOf, headerOf, signedIn, testServer, type TestServer } from '../../http/support.ts'
 import { waitFor } from '../../store/support/fixtures.ts'
 import { sqliteFactory, type TestDatabase } from '../../store/support/stores.ts'
 
@@ -59,6 +59,36 @@ describe('emergency', () => {
     const row = (await server.service.store.listAudit()).find((e) => e.method === 'emergency')
     assert.equal(row?.operator, 'oncall')
     assert.match(row?.notes ?? '', /every session ended.*reason: key in a public gist/)
+  })
+})
+
+describe('emergency within one second (iat counts whole seconds)', () => {
+  let server: TestServer
+  // Frozen 200 ms into a second: a login, the emergency and a new login all fall in that second.
+  const clock = new TestClock(Math.floor(Date.now() / 1000) * 1000 + 200)
+  before(async () => { server = await testServer({ clock }) })
+  after(async () => { await server.stop() })
+
+  test('a token issued earlier in the emergency\'s second is refused; one issued later in it works', async () => {
+    const before = await signedIn(server)
+    assert.equal((await server.request('GET', '/api/auth/me', { token: before.accessToken })).statusCode, 200)
+    clock.advance(100)
+    // Refresh only: the access key stays, so only the not-before can refuse the older access token.
+    const report = await server.service.rotation.emergency({ secret: 'refresh', reason: 'same second', actor: { operator: 'oncall', requestId: null } })
+    await waitFor(() => server.service.revocations.notBefore > 0, 1000, 'the not-before')
+    assert.equal(Date.parse(report.notBefore), Math.floor(clock.now() / 1000) * 1000 + 1000, 'the not-before is the second after the emergency')
+    for (const token of [before.accessToken]) {
+      const me = await server.request('GET', '/api/auth/me', { token })
+      assert.equal(me.statusCode, 401, 'the access token of the emergency\'s own second')
+    }
+    assert.equal((await server.request('POST', '/api/auth/refresh', { body: { refreshToken: before.refreshToken } })).statusCode, 401)
+    clock.advance(100)
+    const fresh = await server.request('POST', '/api/auth/login', { body: { email: before.email, password: before.password } })
+    assert.equal(fresh.statusCode, 200)
+    const pair = fresh.json() as { accessToken: string, refreshToken: string }
+    assert.equal(claimsOf(pair.accessToken).iat, Date.parse(report.notBefore) / 1000, 'stamped with the not-before, less than a second ahead')
+    assert.equal((await server.request('GET', '/api/auth/me', { token: pair.accessToken })).statusCode, 200)
+    assert.equal((await server.request('POST', '/api/auth/refresh', { body: { refreshToken: pair.refreshToken } })).statusCode, 200)
   })
 })
 
