@@ -71,7 +71,8 @@ export function parseEnvDocument(text: string): EnvDocument {
     if (trimmed === '' || trimmed.startsWith('#')) continue
     const match = ASSIGNMENT.exec(raw)
     if (match === null) {
-      if (raw.includes('=') || /^\s*[\w.-]+:\s/.test(raw)) problems.push({ line: i + 1, message: 'not a KEY=value line rekey can read (Node or dotenv may read it as an assignment)' })
+      if (i === 0 && raw.startsWith('\ufeff')) problems.push({ line: 1, message: 'the file starts with a byte-order mark (U+FEFF): Node reads the first name with it; save the file as UTF-8 without BOM' })
+      else if (raw.includes('=') || /^\s*[\w.-]+:\s/.test(raw)) problems.push({ line: i + 1, message: 'not a KEY=value line rekey can read (Node or dotenv may read it as an assignment)' })
       continue
     }
     const prefix = match[1] as string
@@ -156,9 +157,11 @@ function lineOf(doc: EnvDocument, key: string): number {
   const own = doc.entries.filter((e) => e.key === key).at(-1)
   if (own !== undefined) return own.line
   const escaped = key.replace(/[.*+?^${}()|[\]\\-]/g, '\\$&')
-  const re = new RegExp(`^\\s*(?:export\\s+)?${escaped}\\s*[=:]`)
-  const index = doc.lines.findIndex((l) => re.test(l))
-  return index + 1
+  // After a carriage return too: dotenv starts a new line there, rekey and Node do not.
+  const re = new RegExp(`(?:^|\\r)\\s*(?:export\\s+)?${escaped}\\s*[=:]`)
+  let index = doc.lines.findIndex((l) => re.test(l))
+  if (index < 0) index = doc.lines.findIndex((l) => l.includes(key))
+  return Math.max(index, 0) + 1
 }
 
 /**

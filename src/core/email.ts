@@ -1,10 +1,12 @@
 /**
- * The one spelling of an email under which it is stored and looked up: Unicode NFC, then
- * lowercased (and NFC again, as lowercasing can decompose: `İ` becomes `i` + U+0307).
- * `café` typed precomposed (U+00E9) or as `e` + U+0301 is one address, not two accounts.
+ * The one spelling of an email under which it is stored and looked up: Unicode NFKC, then
+ * lowercased (and NFKC again, as lowercasing can decompose: `İ` becomes `i` + U+0307).
+ * `café` typed precomposed (U+00E9) or as `e` + U+0301 is one address, not two accounts; so
+ * are `ａdmin` (fullwidth) and `admin`, `ﬁ` (a ligature) and `fi`. Look-alikes from other
+ * scripts (a Cyrillic `а`) stay distinct addresses, as they are for mail servers.
  */
 export function canonicalEmail(email: string): string {
-  return email.normalize('NFC').toLowerCase().normalize('NFC')
+  return email.normalize('NFKC').toLowerCase().normalize('NFKC')
 }
 
 /**

@@ -11,14 +11,20 @@
  * C0 and C1 controls and DEL (category Cc), format characters (Cf: bidi overrides and
  * isolates, zero-width characters, the soft hyphen) and the line and paragraph separators.
  */
-const UNSAFE = /[\p{Cc}\p{Cf}\u2028\u2029]/u
+/**
+ * The zero-width non-joiner and joiner (U+200C, U+200D) pass: they move and reverse nothing,
+ * and text needs them (Persian spelling, emoji sequences such as 👩‍💻).
+ */
+const UNSAFE = /(?![\u200c\u200d])[\p{Cc}\p{Cf}\u2028\u2029]/u
 const UNSAFE_ALL = new RegExp(UNSAFE.source, 'gu')
-/** The same, but line feeds pass: for whole output blocks, whose lines end with `\n`. */
-const UNSAFE_BUT_NEWLINE = /(?!\n)[\p{Cc}\p{Cf}\u2028\u2029]/gu
+/** The same, but line feeds and tabs pass: for whole output blocks, whose lines end with `\n`. */
+const UNSAFE_BUT_NEWLINE = /(?![\n\t\u200c\u200d])[\p{Cc}\p{Cf}\u2028\u2029]/gu
 
+/** `\uXXXX`, a surrogate pair of them above U+FFFF: an escape JSON and JavaScript both read. */
 function codeOf(char: string): string {
-  const point = char.codePointAt(0) as number
-  return point > 0xffff ? `\\u{${point.toString(16)}}` : `\\u${point.toString(16).padStart(4, '0')}`
+  let out = ''
+  for (let i = 0; i < char.length; i++) out += `\\u${char.charCodeAt(i).toString(16).padStart(4, '0')}`
+  return out
 }
 
 /** Whether `text` holds a control, format or separator character (`--operator` refuses them). */

@@ -5,8 +5,11 @@ import path from 'node:path'
 import { describe, it } from 'node:test'
 import { runBin, tempDir } from './helpers.ts'
 
-/** Anything a terminal would act on: C0/C1 controls but the line feed, DEL, bidi and zero-width characters. */
-const ACTIVE = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u00ad\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]/
+/**
+ * Anything a terminal would act on: C0/C1 controls but the line feed and tab, DEL, bidi and
+ * zero-width characters but the joiner and non-joiner (text needs them), astral format characters.
+ */
+const ACTIVE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u00ad\u200b\u200e\u200f\u2028-\u202e\u2066-\u2069\ufeff]|\u{e0001}|[\u{e0020}-\u{e007f}]/u
 
 function envFile(dir: string): string {
   const file = path.join(dir, '.env')
@@ -57,5 +60,27 @@ describe('stored text reaches the terminal inert', () => {
     }
     const table = await runBin(['--env-file', file, 'audit'], { cwd: dir })
     assert.match(table.stdout, /^no audit rows in /)
+  })
+
+  it('--json stays valid JSON with astral format characters (tag characters of a flag emoji); joiners and tabs are text', async (t) => {
+    const dir = tempDir(t)
+    const file = envFile(dir)
+    const flag = 'leak \u{1f3f4}\u{e0067}\u{e0062}\u{e0073}\u{e0063}\u{e0074}\u{e007f}'
+    const coder = 'by \u{1f469}\u200d\u{1f4bb}\tmy\u200cname'
+    assert.equal((await runBin(['--env-file', file, 'emergency', '--reason', flag], { cwd: dir })).code, 0)
+    assert.equal((await runBin(['--env-file', file, 'record', 'SMTP_PASSWORD', '--notes', coder], { cwd: dir })).code, 0)
+    const json = await runBin(['--env-file', file, '--json', 'audit'], { cwd: dir })
+    assert.equal(json.code, 0, json.stderr)
+    assert.doesNotMatch(json.stdout, ACTIVE)
+    const notes = (JSON.parse(json.stdout) as { notes: string }[]).map((row) => row.notes)
+    assert.ok(notes.some((n) => n.includes(flag)), 'the stored reason, exactly')
+    assert.ok(notes.includes(coder))
+    const table = await runBin(['--env-file', file, 'audit'], { cwd: dir })
+    assert.doesNotMatch(table.stdout, ACTIVE)
+    assert.ok(table.stdout.includes('\\udb40\\udc67'), 'an astral code as a surrogate pair')
+    assert.ok(table.stdout.includes('\u{1f469}\u200d\u{1f4bb}') && table.stdout.includes('my\u200cname'), 'joiners pass')
+    const bad = await runBin(['--json', '--store', path.join(dir, 'x\u{e0041}.db'), 'status'], { cwd: dir })
+    assert.notEqual(bad.code, 0)
+    assert.doesNotThrow(() => JSON.parse(bad.stderr), 'the error object is valid JSON')
   })
 })

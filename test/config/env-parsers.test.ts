@@ -14,7 +14,7 @@ import { after, before, describe, it } from 'node:test'
 import dotenv from 'dotenv'
 import fc from 'fast-check'
 import { parseEnv, updateEnvFile, type EnvChange } from '../../src/config/env-file.ts'
-import { dotenvReading, parseEnvDocument } from '../../src/config/env-syntax.ts'
+import { disagreements, dotenvReading, parseEnvDocument } from '../../src/config/env-syntax.ts'
 import { envLayout, planFinalize, planRollback, planRotate, tokenLifetimeOf } from '../../src/core/env-rotation.ts'
 import { isRekeyError } from '../../src/core/errors.ts'
 
@@ -197,5 +197,15 @@ describe('env-file rewrites agree across rekey, Node and dotenv', () => {
     const now = new Date('2026-01-01T00:00:00Z')
     assert.ok(await apply(file, planRotate(vars, envLayout(vars), FRESH, now, false)))
     assertAllRead(file, { PORT: '3000', OTHER: '\\', JWT_SECRET: FRESH, JWT_SECRET_PREV: '#', JWT_SECRET_ROTATED_AT: now.toISOString(), TAIL: 'end' }, 'after rotate')
+  })
+
+  it('every refusal names a real line: a name only dotenv sees after a carriage return, a byte-order mark', () => {
+    for (const text of ['A=1\rOTHER=2\n', 'PORT=3000\nA=x\r OTHER=2\nB=3\n', '\ufeffJWT_SECRET=abc\n']) {
+      const problems = disagreements(parseEnvDocument(text), text)
+      assert.ok(problems.length > 0, JSON.stringify(text))
+      for (const p of problems) assert.ok(p.line >= 1 && p.line <= text.split('\n').length, `${JSON.stringify(text)}: line ${p.line}`)
+    }
+    const bom = disagreements(parseEnvDocument('\ufeffJWT_SECRET=abc\n'), '\ufeffJWT_SECRET=abc\n')
+    assert.match(bom[0]?.message ?? '', /byte-order mark/)
   })
 })

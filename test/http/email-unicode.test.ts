@@ -56,6 +56,15 @@ describe('Unicode in emails', () => {
     assert.match(reset.stdout, /^1 user must set a new password/)
   })
 
+  test('compatibility forms are one account too: fullwidth letters and ligatures fold (NFKC)', async () => {
+    for (const [first, second] of [['admin@fold.test', '\uff41dmin@fold.test'], ['\ufb01le@fold.test', 'file@fold.test']]) {
+      assert.equal((await post(`${server.url}/api/auth/register`, { email: first, password: PASSWORD })).status, 201, JSON.stringify(first))
+      const twice = await post(`${server.url}/api/auth/register`, { email: second, password: PASSWORD })
+      assert.equal(twice.status, 409, JSON.stringify(second))
+      assert.equal((await post(`${server.url}/api/auth/login`, { email: second, password: PASSWORD })).status, 200)
+    }
+  })
+
   test('admin create finds the account under the other spelling, and refuses a bidi character (exit 2)', async () => {
     const email = `ren\u00e9-${randomBytes(3).toString('hex')}@example.test`
     assert.equal((await post(`${server.url}/api/auth/register`, { email, password: PASSWORD })).status, 201)
