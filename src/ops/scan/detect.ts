@@ -7,6 +7,7 @@ import { performance } from 'node:perf_hooks'
 import { lintSource } from '@secretlint/core'
 import { secretLintProfiler } from '@secretlint/profiler'
 import { creator as recommendedPreset } from '@secretlint/secretlint-rule-preset-recommend'
+import { escapeControls } from '../../core/terminal-text.ts'
 import { fingerprintOf, LIVE_RULE, maskSecret, type Finding } from './finding.ts'
 import { emergencyCommandOf, type LiveMatcher } from './live-secrets.ts'
 
@@ -73,8 +74,10 @@ export async function detect(text: string, origin: TextOrigin, matcher: LiveMatc
     sinceFlush = 0
     await flushProfiler()
   }
+  // secretlint names its profiler marks after the path and fails on a CR or LF in one (and
+  // on an empty one): it gets the path with its controls escaped; findings keep the real one.
   const result = await lintSource({
-    source: { content: text, filePath: origin.file, contentType: 'text' },
+    source: { content: text, filePath: escapeControls(origin.file) || '(unnamed)', contentType: 'text' },
     options: { config: CONFIG, maskSecrets: false, noPhysicFilePath: true },
   })
   for (const m of result.messages as LintMessage[]) {

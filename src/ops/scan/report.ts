@@ -4,6 +4,7 @@
  */
 import { readFile } from 'node:fs/promises'
 import { RekeyError } from '../../core/errors.ts'
+import { escapeControls } from '../../core/terminal-text.ts'
 import { ENV_FILE_RULE, LIVE_RULE, REKEY_FILE_RULE, type Finding } from './finding.ts'
 import type { ScanResult } from './scan.ts'
 
@@ -95,9 +96,10 @@ export function formatSarif(findings: readonly Finding[], version: string): stri
 export function formatText(result: ScanResult, findings: readonly Finding[], suppressed: number): string {
   const out: string[] = []
   for (const f of findings) {
-    const where = `${f.file}:${f.line}${f.commit === undefined ? '' : ` @ ${f.commit.slice(0, 12)}`}`
+    // A path's LF or CR would start a forged line: every control is shown as its code.
+    const where = `${escapeControls(f.file)}:${f.line}${f.commit === undefined ? '' : ` @ ${f.commit.slice(0, 12)}`}`
     out.push(`${f.live ? 'LIVE ' : ''}${where}  ${f.rule}  ${f.preview}`.trimEnd())
-    out.push(`  ${f.message}`)
+    out.push(`  ${escapeControls(f.message)}`)
   }
   const live = findings.filter((f) => f.live).length
   if (live > 0) out.push('', `${live} live rekey secret(s) found: they still sign or verify tokens. Run the emergency command each one names now (\`rekey emergency\`, or \`rekey --env FILE emergency\` for a secret of an env file), then remove them from the repository.`)
