@@ -104,7 +104,7 @@ export function formatText(result: ScanResult, findings: readonly Finding[], sup
   const live = findings.filter((f) => f.live).length
   if (live > 0) out.push('', `${live} live rekey secret(s) found: they still sign or verify tokens. Run the emergency command each one names now (\`rekey emergency\`, or \`rekey --env FILE emergency\` for a secret of an env file), then remove them from the repository.`)
   const scope = result.commits > 0 ? `${result.commits} commits, ${result.files} file changes` : `${result.files} files`
-  const extra = [suppressed > 0 ? `${suppressed} suppressed by the baseline` : '', result.skipped > 0 ? `${result.skipped} skipped (binary or over 1 MiB)` : ''].filter((s) => s !== '')
+  const extra = [suppressed > 0 ? `${suppressed} suppressed by the baseline` : '', result.skipped > 0 ? `${result.skipped} skipped (binary, over 1 MiB or unreadable)` : ''].filter((s) => s !== '')
   out.push(`${findings.length === 0 ? 'no leaks found' : `${findings.length} finding(s)`} in ${scope}${extra.length > 0 ? `; ${extra.join(', ')}` : ''}`)
   return `${out.join('\n')}\n`
 }
