@@ -74,11 +74,14 @@ describe('rekey scan and file names', () => {
     assert.match(stdout, /^2 finding\(s\) in 1 commits, 3 file changes$/m)
   })
 
-  test('the working tree: a name with LF and CR is scanned, shown escaped, exit 1', (t) => {
+  test('the working tree: a name with LF and CR, or secretlint\'s ::end, is scanned, shown escaped, exit 1', (t) => {
     const root = tempDir(t)
     const forged = 'config.env\nno leaks found in 1 files\r\n'
     write(root, forged, `x=${tokenOf('w')}\n`)
     write(root, 'ok.txt', `x=${tokenOf('o')}\n`)
+    // secretlint's profiler reads `::end` and `::start` in its own mark names.
+    write(root, 'x::end||y.env', `x=${tokenOf('e')}\n`)
+    write(root, 'x::start', `x=${tokenOf('s')}\n`)
 
     const text = rekey(root, 'scan', '.')
     assert.equal(text.code, 1, text.stderr)
@@ -87,12 +90,13 @@ describe('rekey scan and file names', () => {
     assert.match(text.stdout, /^ok\.txt:1 {2}@secretlint\/secretlint-rule-github {2}ghp_…$/m)
     assert.doesNotMatch(text.stdout, /^no leaks found/m, 'no forged line')
     assert.doesNotMatch(text.stdout, /\r/)
-    assert.match(text.stdout, /^2 finding\(s\) in 2 files$/m)
+    assert.match(text.stdout, /^x::end\|\|y\.env:1 {2}@secretlint/m)
+    assert.match(text.stdout, /^4 finding\(s\) in 4 files$/m)
 
     const json = rekey(root, 'scan', '.', '--format', 'json')
     assert.equal(json.code, 1, json.stderr)
     const files = (JSON.parse(json.stdout) as { findings: JsonFinding[] }).findings.map((f) => f.file).sort()
-    assert.deepEqual(files, [forged, 'ok.txt'].sort())
+    assert.deepEqual(files, [forged, 'ok.txt', 'x::end||y.env', 'x::start'].sort())
   })
 
   test('the working tree of a git repository: the same names, tracked', (t) => {

@@ -65,6 +65,16 @@ async function flushProfiler(): Promise<void> {
   performance.clearMeasures()
 }
 
+/**
+ * The path secretlint is given; findings keep the real one. Its profiler names marks
+ * `…::end||<path>` and reads them back with a regular expression: a CR, LF or U+2028/9 in the
+ * path, or a `::end` of its own, makes it measure from a mark never set, which throws out of
+ * reach of any catch. An empty path is refused outright.
+ */
+function profilerSafePath(file: string): string {
+  return escapeControls(file).replace(/:(?=:)/g, ':\\') || '(unnamed)'
+}
+
 /** Finds leaks in `text`: every secretlint match, and every live rekey secret. */
 export async function detect(text: string, origin: TextOrigin, matcher: LiveMatcher): Promise<Finding[]> {
   const lineOf = origin.lineOf ?? ((line: number) => line)
@@ -74,10 +84,8 @@ export async function detect(text: string, origin: TextOrigin, matcher: LiveMatc
     sinceFlush = 0
     await flushProfiler()
   }
-  // secretlint names its profiler marks after the path and fails on a CR or LF in one (and
-  // on an empty one): it gets the path with its controls escaped; findings keep the real one.
   const result = await lintSource({
-    source: { content: text, filePath: escapeControls(origin.file) || '(unnamed)', contentType: 'text' },
+    source: { content: text, filePath: profilerSafePath(origin.file), contentType: 'text' },
     options: { config: CONFIG, maskSecrets: false, noPhysicFilePath: true },
   })
   for (const m of result.messages as LintMessage[]) {
