@@ -53,6 +53,7 @@ export function registerScan(program: Command, io: CliIo): void {
       if (fromStore.warning !== undefined) io.stderr(`rekey scan: ${fromStore.warning}\n`)
 
       const result = options.history === true ? await scanHistory(root, matcher) : await scanWorkingTree(root, matcher)
+      for (const note of result.notes) io.stderr(`rekey scan: ${note}\n`)
       const findings = applyBaseline(result.findings, baseline)
       const suppressed = result.findings.length - findings.length
       if (format === 'json' || (format === 'text' && globals.json === true)) io.stdout(formatJson(result, findings, suppressed))

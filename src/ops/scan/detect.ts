@@ -7,6 +7,7 @@ import { performance } from 'node:perf_hooks'
 import { lintSource } from '@secretlint/core'
 import { secretLintProfiler } from '@secretlint/profiler'
 import { creator as recommendedPreset } from '@secretlint/secretlint-rule-preset-recommend'
+import { escapeControls } from '../../core/terminal-text.ts'
 import { fingerprintOf, LIVE_RULE, maskSecret, type Finding } from './finding.ts'
 import { emergencyCommandOf, type LiveMatcher } from './live-secrets.ts'
 
@@ -64,6 +65,16 @@ async function flushProfiler(): Promise<void> {
   performance.clearMeasures()
 }
 
+/**
+ * The path secretlint is given; findings keep the real one. Its profiler names marks
+ * `…::end||<path>` and reads them back with a regular expression: a CR, LF or U+2028/9 in the
+ * path, or a `::end` of its own, makes it measure from a mark never set, which throws out of
+ * reach of any catch. An empty path is refused outright.
+ */
+function profilerSafePath(file: string): string {
+  return escapeControls(file).replace(/:(?=:)/g, ':\\') || '(unnamed)'
+}
+
 /** Finds leaks in `text`: every secretlint match, and every live rekey secret. */
 export async function detect(text: string, origin: TextOrigin, matcher: LiveMatcher): Promise<Finding[]> {
   const lineOf = origin.lineOf ?? ((line: number) => line)
@@ -74,7 +85,7 @@ export async function detect(text: string, origin: TextOrigin, matcher: LiveMatc
     await flushProfiler()
   }
   const result = await lintSource({
-    source: { content: text, filePath: origin.file, contentType: 'text' },
+    source: { content: text, filePath: profilerSafePath(origin.file), contentType: 'text' },
     options: { config: CONFIG, maskSecrets: false, noPhysicFilePath: true },
   })
   for (const m of result.messages as LintMessage[]) {

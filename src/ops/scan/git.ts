@@ -8,8 +8,9 @@ import { execFile, spawn } from 'node:child_process'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
+import { diffGitPath, headerPath } from './git-path.ts'
 
-// Fixed options for every git call: no pager, no colour, paths unquoted.
+// Fixed options for every git call: no pager, no colour, non-ASCII paths unquoted.
 const GIT = ['-c', 'core.quotePath=false', '-c', 'color.ui=false']
 
 function git(cwd: string, args: readonly string[]): Promise<string> {
@@ -110,7 +111,7 @@ async function* lines(stream: AsyncIterable<string>): AsyncGenerator<string> {
  * binary diffs and merge commits' (empty) diffs bring nothing.
  */
 export async function* gitHistory(root: string, maxBytesPerFile: number): AsyncGenerator<AddedLines | { commit: string }> {
-  const child = spawn('git', [...GIT, 'log', '--all', '-p', '--no-ext-diff', '--no-textconv', '--unified=0', `--format=${COMMIT_MARK}%H`], {
+  const child = spawn('git', [...GIT, 'log', '--all', '-p', '--no-ext-diff', '--no-textconv', '--unified=0', '--src-prefix=a/', '--dst-prefix=b/', `--format=${COMMIT_MARK}%H`], {
     cwd: root,
     stdio: ['ignore', 'pipe', 'pipe'],
   })
@@ -141,15 +142,16 @@ export async function* gitHistory(root: string, maxBytesPerFile: number): AsyncG
       if (line.startsWith('diff --git ')) {
         const done = flush()
         if (done !== null) yield done
-        current = { file: / b\/(.*)$/.exec(line)?.[1] ?? '', created: false, lines: [], lineNumbers: [], bytes: 0, truncated: false }
+        // '' when git's header cannot be read: the caller skips the change and says so.
+        current = { file: diffGitPath(line.slice('diff --git '.length)) ?? '', created: false, lines: [], lineNumbers: [], bytes: 0, truncated: false }
         inHeader = true
         continue
       }
       if (current === null) continue
       if (inHeader) {
         if (line.startsWith('new file mode')) current.created = true
-        else if (line.startsWith('+++ b/')) current.file = line.slice(6)
-        else if (line.startsWith('rename to ')) current.file = line.slice(10)
+        else if (line.startsWith('+++ ') && line !== '+++ /dev/null') current.file = headerPath(line.slice(4), 'b/') ?? current.file
+        else if (line.startsWith('rename to ')) current.file = headerPath(line.slice(10), '') ?? current.file
         else if (line.startsWith('@@')) inHeader = false
         if (inHeader) continue
       }

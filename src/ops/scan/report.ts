@@ -4,6 +4,7 @@
  */
 import { readFile } from 'node:fs/promises'
 import { RekeyError } from '../../core/errors.ts'
+import { escapeControls } from '../../core/terminal-text.ts'
 import { ENV_FILE_RULE, LIVE_RULE, REKEY_FILE_RULE, type Finding } from './finding.ts'
 import type { ScanResult } from './scan.ts'
 
@@ -95,14 +96,15 @@ export function formatSarif(findings: readonly Finding[], version: string): stri
 export function formatText(result: ScanResult, findings: readonly Finding[], suppressed: number): string {
   const out: string[] = []
   for (const f of findings) {
-    const where = `${f.file}:${f.line}${f.commit === undefined ? '' : ` @ ${f.commit.slice(0, 12)}`}`
+    // A path's LF or CR would start a forged line: every control is shown as its code.
+    const where = `${escapeControls(f.file)}:${f.line}${f.commit === undefined ? '' : ` @ ${f.commit.slice(0, 12)}`}`
     out.push(`${f.live ? 'LIVE ' : ''}${where}  ${f.rule}  ${f.preview}`.trimEnd())
-    out.push(`  ${f.message}`)
+    out.push(`  ${escapeControls(f.message)}`)
   }
   const live = findings.filter((f) => f.live).length
   if (live > 0) out.push('', `${live} live rekey secret(s) found: they still sign or verify tokens. Run the emergency command each one names now (\`rekey emergency\`, or \`rekey --env FILE emergency\` for a secret of an env file), then remove them from the repository.`)
   const scope = result.commits > 0 ? `${result.commits} commits, ${result.files} file changes` : `${result.files} files`
-  const extra = [suppressed > 0 ? `${suppressed} suppressed by the baseline` : '', result.skipped > 0 ? `${result.skipped} skipped (binary or over 1 MiB)` : ''].filter((s) => s !== '')
+  const extra = [suppressed > 0 ? `${suppressed} suppressed by the baseline` : '', result.skipped > 0 ? `${result.skipped} skipped (binary, over 1 MiB or unreadable)` : ''].filter((s) => s !== '')
   out.push(`${findings.length === 0 ? 'no leaks found' : `${findings.length} finding(s)`} in ${scope}${extra.length > 0 ? `; ${extra.join(', ')}` : ''}`)
   return `${out.join('\n')}\n`
 }

@@ -20,6 +20,8 @@ export interface ScanResult {
   readonly commits: number
   /** Files skipped as binary, too large, or unreadable. */
   readonly skipped: number
+  /** What the scan could not read, for stderr (history: changes whose path git's output did not give). */
+  readonly notes: string[]
 }
 
 function envFileFinding(file: string, commit?: string): Finding {
@@ -87,7 +89,7 @@ export async function scanWorkingTree(root: string, matcher: LiveMatcher): Promi
     read++
     findings.push(...await detect(text, { file }, matcher))
   }
-  return { findings: sortFindings(findings), files: read, commits: 0, skipped }
+  return { findings: sortFindings(findings), files: read, commits: 0, skipped, notes: [] }
 }
 
 /** Scans what every commit reachable from any ref added, in the repository holding `root`. */
@@ -98,12 +100,18 @@ export async function scanHistory(root: string, matcher: LiveMatcher): Promise<S
   let changes = 0
   let commits = 0
   let skipped = 0
+  const notes: string[] = []
   for await (const item of gitHistory(top, MAX_FILE_BYTES)) {
     if (!('file' in item)) {
       commits++
       continue
     }
     changes++
+    if (item.file === '') {
+      skipped++
+      notes.push(`a file change of commit ${item.commit} was not scanned: its path could not be read from git's output`)
+      continue
+    }
     if (item.created && isEnvFile(item.file)) findings.push(envFileFinding(item.file, item.commit))
     const reason = item.created ? rekeyFileReason(item.file) : undefined
     if (reason !== undefined) findings.push(rekeyFileFinding(item.file, reason, item.commit))
@@ -112,5 +120,5 @@ export async function scanHistory(root: string, matcher: LiveMatcher): Promise<S
     const numbers = item.lineNumbers
     findings.push(...await detect(item.lines.join('\n'), { file: item.file, commit: item.commit, lineOf: (n) => numbers[n - 1] ?? n }, matcher))
   }
-  return { findings: sortFindings(findings), files: changes, commits, skipped }
+  return { findings: sortFindings(findings), files: changes, commits, skipped, notes }
 }
