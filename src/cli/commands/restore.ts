@@ -3,6 +3,7 @@ import { maskLocation } from '../../store/errors.ts'
 import { resolveMasterKey } from '../../config/master-key.ts'
 import { commandConfig } from '../audit-store.ts'
 import { operatorOf, type CliIo, type GlobalOptions } from '../context.ts'
+import { removeLeftoversOf, runInterruptible } from '../interruptible.ts'
 import { readIdentities } from './backup.ts'
 
 /** `rekey restore ARCHIVE`: the drill, then the store is replaced; a store with data only with --force. */
@@ -25,9 +26,10 @@ export function registerRestore(program: Command, io: CliIo): void {
       const { describeKeptCuts } = await import('../../ops/backup/keep-revocations.ts')
       const { describeUserCarry } = await import('../../ops/backup/keep-users.ts')
       const { describeAuditCarry } = await import('../../ops/backup/keep-audit.ts')
-      const report = await restoreBackup(archive, { passphrase: io.env.REKEY_BACKUP_PASSPHRASE, identities }, location, masterKey, {
+      await removeLeftoversOf(io, location)
+      const report = await runInterruptible(io, globals.json === true, () => restoreBackup(archive, { passphrase: io.env.REKEY_BACKUP_PASSPHRASE, identities }, location, masterKey, {
         force: options.force === true, operator: operatorOf(globals), previousMasterKey: config.masterKeyPrev?.reveal(),
-      })
+      }))
       const m = report.manifest
       const kept = report.keptState
       const cuts = describeKeptCuts(kept.cuts)
