@@ -26,6 +26,7 @@ import { readArchive, writeArchive, type SealOptions, type UnsealOptions } from 
 import { checkManifestMac, manifestMac } from './authenticity.ts'
 import { BackupError } from './backup-error.ts'
 import { makeOwnedTempDir, removeDeadTempDirs } from './leftovers.ts'
+import { alignMasterKeyFile, postgresMasterKey, type RestoredMasterKey } from './master-key-beside.ts'
 import { keepCuts, readCuts, type Cuts, type KeptState } from './keep-revocations.ts'
 import { ARCHIVE_FORMAT, MAC_NAME, MANIFEST_NAME, PART_NAME, parseManifest, type Dialect, type Manifest } from './manifest.ts'
 import {
@@ -209,6 +210,8 @@ export interface RestoreReport extends VerifyReport {
   readonly keptState: KeptState
   /** Why the replaced store's revocations could not be read (a damaged store), or `null`. */
   readonly unreadCuts: string | null
+  /** The master key the restored store needs, and the `master.key` beside it (SQLite). */
+  readonly masterKey: RestoredMasterKey
 }
 
 /** Options of {@link restoreBackup}. */
@@ -278,14 +281,18 @@ export async function restoreBackup(file: string, unseal: UnsealOptions, locatio
     }
     let kept: string | null = null
     let keptState: KeptState
+    let key: RestoredMasterKey
     if (schema !== undefined) {
       await restoreDump(location, part, schema, await dumpToc(part), path.join(dir, 'restore.list'), true)
       keptState = await keepCuts(location, cuts, record)
+      key = postgresMasterKey(masterKey)
     } else {
       // Into the snapshot before it replaces the store: the swap brings the cuts and the audit row at once.
       keptState = await keepCuts(part, cuts, record)
       kept = await replaceSqliteStore(part, location, stampOf(now))
+      // After the swap, never before: a failed swap must leave the old store with its own key.
+      key = await alignMasterKeyFile(location, masterKey, stampOf(now))
     }
-    return { ...summary(manifest), kept, keptState, unreadCuts }
+    return { ...summary(manifest), kept, keptState, unreadCuts, masterKey: key }
   })
 }
