@@ -18,6 +18,7 @@ import { after, before, describe, test } from 'node:test'
 import pg from 'pg'
 import { createBackup } from '../../src/ops/backup/backup.ts'
 import { openStore } from '../../src/store/open.ts'
+import { adminQuery } from '../store/support/stores.ts'
 import { runRekey, spawnRekey, urlWithSchema, type Proc } from '../multi-instance/cluster.ts'
 import { FAST, fill, MASTER_ENV, PASSPHRASE, MASTER_KEY, tempDir } from './backup-fixtures.ts'
 
@@ -25,16 +26,7 @@ const BASE = process.env.REKEY_TEST_POSTGRES_URL ?? ''
 const REQUIRE = process.env.REKEY_REQUIRE_POSTGRES === '1'
 const skip = BASE === '' && !REQUIRE ? 'REKEY_TEST_POSTGRES_URL is not set; PostgreSQL interrupt tests skipped' : false
 
-async function query(sql: string, params: unknown[] = []): Promise<pg.QueryResult> {
-  const client = new pg.Client({ connectionString: BASE, connectionTimeoutMillis: 3000 })
-  client.on('error', () => {})
-  await client.connect()
-  try {
-    return await client.query(sql, params)
-  } finally {
-    await client.end()
-  }
-}
+const query = adminQuery
 
 const databaseExists = async (name: string): Promise<boolean> => (await query('SELECT 1 FROM pg_database WHERE datname = $1', [name])).rows.length > 0
 

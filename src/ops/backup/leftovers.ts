@@ -10,6 +10,7 @@
 import { mkdtempSync, promises as fs, readdirSync, statSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
+import { processAlive } from '../../service/data-keys/rewrap-lock.ts'
 import { onInterrupt } from './interrupt-cleanup.ts'
 
 const PREFIX = 'rekey-backup-'
@@ -24,16 +25,6 @@ export function makeOwnedTempDir(): { dir: string, release: () => void } {
   const dir = mkdtempSync(path.join(os.tmpdir(), `${PREFIX}${hostTag()}-${process.pid}-`))
   const release = onInterrupt(dir, () => fs.rm(dir, { recursive: true, force: true }))
   return { dir, release }
-}
-
-/** Whether process `pid` exists on this host (EPERM: it does, under another user). */
-function processExists(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
-  }
 }
 
 /**
@@ -53,7 +44,7 @@ export async function removeDeadTempDirs(tmp: string = os.tmpdir()): Promise<str
   }
   for (const name of names) {
     const pid = Number(owner.exec(name)?.[1] ?? NaN)
-    if (!Number.isSafeInteger(pid) || pid === process.pid || processExists(pid)) continue
+    if (!Number.isSafeInteger(pid) || pid === process.pid || processAlive(pid)) continue
     const dir = path.join(tmp, name)
     try {
       const stat = statSync(dir, { throwIfNoEntry: false })
