@@ -69,6 +69,10 @@ async function fixture(t: { after: (fn: () => void) => void }): Promise<Fixture>
   const real = execFileSync('sh', ['-c', 'command -v pg_restore'], { encoding: 'utf8' }).trim()
   writeFileSync(path.join(bin, 'pg_restore'), `#!/bin/sh\ncase "$*" in *--dbname=*) echo "$$ $*" >> "${log}"; sleep 20;; esac\nexec "${real}" "$@"\n`)
   chmodSync(path.join(bin, 'pg_restore'), 0o755)
+  // pg_dump likewise, for rekey backup: it logs the dump file it was asked for, then sleeps.
+  const realDump = execFileSync('sh', ['-c', 'command -v pg_dump'], { encoding: 'utf8' }).trim()
+  writeFileSync(path.join(bin, 'pg_dump'), `#!/bin/sh\necho "$$ $*" >> "${log}"; sleep 20\nexec "${realDump}" "$@"\n`)
+  chmodSync(path.join(bin, 'pg_dump'), 0o755)
   const env = { ...MASTER_ENV, REKEY_BACKUP_PASSPHRASE: PASSPHRASE, TMPDIR: tmp }
   return { dir, archive: file, url, env, slowEnv: { ...env, PATH: `${bin}:${process.env.PATH ?? ''}` }, tmp, log }
 }
@@ -125,6 +129,24 @@ describe('interrupted backup verify and restore (PostgreSQL)', { skip }, () => {
       assert.match(owned, new RegExp(`-${run.child.pid}-`), 'the directory names its process')
     })
   }
+
+  test('SIGINT during rekey backup: the snapshot directory and the pg_dump are gone, no archive is written', async (t) => {
+    const f = await fixture(t)
+    const out = path.join(f.dir, 'out')
+    const run = spawnRekey(['--store', f.url, 'backup', '--out', out], { cwd: f.dir, env: f.slowEnv })
+    await drillsStarted(f, 1)
+    const [owned] = tempDirs(f)
+    assert.ok(owned !== undefined, 'the snapshot directory exists while pg_dump runs')
+    run.child.kill('SIGINT')
+    const { code } = await run.exited
+    const stderr = run.stderr.join('')
+    assert.equal(code, 1, stderr)
+    assert.match(stderr, new RegExp(`^rekey: ERR_REFUSED: interrupted by SIGINT; removed .*${path.join(f.tmp, owned)}`, 'm'))
+    assert.deepEqual(tempDirs(f), [])
+    assert.deepEqual(existsSync(out) ? readdirSync(out) : [], [], 'no archive, complete or partial')
+    const [pid] = readFileSync(f.log, 'utf8').split(' ')
+    assert.throws(() => process.kill(Number(pid), 0), /ESRCH/, 'pg_dump was stopped')
+  })
 
   test('after a kill -9, the next run removes the dead run\'s dump and database, and leaves a live run\'s alone', async (t) => {
     const f = await fixture(t)
