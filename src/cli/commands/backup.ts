@@ -6,6 +6,7 @@ import { maskLocation } from '../../store/errors.ts'
 import { resolveMasterKey } from '../../config/master-key.ts'
 import { commandConfig } from '../audit-store.ts'
 import type { CliIo, GlobalOptions } from '../context.ts'
+import { removeLeftoversOf, runInterruptible } from '../interruptible.ts'
 
 interface BackupOptions {
   out: string
@@ -55,9 +56,10 @@ export function registerBackup(program: Command, io: CliIo): void {
       // The archive's MAC is keyed from the store's master key: never generated here.
       const masterKey = (await resolveMasterKey(config)).key
       const { createBackup } = await import('../../ops/backup/backup.ts')
-      const result = await createBackup(location, options.out, {
+      await removeLeftoversOf(io, location)
+      const result = await runInterruptible(io, globals.json === true, () => createBackup(location, options.out, {
         ...(options.recipient === undefined ? { passphrase: io.env.REKEY_BACKUP_PASSPHRASE } : { recipients: options.recipient }),
-      }, masterKey)
+      }, masterKey))
       const uploaded = target === undefined ? undefined : await uploadToS3(result.file, target, options.kmsKeyId)
       const m = result.manifest
       const rows = Object.values(m.rowCounts).reduce((a, b) => a + b, 0)
@@ -85,7 +87,8 @@ export function registerBackup(program: Command, io: CliIo): void {
       const location = config.store
       const masterKey = (await resolveMasterKey(config)).key
       const { verifyBackup } = await import('../../ops/backup/backup.ts')
-      const report = await verifyBackup(archive, { passphrase: io.env.REKEY_BACKUP_PASSPHRASE, identities }, masterKey, location)
+      await removeLeftoversOf(io, location)
+      const report = await runInterruptible(io, globals.json === true, () => verifyBackup(archive, { passphrase: io.env.REKEY_BACKUP_PASSPHRASE, identities }, masterKey, location))
       const m = report.manifest
       const result = { archive, ok: true, dialect: m.dialect, schemaVersion: m.schemaVersion, createdAt: m.createdAt, rekeyVersion: m.rekeyVersion, tables: report.tables, rows: report.rows, ms: Date.now() - started }
       if (globals.json === true) {

@@ -3,7 +3,20 @@ import { maskLocation } from '../../store/errors.ts'
 import { resolveMasterKey } from '../../config/master-key.ts'
 import { commandConfig } from '../audit-store.ts'
 import { operatorOf, type CliIo, type GlobalOptions } from '../context.ts'
+import { removeLeftoversOf, runInterruptible } from '../interruptible.ts'
+import type { RestoredMasterKey } from '../../ops/backup/master-key-beside.ts'
 import { readIdentities } from './backup.ts'
+
+/** What the restored store needs, said last: the key's id and the `master.key` beside it, never a key. */
+function masterKeyLines(key: RestoredMasterKey): string {
+  const needs = `  the restored store needs master key k:${key.id} (the one this restore was given, under which the archive is authentic)`
+  switch (key.file.state) {
+    case 'matches': return `${needs}; ${key.file.file} holds it`
+    case 'replaced': return `${needs}; ${key.file.file} held another key, so it now holds this one (0600); the previous one is kept as ${key.file.kept} (0600), the key of the replaced store`
+    case 'absent': return `${needs}; there is no ${key.file.file}: every command and rekey serve need REKEY_MASTER_KEY set to it`
+    case 'none': return `${needs}; every instance's REKEY_MASTER_KEY must be it`
+  }
+}
 
 /** `rekey restore ARCHIVE`: the drill, then the store is replaced; a store with data only with --force. */
 export function registerRestore(program: Command, io: CliIo): void {
@@ -25,9 +38,10 @@ export function registerRestore(program: Command, io: CliIo): void {
       const { describeKeptCuts } = await import('../../ops/backup/keep-revocations.ts')
       const { describeUserCarry } = await import('../../ops/backup/keep-users.ts')
       const { describeAuditCarry } = await import('../../ops/backup/keep-audit.ts')
-      const report = await restoreBackup(archive, { passphrase: io.env.REKEY_BACKUP_PASSPHRASE, identities }, location, masterKey, {
+      await removeLeftoversOf(io, location)
+      const report = await runInterruptible(io, globals.json === true, () => restoreBackup(archive, { passphrase: io.env.REKEY_BACKUP_PASSPHRASE, identities }, location, masterKey, {
         force: options.force === true, operator: operatorOf(globals), previousMasterKey: config.masterKeyPrev?.reveal(),
-      })
+      }))
       const m = report.manifest
       const kept = report.keptState
       const cuts = describeKeptCuts(kept.cuts)
@@ -39,11 +53,11 @@ export function registerRestore(program: Command, io: CliIo): void {
       if (users !== null) io.stderr(`rekey: warning: the replaced store's users changed after the backup, kept: ${users}\n`)
       if (audit !== null) io.stderr(`rekey: warning: the replaced store's audit log: ${audit}\n`)
       if (globals.json === true) {
-        io.stdout(`${JSON.stringify({ archive, store: maskLocation(location), restored: true, dialect: m.dialect, createdAt: m.createdAt, rows: report.rows, tables: report.tables, kept: report.kept, keptRevocations: kept.cuts, keptUsers: kept.users, audit: kept.audit })}\n`)
+        io.stdout(`${JSON.stringify({ archive, store: maskLocation(location), restored: true, dialect: m.dialect, createdAt: m.createdAt, rows: report.rows, tables: report.tables, kept: report.kept, keptRevocations: kept.cuts, keptUsers: kept.users, audit: kept.audit, masterKeyId: report.masterKey.id, masterKeyFile: report.masterKey.file })}\n`)
         return
       }
       io.stdout(`restored ${maskLocation(location)} from ${archive} (made ${m.createdAt}): ${report.rows} rows in ${report.tables} tables\n`)
       if (report.kept !== null) io.stdout(`  the replaced store is kept as ${report.kept} (0600); delete it once the restore is confirmed\n`)
-      io.stdout('  the managed keys open only with the master key of the backed-up store (REKEY_MASTER_KEY or master.key)\n')
+      io.stdout(`${masterKeyLines(report.masterKey)}\n`)
     })
 }

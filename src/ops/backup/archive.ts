@@ -16,6 +16,7 @@ import { Decrypter, Encrypter } from 'age-encryption'
 import { create as tarCreate, Parser, type ReadEntry } from 'tar'
 import { RekeyError } from '../../core/errors.ts'
 import { BackupError } from './backup-error.ts'
+import { onInterrupt } from './interrupt-cleanup.ts'
 import { syncDirectory } from '../../config/env-file.ts'
 
 /** How an archive is encrypted: a passphrase, or recipients (`age1...`). */
@@ -73,6 +74,7 @@ function encrypterOf(seal: SealOptions): Encrypter {
 export async function writeArchive(dir: string, names: readonly string[], file: string, seal: SealOptions): Promise<number> {
   const encrypter = encrypterOf(seal)
   const temp = path.join(path.dirname(file), `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`)
+  const release = onInterrupt(temp, () => fs.rm(temp, { force: true }))
   try {
     const tgz = Readable.from(tarCreate({ gzip: true, cwd: dir, portable: true, noDirRecurse: true }, [...names]))
     const sealed = await encrypter.encrypt(Readable.toWeb(tgz) as unknown as ReadableStream<Uint8Array>)
@@ -89,6 +91,7 @@ export async function writeArchive(dir: string, names: readonly string[], file: 
     return (await fs.stat(file)).size
   } finally {
     await fs.rm(temp, { force: true })
+    release()
   }
 }
 

@@ -14,8 +14,7 @@
  * restored store's managed keys cannot be opened. Keep it apart (a password manager, a KMS).
  */
 import { createHash } from 'node:crypto'
-import { createReadStream, mkdtempSync, promises as fs } from 'node:fs'
-import os from 'node:os'
+import { createReadStream, promises as fs } from 'node:fs'
 import path from 'node:path'
 import { isPostgresLocation } from '../../config/load.ts'
 import { RekeyError } from '../../core/errors.ts'
@@ -26,10 +25,12 @@ import { openStore } from '../../store/open.ts'
 import { readArchive, writeArchive, type SealOptions, type UnsealOptions } from './archive.ts'
 import { checkManifestMac, manifestMac } from './authenticity.ts'
 import { BackupError } from './backup-error.ts'
+import { makeOwnedTempDir, removeDeadTempDirs } from './leftovers.ts'
+import { alignMasterKeyFile, postgresMasterKey, type RestoredMasterKey } from './master-key-beside.ts'
 import { keepCuts, readCuts, type Cuts, type KeptState } from './keep-revocations.ts'
 import { ARCHIVE_FORMAT, MAC_NAME, MANIFEST_NAME, PART_NAME, parseManifest, type Dialect, type Manifest } from './manifest.ts'
 import {
-  checkOwnEntries, checkPostgresDump, dumpToc, postgresDataRows, postgresLiveInstances, postgresTargetSchema, restoreDump, snapshotPostgres,
+  checkOwnEntries, checkPostgresDump, dropDeadDrillDatabases, dumpToc, postgresDataRows, postgresLiveInstances, postgresTargetSchema, restoreDump, snapshotPostgres,
   type LiveInstance,
 } from './postgres-snapshot.ts'
 import { checkOwnSqlite, checkSqliteCopy, replaceSqliteStore, snapshotSqlite, sqliteDataRows, sqliteLiveInstances, type SnapshotFacts } from './sqlite-snapshot.ts'
@@ -50,14 +51,27 @@ async function sha256File(file: string): Promise<{ sha256: string, bytes: number
   return { sha256: hash.digest('hex'), bytes }
 }
 
-/** A fresh 0700 directory, removed when `fn` settles. */
+/** A fresh 0700 directory named for this process, removed when `fn` settles or on an interrupt. */
 async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'rekey-backup-'))
+  const { dir, release } = makeOwnedTempDir()
   try {
     return await fn(dir)
   } finally {
     await fs.rm(dir, { recursive: true, force: true })
+    release()
   }
+}
+
+/**
+ * Removes what dead runs left (a kill -9 runs no cleanup): this host's temporary directories
+ * of processes that are gone and, for a PostgreSQL store, drill databases no live run holds.
+ * Returns their names (paths, database names). A server that does not answer is left to the
+ * operation that follows, which reports it.
+ */
+export async function removeLeftovers(location: string): Promise<string[]> {
+  const removed = await removeDeadTempDirs()
+  if (isPostgresLocation(location)) removed.push(...(await dropDeadDrillDatabases(location).catch(() => [])).map((d) => `database ${d}`))
+  return removed
 }
 
 /** What {@link createBackup} made. */
@@ -196,6 +210,8 @@ export interface RestoreReport extends VerifyReport {
   readonly keptState: KeptState
   /** Why the replaced store's revocations could not be read (a damaged store), or `null`. */
   readonly unreadCuts: string | null
+  /** The master key the restored store needs, and the `master.key` beside it (SQLite). */
+  readonly masterKey: RestoredMasterKey
 }
 
 /** Options of {@link restoreBackup}. */
@@ -265,14 +281,18 @@ export async function restoreBackup(file: string, unseal: UnsealOptions, locatio
     }
     let kept: string | null = null
     let keptState: KeptState
+    let key: RestoredMasterKey
     if (schema !== undefined) {
       await restoreDump(location, part, schema, await dumpToc(part), path.join(dir, 'restore.list'), true)
       keptState = await keepCuts(location, cuts, record)
+      key = postgresMasterKey(masterKey)
     } else {
       // Into the snapshot before it replaces the store: the swap brings the cuts and the audit row at once.
       keptState = await keepCuts(part, cuts, record)
       kept = await replaceSqliteStore(part, location, stampOf(now))
+      // After the swap, never before: a failed swap must leave the old store with its own key.
+      key = await alignMasterKeyFile(location, masterKey, stampOf(now))
     }
-    return { ...summary(manifest), kept, keptState, unreadCuts }
+    return { ...summary(manifest), kept, keptState, unreadCuts, masterKey: key }
   })
 }

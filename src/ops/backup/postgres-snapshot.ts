@@ -10,13 +10,14 @@
  * only rekey's own objects, and leaves out the schema entry when the target has the schema.
  */
 import { spawn } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
 import { promises as fs } from 'node:fs'
 import pg from 'pg'
 import { RekeyError } from '../../core/errors.ts'
 import { maskLocation } from '../../store/errors.ts'
 import { mapPgError } from '../../store/postgres/pg-errors.ts'
 import { BackupError } from './backup-error.ts'
+import { onInterrupt } from './interrupt-cleanup.ts'
+import { dropDeadVerifyDatabases, dropVerifyDatabaseOnInterrupt, lockVerifyDatabase, verifyDatabaseName } from './verify-database.ts'
 import { foreignPostgresEntries, parseToc, type TocEntry } from './own-schema.ts'
 import { compareCounts, DATA_TABLES, type SnapshotFacts } from './sqlite-snapshot.ts'
 
@@ -34,16 +35,26 @@ function runTool(tool: 'pg_dump' | 'pg_restore', args: readonly string[], url: s
   return new Promise((resolve, reject) => {
     const env = { ...process.env, ...(password === undefined ? {} : { PGPASSWORD: password }) }
     const child = spawn(tool, [...args], { env, stdio: ['ignore', 'pipe', 'pipe'] })
+    // Killed on an interrupt: a dump or a restore must not outlive the run that cleans up after it.
+    let release: () => void = () => {}
+    try {
+      release = onInterrupt(null, () => { child.kill('SIGKILL') })
+    } catch (err) {
+      reject(err)
+      return
+    }
     let stdout = ''
     let stderr = ''
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => { if (stdout.length < 4 * 1024 * 1024) stdout += chunk })
     child.stderr.setEncoding('utf8').on('data', (chunk: string) => { if (stderr.length < 8192) stderr += chunk })
     child.once('error', (err) => {
+      release()
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
         reject(new RekeyError('ERR_CONFIG', `${tool} was not found on PATH: install the PostgreSQL client tools (Debian: apt-get install postgresql-client), of the server's major version or newer`))
       } else reject(err)
     })
     child.once('close', (code) => {
+      release()
       if (code === 0) resolve(stdout)
       else reject(new BackupError(`${tool} failed (exit ${code}): ${maskLocation(stderr.trim()).replace(/postgres(ql)?:\/\/[^\s@]*@/gi, 'postgres://***@')}`))
     })
@@ -162,10 +173,14 @@ export async function restoreDump(url: string, dump: string, schema: string, ent
  * compares schema version and row counts with the manifest, and drops the database.
  */
 export async function checkPostgresDump(url: string, dump: string, schema: string, expected: SnapshotFacts, entries: readonly TocEntry[], listFile: string): Promise<string[]> {
-  const name = `rekey_verify_${randomBytes(6).toString('hex')}`
+  const name = verifyDatabaseName()
   const admin = await connect(url)
+  // Registered before CREATE DATABASE: an interrupt while it runs still drops it.
+  const release = dropVerifyDatabaseOnInterrupt(name, () => connect(url))
   try {
     try {
+      // Held on `admin` for the drill's whole life: while it is, no later run drops the database.
+      await lockVerifyDatabase(admin, name)
       await admin.query(`CREATE DATABASE ${name}`)
     } catch (err) {
       throw new RekeyError('ERR_CONFIG', `backup verify restores into a temporary database and could not create one on ${maskLocation(url)} (${(err as Error).message}); grant CREATEDB or verify against another server with --store`)
@@ -193,6 +208,17 @@ export async function checkPostgresDump(url: string, dump: string, schema: strin
     }
   } finally {
     await admin.end().catch(() => {})
+    release()
+  }
+}
+
+/** Drops the drill databases dead runs left on the server of `url` (see `verify-database.ts`); their names. */
+export async function dropDeadDrillDatabases(url: string): Promise<string[]> {
+  const client = await connect(url)
+  try {
+    return await dropDeadVerifyDatabases(client)
+  } finally {
+    await client.end().catch(() => {})
   }
 }
 

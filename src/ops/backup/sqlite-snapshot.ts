@@ -10,6 +10,7 @@ import * as sqlite from 'node:sqlite'
 import { DatabaseSync } from 'node:sqlite'
 import { RekeyError } from '../../core/errors.ts'
 import { BackupError } from './backup-error.ts'
+import { onInterrupt } from './interrupt-cleanup.ts'
 import { foreignSqliteObjects } from './own-schema.ts'
 import { syncDirectory } from '../../config/env-file.ts'
 
@@ -145,9 +146,10 @@ export async function replaceSqliteStore(snapshot: string, storePath: string, st
   const dir = path.dirname(target)
   await fs.mkdir(dir, { recursive: true, mode: 0o700 })
   const temp = path.join(dir, `.${path.basename(target)}.${randomBytes(6).toString('hex')}.restore`)
-  await fs.copyFile(snapshot, temp, constants.COPYFILE_EXCL)
+  const release = onInterrupt(temp, () => fs.rm(temp, { force: true }))
   let kept: string | null = null
   try {
+    await fs.copyFile(snapshot, temp, constants.COPYFILE_EXCL)
     await fs.chmod(temp, 0o600)
     const handle = await fs.open(temp, 'r+')
     try {
@@ -173,5 +175,6 @@ export async function replaceSqliteStore(snapshot: string, storePath: string, st
     return kept
   } finally {
     await fs.rm(temp, { force: true })
+    release()
   }
 }

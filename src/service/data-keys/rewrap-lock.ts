@@ -46,7 +46,8 @@ const leaseName = (id: string): string => `rewrap.${id}`
 const holderSetting = (id: string): string => `crypt.rewrap-lock.${id}`
 const holderText = (h: LockHolder): string => `${h.host}:${h.pid}:${h.token}`
 
-function processAlive(pid: number): boolean {
+/** Whether `pid` is a live process on this host (EPERM counts: another user's). */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0)
     return true
