@@ -28,16 +28,27 @@ let baseline: Set<string>
  * it, with the value util.parseEnv (the parser behind loadEnvFile) gives it.
  */
 export function nodeLoad(file: string): Record<string, string> {
-  process.loadEnvFile(file)
   const own = util.parseEnv(readFileSync(file, 'utf8'))
+  // loadEnvFile never overrides a variable already set (the shell's `_`, CI's PORT): the ones
+  // this file assigns are set aside for the reading and put back after it.
+  const saved: Record<string, string> = {}
+  for (const key of Object.keys(own)) {
+    const value = process.env[key]
+    if (value !== undefined && baseline.has(key)) {
+      saved[key] = value
+      delete process.env[key]
+    }
+  }
+  process.loadEnvFile(file)
   const out: Record<string, string> = {}
   for (const key of Object.keys(process.env)) {
-    if (baseline.has(key)) continue
+    if (baseline.has(key) && !(key in saved)) continue
     const value = process.env[key]
     if (value !== undefined) out[key] = value
     else if (own[key] !== undefined) out[key] = own[key]
     delete process.env[key]
   }
+  Object.assign(process.env, saved)
   return out
 }
 
