@@ -4,8 +4,9 @@
 // The rekey CLI. An installed package runs its compiled build; a checkout runs the build
 // when it is newer than every source file, else the TypeScript sources (Node 24 strips
 // their types, which costs a few hundred milliseconds at start).
-import { existsSync, readdirSync, statSync } from 'node:fs'
+import { existsSync, statSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
+import { newestMtime } from './newest-mtime.js'
 
 const [major, minor] = process.versions.node.split('.').map(Number)
 if (major < 22 || (major === 22 && minor < 12)) {
@@ -22,15 +23,6 @@ process.emitWarning = function (warning, ...rest) {
   const type = typeof rest[0] === 'string' ? rest[0] : rest[0]?.type
   if (type === 'ExperimentalWarning' && /\bSQLite\b/.test(String(warning?.message ?? warning))) return
   return emitWarning.call(process, warning, ...rest)
-}
-
-function newestMtime(dir) {
-  let newest = 0
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const file = `${dir}/${entry.name}`
-    newest = Math.max(newest, entry.isDirectory() ? newestMtime(file) : statSync(file).mtimeMs)
-  }
-  return newest
 }
 
 const built = new URL('../dist/cli/main.js', import.meta.url)

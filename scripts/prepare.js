@@ -2,19 +2,11 @@
 // build dist/ only when a source is newer than it. A rebuild swaps dist/ while other rekey
 // processes may be loading it; an up-to-date build is left alone.
 import { spawnSync } from 'node:child_process'
-import { existsSync, readdirSync, statSync } from 'node:fs'
+import { existsSync, statSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
+import { newestMtime } from '../bin/newest-mtime.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
-
-function newestMtime(dir) {
-  let newest = 0
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const file = `${dir}/${entry.name}`
-    newest = Math.max(newest, entry.isDirectory() ? newestMtime(file) : statSync(file).mtimeMs)
-  }
-  return newest
-}
 
 const built = `${root}dist/cli/main.js`
 const sources = Math.max(newestMtime(`${root}src`), ...['tsconfig.json', 'tsconfig.build.json', 'package.json'].map((f) => statSync(`${root}${f}`).mtimeMs))
