@@ -10,21 +10,12 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, test } from 'node:test'
-import pg from 'pg'
-import { POSTGRES_URL, REQUIRE_POSTGRES } from '../store/support/stores.ts'
+import { POSTGRES_URL, REQUIRE_POSTGRES, adminQuery } from '../store/support/stores.ts'
 import { me, post, signUp, startServe, until, urlWithSchema, type ServeProc, type TokenPair } from './cluster.ts'
 
 const skip = POSTGRES_URL === '' && !REQUIRE_POSTGRES ? 'REKEY_TEST_POSTGRES_URL is not set; multi-instance PostgreSQL test skipped' : false
 
-async function admin(sql: string): Promise<void> {
-  const client = new pg.Client({ connectionString: POSTGRES_URL, connectionTimeoutMillis: 3000 })
-  await client.connect()
-  try {
-    await client.query(sql)
-  } finally {
-    await client.end()
-  }
-}
+const admin = async (sql: string): Promise<void> => { await adminQuery(sql) }
 
 function claimsOf(token: string): Record<string, unknown> {
   return JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')) as Record<string, unknown>

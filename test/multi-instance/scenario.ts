@@ -9,11 +9,11 @@ import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import pg from 'pg'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { openStore } from '../../src/store/open.ts'
 import type { Store } from '../../src/store/store.ts'
 import { Load, headerOf, me, runRekey, signUp, startServe, urlWithSchema, type LoadReport, type ServeProc } from './cluster.ts'
+import { queryOnce } from '../store/support/stores.ts'
 
 export interface ScenarioOptions {
   /** A PostgreSQL URL with a user (the processes do not inherit PGUSER). */
@@ -68,16 +68,7 @@ export interface ScenarioResult {
   }
 }
 
-async function admin(url: string, sql: string): Promise<void> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3000 })
-  client.on('error', () => {})
-  await client.connect()
-  try {
-    await client.query(sql)
-  } finally {
-    await client.end()
-  }
-}
+const admin = async (url: string, sql: string): Promise<void> => { await queryOnce(url, sql) }
 
 /** Runs the scenario; cleans up its processes, directory and schema whatever happens. */
 export async function runRotationScenario(options: ScenarioOptions): Promise<ScenarioResult> {

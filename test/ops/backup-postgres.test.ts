@@ -20,6 +20,7 @@ import { foreignPostgresEntries } from '../../src/ops/backup/own-schema.ts'
 import { dumpToc } from '../../src/ops/backup/postgres-snapshot.ts'
 import { openStore } from '../../src/store/open.ts'
 import type { Store } from '../../src/store/store.ts'
+import { queryOnce } from '../store/support/stores.ts'
 import { FAST, fill, MASTER_ENV, MASTER_KEY, PASSPHRASE, run, sealTgz, tempDir } from './backup-fixtures.ts'
 
 const BASE = process.env.REKEY_TEST_POSTGRES_URL ?? ''
@@ -37,16 +38,7 @@ function urlFor(db: string, schema?: string): string {
   return url.toString()
 }
 
-async function admin(sql: string, url = BASE): Promise<pg.QueryResult> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3000 })
-  client.on('error', () => {})
-  await client.connect()
-  try {
-    return await client.query(sql)
-  } finally {
-    await client.end()
-  }
-}
+const admin = async (sql: string, url = BASE): Promise<pg.QueryResult> => await queryOnce(url, sql)
 
 const created: string[] = []
 /** A new, empty database for this run; dropped at the end. */

@@ -13,10 +13,9 @@ import { chmodSync, chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:f
 import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import pg from 'pg'
 import { freePort, newCredentials, post, startServe, until, type ServeProc } from '../multi-instance/cluster.ts'
 import { runCli } from '../cli/helpers.ts'
-import { POSTGRES_URL, REQUIRE_POSTGRES } from './support/stores.ts'
+import { POSTGRES_URL, REQUIRE_POSTGRES, queryOnce } from './support/stores.ts'
 
 const PG_BIN = '/usr/lib/postgresql/15/bin'
 const hasTools = spawnSync('id', ['postgres']).status === 0 && spawnSync(path.join(PG_BIN, 'initdb'), ['--version']).status === 0
@@ -34,16 +33,7 @@ describe('PostgreSQL with a wrong password (scram-sha-256)', { skip }, () => {
   const wrongPassword = `wrong-${randomBytes(8).toString('hex')}`
   const creds = newCredentials()
 
-  async function superQuery(sql: string): Promise<void> {
-    const client = new pg.Client({ host: '127.0.0.1', port, user: 'postgres', password: superPassword, database: 'postgres' })
-    client.on('error', () => {})
-    await client.connect()
-    try {
-      await client.query(sql)
-    } finally {
-      await client.end()
-    }
-  }
+  const superQuery = async (sql: string): Promise<void> => { await queryOnce({ host: '127.0.0.1', port, user: 'postgres', password: superPassword, database: 'postgres' }, sql) }
 
   before(async () => {
     dir = mkdtempSync(path.join(os.tmpdir(), 'rekey-scram-'))

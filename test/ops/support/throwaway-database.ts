@@ -4,8 +4,7 @@
  * the application user (as a first deployment leaves it), all dropped afterwards.
  */
 import { randomBytes } from 'node:crypto'
-import pg from 'pg'
-import { POSTGRES_URL, REQUIRE_POSTGRES } from '../../store/support/stores.ts'
+import { POSTGRES_URL, REQUIRE_POSTGRES, queryOnce } from '../../store/support/stores.ts'
 
 /** Why the tests that need it are skipped, or false (with REKEY_REQUIRE_POSTGRES=1, never skipped). */
 export const POSTGRES_SKIP: string | false = POSTGRES_URL === '' && !REQUIRE_POSTGRES
@@ -23,16 +22,7 @@ export interface ThrowawayDatabase {
   drop(): Promise<void>
 }
 
-async function run(url: string, sql: string): Promise<void> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 })
-  client.on('error', () => {})
-  await client.connect()
-  try {
-    await client.query(sql)
-  } finally {
-    await client.end()
-  }
-}
+const run = async (url: string, sql: string): Promise<void> => { await queryOnce(url, sql) }
 
 export async function throwawayDatabase(): Promise<ThrowawayDatabase> {
   if (POSTGRES_URL === '') throw new Error('REKEY_REQUIRE_POSTGRES=1 but REKEY_TEST_POSTGRES_URL is not set')
@@ -62,15 +52,10 @@ export async function throwawayDatabase(): Promise<ThrowawayDatabase> {
 
 /** Logs in with `url`: the session user and the rows it reads, or the server's refusal. */
 export async function loginAs(url: string): Promise<{ user?: string, orders?: number, error?: string }> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 })
-  client.on('error', () => {})
   try {
-    await client.connect()
-    const { rows } = await client.query<{ user: string, orders: number }>('SELECT session_user AS user, (SELECT count(*)::int FROM orders) AS orders')
+    const { rows } = await queryOnce(url, 'SELECT session_user AS user, (SELECT count(*)::int FROM orders) AS orders')
     return { user: rows[0]?.user as string, orders: rows[0]?.orders as number }
   } catch (err) {
     return { error: (err as Error).message }
-  } finally {
-    await client.end().catch(() => {})
   }
 }

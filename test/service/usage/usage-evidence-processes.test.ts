@@ -15,11 +15,11 @@ import os from 'node:os'
 import { join, resolve } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { parse } from 'dotenv'
-import pg from 'pg'
 import { Keyring } from '../../../src/index.ts'
 import { openStore } from '../../../src/store/open.ts'
 import type { Store } from '../../../src/store/store.ts'
 import { headerOf, me, NODE, runRekey, signUp, startServe, until, urlWithSchema, type ServeProc } from '../../multi-instance/cluster.ts'
+import { queryOnce } from '../../store/support/stores.ts'
 
 const POSTGRES = process.env.REKEY_TEST_POSTGRES_URL
 const WARP = resolve(import.meta.dirname, '../../support/warp-clock.ts')
@@ -47,15 +47,7 @@ async function startApp(env: Record<string, string>, args: string[] = []): Promi
 
 const check = async (app: App, token: string): Promise<number> => (await fetch(app.url, { headers: { authorization: `Bearer ${token}` } })).status
 
-async function admin(url: string, sql: string): Promise<void> {
-  const client = new pg.Client({ connectionString: url })
-  await client.connect()
-  try {
-    await client.query(sql)
-  } finally {
-    await client.end()
-  }
-}
+const admin = async (url: string, sql: string): Promise<void> => { await queryOnce(url, sql) }
 
 /** Successful verifications of `kid` per reporter id, as the store holds them. */
 async function okByReporter(store: Store, kid: string): Promise<Map<string, number>> {

@@ -68,9 +68,10 @@ export const sqliteFactory: StoreFactory = {
   },
 }
 
-/** Runs one statement on a short-lived admin connection to the test database. */
-export async function adminQuery(sql: string, params: unknown[] = []): Promise<pg.QueryResult> {
-  const client = new pg.Client({ connectionString: POSTGRES_URL, connectionTimeoutMillis: 3000 })
+/** Runs one statement on a short-lived connection (a URL or a pg client config). */
+export async function queryOnce(connection: string | pg.ClientConfig, sql: string, params: unknown[] = []): Promise<pg.QueryResult> {
+  const config = typeof connection === 'string' ? { connectionString: connection } : connection
+  const client = new pg.Client({ connectionTimeoutMillis: 5000, ...config })
   client.on('error', () => {})
   await client.connect()
   try {
@@ -78,6 +79,11 @@ export async function adminQuery(sql: string, params: unknown[] = []): Promise<p
   } finally {
     await client.end()
   }
+}
+
+/** Runs one statement on a short-lived admin connection to the test database. */
+export async function adminQuery(sql: string, params: unknown[] = []): Promise<pg.QueryResult> {
+  return await queryOnce(POSTGRES_URL, sql, params)
 }
 
 /** A schema name no other run uses. */
