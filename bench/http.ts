@@ -6,66 +6,24 @@
  *   (d) RSS of the service at idle and after 100k sessions
  * Prints a markdown table. `npm run bench:http`; DURATION=10 for longer runs.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import autocannon from 'autocannon'
 import pg from 'pg'
 import { randomBytes, randomUUID } from 'node:crypto'
 import { openStore } from '../src/store/open.ts'
+import { cpuMsOf, startServer, stopServer } from './server-process.ts'
 
-const ROOT = path.resolve(import.meta.dirname, '..')
 const DURATION = Number(process.env.DURATION ?? 5)
 const CONNECTIONS = Number(process.env.CONNECTIONS ?? 20)
 const SESSIONS = Number(process.env.SESSIONS ?? 100_000)
 const ROUNDS = Number(process.env.ROUNDS ?? 3)
 const PG_URL = process.env.REKEY_BENCH_POSTGRES_URL ?? process.env.REKEY_TEST_POSTGRES_URL
 
-interface Running { url: string, child: ChildProcess }
 
-async function freePort(): Promise<number> {
-  const server = net.createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as net.AddressInfo
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
 
-/** Starts a server process and resolves once it answers on its port (logs may be quiet). */
-async function start(args: string[], env: Record<string, string>): Promise<Running> {
-  const port = await freePort()
-  const child = spawn(process.execPath, [...args, '--port', String(port)], { cwd: ROOT, env: { ...process.env, ...env, PORT: String(port) }, stdio: ['ignore', 'ignore', 'pipe'] })
-  let err = ''
-  child.stderr?.on('data', (c: Buffer) => { err += c.toString() })
-  const url = `http://127.0.0.1:${port}`
-  const deadline = Date.now() + 30_000
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}: ${err.slice(-500)}`)
-    try {
-      await fetch(`${url}/api/health/ping`)
-      return { url, child }
-    } catch {
-      await new Promise((resolve) => setTimeout(resolve, 100))
-    }
-  }
-  child.kill('SIGKILL')
-  throw new Error(`server did not start: ${err.slice(-500)}`)
-}
 
-async function stop(running: Running): Promise<void> {
-  running.child.removeAllListeners('exit')
-  const exited = new Promise((resolve) => running.child.once('exit', resolve))
-  running.child.kill('SIGTERM')
-  await exited
-}
-
-/** User + system CPU time of a process so far, in ms (Linux clock ticks of 10 ms). */
-function cpuMsOf(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? []
-  return (Number(fields[11]) + Number(fields[12])) * 10
-}
 
 function rssOf(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8')
@@ -121,12 +79,12 @@ const baseEnv = { JWT_SECRET: secret, JWT_REFRESH_SECRET: refreshSecret, REKEY_L
 
 try {
   // (a) /api/auth/me: rekey against fast-jwt on bare Fastify.
-  const rekey = await start(['src/cli/main.ts', 'serve'], baseEnv)
+  const rekey = await startServer(['src/cli/main.ts', 'serve'], baseEnv)
   const idleRss = rssOf(rekey.child.pid as number)
   const { accessToken } = await userTokens(rekey.url, 'me@example.com')
   // Both servers up at once, measured in alternating rounds, medians reported: this machine's
   // speed drifts more than the difference being measured.
-  const bare = await start(['bench/fastjwt-server.ts'], { JWT_SECRET: secret })
+  const bare = await startServer(['bench/fastjwt-server.ts'], { JWT_SECRET: secret })
   const meRuns: autocannon.Result[] = []
   const bareRuns: autocannon.Result[] = []
   // Server CPU per request too: with client and server on one 2-core machine, req/s also
@@ -141,7 +99,7 @@ try {
       cpu.push(((cpuMsOf(server.child.pid as number) - before) * 1000) / result.requests.total)
     }
   }
-  await stop(bare)
+  await stopServer(bare)
   const me = medianRun(meRuns)
   const baseline = medianRun(bareRuns)
   rows.push({ case: `GET /api/auth/me, rekey (median of ${ROUNDS})`, 'req/s': me.requests.average.toFixed(0), 'p99 ms': String(me.latency.p99), errors: String(me.non2xx + me.errors) })
@@ -177,7 +135,7 @@ try {
   await load({ url: `${rekey.url}/api/auth/me`, headers: { authorization: `Bearer ${accessToken}` }, duration: 2 })
   rows.push({ case: 'RSS idle', 'req/s': `${(idleRss / 2 ** 20).toFixed(0)} MiB`, 'p99 ms': '', errors: '' })
   rows.push({ case: `RSS after ${SESSIONS.toLocaleString('en-US')} sessions and load`, 'req/s': `${(rssOf(rekey.child.pid as number) / 2 ** 20).toFixed(0)} MiB`, 'p99 ms': '', errors: '' })
-  await stop(rekey)
+  await stopServer(rekey)
 
   // (b) refresh on PostgreSQL, in a fresh schema.
   if (PG_URL !== undefined) {
@@ -188,9 +146,9 @@ try {
     try {
       const url = new URL(PG_URL)
       url.searchParams.set('options', `-c search_path=${schema}`)
-      const onPg = await start(['src/cli/main.ts', 'serve'], { ...baseEnv, REKEY_STORE: url.toString() })
+      const onPg = await startServer(['src/cli/main.ts', 'serve'], { ...baseEnv, REKEY_STORE: url.toString() })
       rows.push(await refreshRun(onPg.url, 'PostgreSQL'))
-      await stop(onPg)
+      await stopServer(onPg)
     } finally {
       await admin.query(`DROP SCHEMA ${schema} CASCADE`)
       await admin.end()

@@ -11,16 +11,12 @@
  * the req/s bend with the other work, the CPU per request much less.
  * `REKEY_TEST_POSTGRES_URL=... npm run bench:peers`; ROUNDS, DURATION, CHAINS, ME_CONNECTIONS.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
-import { readFileSync } from 'node:fs'
-import net from 'node:net'
 import os from 'node:os'
-import path from 'node:path'
 import autocannon from 'autocannon'
 import pg from 'pg'
 import { runChains } from './refresh-chains.ts'
+import { cpuMsOf, startServer, stopServer, type Running } from './server-process.ts'
 
-const ROOT = path.resolve(import.meta.dirname, '..')
 const DURATION = Number(process.env.DURATION ?? 4)
 const ROUNDS = Number(process.env.ROUNDS ?? 3)
 const CHAINS = Number(process.env.CHAINS ?? 16)
@@ -28,41 +24,8 @@ const ME_CONNECTIONS = Number(process.env.ME_CONNECTIONS ?? 32)
 const PG_URL = process.env.REKEY_BENCH_POSTGRES_URL ?? process.env.REKEY_TEST_POSTGRES_URL
 if (PG_URL === undefined) throw new Error('set REKEY_TEST_POSTGRES_URL (or REKEY_BENCH_POSTGRES_URL)')
 
-interface Running { url: string, child: ChildProcess }
 
-async function freePort(): Promise<number> {
-  const server = net.createServer()
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as net.AddressInfo
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
 
-async function start(args: string[], env: Record<string, string>, probe: string): Promise<Running> {
-  const port = await freePort()
-  const child = spawn(process.execPath, [...args, ...(args[0]?.includes('main.ts') ? ['--port', String(port)] : [])], { cwd: ROOT, env: { ...process.env, ...env, PORT: String(port) }, stdio: ['ignore', 'ignore', 'pipe'] })
-  let err = ''
-  child.stderr?.on('data', (c: Buffer) => { err += c.toString() })
-  const url = `http://127.0.0.1:${port}`
-  const deadline = Date.now() + 30_000
-  while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`server exited with ${child.exitCode}: ${err.slice(-500)}`)
-    try {
-      await fetch(`${url}${probe}`)
-      return { url, child }
-    } catch {
-      await new Promise((resolve) => setTimeout(resolve, 100))
-    }
-  }
-  child.kill('SIGKILL')
-  throw new Error(`server did not start: ${err.slice(-500)}`)
-}
-
-async function stop(running: Running): Promise<void> {
-  const exited = new Promise((resolve) => running.child.once('exit', resolve))
-  running.child.kill('SIGTERM')
-  await exited
-}
 
 async function json(url: string, body: unknown): Promise<Record<string, string>> {
   const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
@@ -84,24 +47,12 @@ async function meRun(base: string, token: string): Promise<autocannon.Result> {
   return await autocannon({ url: `${base}/api/auth/me`, duration: DURATION, connections: ME_CONNECTIONS, headers: { authorization: `Bearer ${token}` } })
 }
 
-/**
- * CPU time (user + system) the server process has used, in ms; NaN off Linux. Per request, it
- * says what each server costs even when other work on the machine bends the req/s.
- */
-function cpuMs(running: Running): number {
-  try {
-    const fields = readFileSync(`/proc/${running.child.pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? []
-    return (Number(fields[11]) + Number(fields[12])) * 10
-  } catch {
-    return Number.NaN
-  }
-}
 
 /** Runs `load` and returns its result with the server's CPU time per request, in µs. */
 async function measured<T>(running: Running, load: () => Promise<T>, count: (result: T) => number): Promise<T & { cpuPerRequest: number }> {
-  const before = cpuMs(running)
+  const before = cpuMsOf(running.child.pid)
   const result = await load()
-  return { ...result, cpuPerRequest: (cpuMs(running) - before) * 1000 / Math.max(1, count(result)) }
+  return { ...result, cpuPerRequest: (cpuMsOf(running.child.pid) - before) * 1000 / Math.max(1, count(result)) }
 }
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number
@@ -117,15 +68,15 @@ const servers: Running[] = []
 const rows: string[][] = []
 const failures: string[] = []
 try {
-  const rekey = await start(['src/cli/main.ts', 'serve'], {
+  const rekey = await startServer(['src/cli/main.ts', 'serve'], {
     JWT_ACCESS_SECRET: secret, JWT_REFRESH_SECRET: refreshSecret, REKEY_LOG_LEVEL: 'warn', REKEY_STORE: withPath(schema),
     REKEY_MASTER_KEY: Buffer.alloc(32, 7).toString('base64'), REKEY_RATE_LIMIT_MAX: '1000000', REKEY_RATE_LIMIT_LOGIN_IP: '1000000',
     REKEY_RATE_LIMIT_LOGIN_ACCOUNT: '1000000', REKEY_ARGON2_MEMORY_KIB: '64', REKEY_ARGON2_TIME_COST: '1', REKEY_STORE_POOL_SIZE: '10',
   }, '/api/health/ping')
   servers.push(rekey)
-  const peer = await start(['bench/express-app.ts'], { JWT_SECRET: secret, JWT_REFRESH_SECRET: refreshSecret, PEER_DATABASE_URL: withPath(`${schema}_peer`) }, '/api/auth/me')
+  const peer = await startServer(['bench/express-app.ts'], { JWT_SECRET: secret, JWT_REFRESH_SECRET: refreshSecret, PEER_DATABASE_URL: withPath(`${schema}_peer`) }, '/api/auth/me')
   servers.push(peer)
-  const bare = await start(['bench/fastjwt-server.ts'], { JWT_SECRET: secret }, '/api/auth/me')
+  const bare = await startServer(['bench/fastjwt-server.ts'], { JWT_SECRET: secret }, '/api/auth/me')
   servers.push(bare)
   const rekeyPairs = await pairs(rekey.url, CHAINS, true)
   const peerPairs = await pairs(peer.url, CHAINS, false)
@@ -178,7 +129,7 @@ try {
   rows.push([`GET /api/auth/me, ${ME_CONNECTIONS} connections: bare Fastify + fast-jwt`, f(median(r.bareMe)), String(median(r.bareP99)), us(r.bareMeCpu), ''])
   rows.push(['/me: rekey / Express, rekey / Fastify', `${(median(r.rekeyMe) / median(r.peerMe)).toFixed(2)}x (>= 1.5x), ${(median(r.rekeyMe) / median(r.bareMe)).toFixed(2)}x (>= 1.0x)`, '', '', ''])
 } finally {
-  for (const s of servers) await stop(s).catch(() => {})
+  for (const s of servers) await stopServer(s).catch(() => {})
   await admin.query(`DROP SCHEMA ${schema} CASCADE`)
   await admin.query(`DROP SCHEMA ${schema}_peer CASCADE`)
   await admin.end()
