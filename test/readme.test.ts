@@ -10,11 +10,11 @@
 import assert from 'node:assert/strict'
 import { execFileSync, spawn } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { describe, it } from 'node:test'
 import jsonwebtoken from 'jsonwebtoken'
+import { freePort } from './multi-instance/cluster.ts'
 
 const ROOT = path.resolve(import.meta.dirname, '..')
 const README = readFileSync(path.join(ROOT, 'README.md'), 'utf8')
@@ -42,14 +42,6 @@ function linkInstall(names: string[]): string {
     for (const [bin, file] of Object.entries(bins)) lines.push(`ln -sfn ${JSON.stringify(path.join(source, file))} node_modules/.bin/${bin}`)
   }
   return lines.join('\n')
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((res) => server.listen(0, '127.0.0.1', res))
-  const { port } = server.address() as { port: number }
-  await new Promise((res) => server.close(res))
-  return port
 }
 
 describe('README', () => {

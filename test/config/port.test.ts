@@ -2,12 +2,12 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { describe, test } from 'node:test'
 import { loadConfig } from '../../src/config/load.ts'
 import { isRekeyError } from '../../src/core/errors.ts'
+import { freePort } from '../multi-instance/cluster.ts'
 
 const ROOT = resolve(import.meta.dirname, '../..')
 const NODE = join(ROOT, 'node_modules/.bin/node')
@@ -21,15 +21,6 @@ function portOf(env: Record<string, string>, flags: { port?: number } = {}, file
   } finally {
     rmSync(cwd, { recursive: true, force: true })
   }
-}
-
-/** A port that was free a moment ago. */
-async function freePort(): Promise<number> {
-  const server = createServer()
-  await new Promise<void>((res) => server.listen(0, '127.0.0.1', res))
-  const { port } = server.address() as { port: number }
-  await new Promise((res) => server.close(res))
-  return port
 }
 
 /** Starts the real CLI and resolves with the URL of its "rekey listening" line. */

@@ -8,7 +8,6 @@
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
-import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
@@ -20,6 +19,7 @@ import { finalizeDbRotation } from '../../src/ops/rotate-db/finalize-db.ts'
 import { envFileTarget } from '../../src/ops/rotate-db/rotation-state.ts'
 import { openStore } from '../../src/store/open.ts'
 import { runCli } from '../cli/helpers.ts'
+import { freePort } from '../multi-instance/cluster.ts'
 
 const POSTGRES_URL = process.env.REKEY_TEST_POSTGRES_URL ?? ''
 const REQUIRE = process.env.REKEY_REQUIRE_POSTGRES === '1'
@@ -69,15 +69,6 @@ class ScramCluster {
       rmSync(this.dir, { recursive: true, force: true })
     }
   }
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer().once('error', reject).listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as net.AddressInfo
-      probe.close(() => resolve(port))
-    })
-  })
 }
 
 /** Logs in with `url`; the session user, or the error message of a refused login. */
