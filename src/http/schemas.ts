@@ -1,7 +1,11 @@
 /** JSON schemas of the request bodies and answers; unknown fields are refused, never stripped. */
 import { PASSWORD_MAX, PASSWORD_MIN } from '../service/auth/passwords.ts'
 
-/** No C0/C1 control character (NUL, newline, DEL...): such an email is refused with 400, never stored or looked up. */
+/**
+ * No C0/C1 control character (NUL, newline, DEL...): such an email is refused with 400 before
+ * any handler runs. Format and other invisible characters are refused by `canonicalEmail`'s
+ * check (src/core/email.ts) with the same 400.
+ */
 export const EMAIL_PATTERN = '^[^\\u0000-\\u001F\\u007F-\\u009F]*$'
 const email = { type: 'string', minLength: 3, maxLength: 254, pattern: EMAIL_PATTERN } as const
 const password = { type: 'string', minLength: PASSWORD_MIN, maxLength: PASSWORD_MAX } as const
