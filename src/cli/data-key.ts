@@ -10,19 +10,17 @@ import { RekeyError } from '../core/errors.ts'
 import { openAppTable, isPostgresUrl } from '../ops/rewrap/app-table.ts'
 import { readColumns, recordColumn, type ColumnRecord } from '../service/data-keys/crypt-columns.ts'
 import { maskLocation } from '../store/errors.ts'
+import type { Keyset } from '../store/types.ts'
+import { resolveMasterKey } from '../config/master-key.ts'
+import { DATA_KEY_PURPOSE } from '../core/data-keys.ts'
+import { dataKeyRecords, dataKeysOf } from '../service/data-keys/managed-data-keys.ts'
+import { printReport, withManaged } from './managed.ts'
 import { commandConfig, envFileVars, openForRead, openForWrite, withStore } from './audit-store.ts'
 import { CliExit, EXIT, type CliIo, type GlobalOptions } from './context.ts'
 
 /** The `--secret` names of the data key. */
 export function isDataKeySecret(name: string | undefined): boolean {
   return name === 'ENCRYPTION_KEY'
-}
-
-/** Refuses the data key in managed mode, which keeps only signing keys in this version. */
-export function requireDataKeyEnvFile(globals: GlobalOptions): void {
-  if (globals.envFile === undefined) {
-    throw new CliExit(EXIT.USAGE, '--secret ENCRYPTION_KEY is rotated in env-file mode (rekey --env-file .env rotate --secret ENCRYPTION_KEY): managed data keys are not available in this version')
-  }
 }
 
 const has = (vars: Readonly<Record<string, string | undefined>>, name: string): boolean => vars[name] !== undefined && vars[name] !== ''
@@ -38,6 +36,26 @@ export function cliCipher(io: CliIo, fileVars: Readonly<Record<string, string>>)
   return Cipher.fromEnv(dataKeyEnv(io, fileVars), { onWarning: (message) => io.stderr(`rekey: warning: ${message}\n`) })
 }
 
+/**
+ * The cipher of a command that reads or rewraps values: the env file's data keys in env-file
+ * mode; in managed mode the store's data keys, or the process's ENCRYPTION_KEY when the store
+ * holds none. Both at once is refused: which key encrypts must never be a guess.
+ */
+export async function commandCipher(io: CliIo, globals: GlobalOptions, fileVars: Readonly<Record<string, string>>): Promise<Cipher> {
+  if (globals.envFile !== undefined) return cliCipher(io, fileVars)
+  const config = await commandConfig(io, globals, fileVars)
+  const store = await openForRead(config.store)
+  const keyset = store === null ? null : await withStore(store, (s) => s.getKeyset())
+  const managed = keyset === null ? [] : dataKeyRecords(keyset)
+  if (managed.length === 0) return cliCipher(io, fileVars)
+  if (has(io.env, 'ENCRYPTION_KEY') || has(io.env, 'ENCRYPTION_KEYS')) {
+    throw new RekeyError('ERR_CONFIG', `ENCRYPTION_KEY is set in the environment and ${maskLocation(config.store)} holds managed data keys: unset it to use the store's keys, or name the env file that holds it (--env)`)
+  }
+  const { key } = await resolveMasterKey(config)
+  const previous = config.masterKeyPrev?.reveal()
+  return new Cipher(dataKeysOf(keyset as Keyset, previous === undefined ? [key] : [key, previous]), { onWarning: (message) => io.stderr(`rekey: warning: ${message}\n`) })
+}
+
 /** The registered columns and their last counts; none when the store does not exist yet. */
 export async function dataKeyEvidence(io: CliIo, globals: GlobalOptions, fileVars: Readonly<Record<string, string>>): Promise<ColumnRecord[]> {
   const store = await openForRead((await commandConfig(io, globals, fileVars)).store)
@@ -47,8 +65,7 @@ export async function dataKeyEvidence(io: CliIo, globals: GlobalOptions, fileVar
 
 /** `rotate --secret ENCRYPTION_KEY --hard`: refused while a registered column holds values of the keys it drops. */
 export async function guardDataKeyRotate(io: CliIo, globals: GlobalOptions, hard: boolean): Promise<void> {
-  requireDataKeyEnvFile(globals)
-  if (!hard) return
+  if (!hard || globals.envFile === undefined) return
   const vars = await envFileVars(globals)
   const dropped = ['ENCRYPTION_KEY', 'ENCRYPTION_KEY_PREV'].filter((v) => has(vars, v)).map((v) => kidOfText(vars[v] as string))
   if (dropped.length === 0) return
@@ -113,7 +130,7 @@ async function recountColumns(io: CliIo, globals: GlobalOptions, vars: Readonly<
 
 /** `finalize --secret ENCRYPTION_KEY`: refused while a registered column holds values of ENCRYPTION_KEY_PREV. */
 export async function guardDataKeyFinalize(io: CliIo, globals: GlobalOptions, force: boolean): Promise<void> {
-  requireDataKeyEnvFile(globals)
+  if (globals.envFile === undefined) return
   const vars = await envFileVars(globals)
   if (force || !has(vars, 'ENCRYPTION_KEY') || !has(vars, 'ENCRYPTION_KEY_PREV')) return
   const rotatedAt = Date.parse(vars.ENCRYPTION_KEY_ROTATED_AT ?? '')
@@ -145,4 +162,79 @@ export function dataKeyStates(vars: Readonly<Record<string, string>>): Map<strin
   if (has(vars, 'ENCRYPTION_KEY')) states.set(kidOfText(vars.ENCRYPTION_KEY as string), 'current')
   if (has(vars, 'ENCRYPTION_KEY_PREV')) states.set(kidOfText(vars.ENCRYPTION_KEY_PREV as string), 'previous')
   return states
+}
+
+/** kid -> state of the managed data keys in a store's key set. */
+export function managedDataKeyStates(keys: readonly { kid: string, purpose: string, state: string }[]): Map<string, string> {
+  return new Map(keys.filter((k) => k.purpose === DATA_KEY_PURPOSE).map((k) => [k.kid, k.state]))
+}
+
+const dataKeyLine = (c: { kid: string, from: string, to: string }): string => `  data key ${c.kid}: ${c.from} → ${c.to}`
+
+/**
+ * `rotate --secret ENCRYPTION_KEY` in managed mode: the first data key, or a new one staged,
+ * waited for on every live instance and promoted. `--hard` is refused while a registered
+ * column holds values of the keys it drops.
+ */
+export async function rotateManagedDataKey(io: CliIo, globals: GlobalOptions, options: { hard: boolean, timeoutMs: number }): Promise<void> {
+  const report = await withManaged(io, globals, async (ctx) => {
+    if (options.hard) {
+      const keys = await ctx.dataKeys.keys()
+      const dropped = keys.filter((k) => k.state === 'current' || k.state === 'previous').map((k) => k.kid)
+      const current = keys.find((k) => k.state === 'current')
+      if (current !== undefined) {
+        const columns = await recountColumns(io, globals, {}, await dataKeyEvidence(io, globals, {}), current.kid)
+        const problems = hardRotateDataKeyProblems(columns, dropped)
+        if (problems.length > 0) throw new RekeyError('ERR_UNSAFE', `rotate --hard of ENCRYPTION_KEY refused: ${problems.join('; ')}. Rotate without --hard, rewrap, then finalize`)
+      }
+    }
+    return ctx.dataKeys.rotate({ actor: ctx.actor, hard: options.hard, timeoutMs: options.timeoutMs })
+  }, { create: true }) // the first data key may be what creates an app's store
+  const instances = report.instances ?? []
+  printReport(io, globals, report, () => [
+    report.changes.length === 0 && report.created?.state === 'current'
+      ? `created data key ${report.created.kid} (current): it encrypts for every Cipher.fromStore`
+      : `${report.resumed === true ? 'resumed' : 'staged'} data key ${report.created?.kid ?? '?'} (next: it decrypts everywhere before it encrypts)`,
+    `instances: ${instances.length === 0 ? 'none running' : instances.map((i) => `${i.instanceId} v${i.keysetVersion}${i.acknowledged ? ' ✓' : ' (waiting)'}`).join(', ')}`,
+    ...report.changes.map(dataKeyLine),
+    ...(report.promoted === true && report.everywhere === true ? [`the new data key encrypts everywhere (key-set version ${report.keysetVersion})`] : []),
+    ...(report.changes.some((c) => c.to === 'previous') ? ['next: rekey rewrap --url DB_URL --table T --column C for each encrypted column, then rekey finalize --secret ENCRYPTION_KEY'] : []),
+  ])
+  const pending = instances.filter((i) => !i.acknowledged).map((i) => i.instanceId)
+  if (report.promoted !== true) {
+    throw new CliExit(EXIT.REFUSED, `timed out after ${Math.round((report.waitedMs ?? 0) / 1000)} s waiting for ${pending.length} instance(s) to load key-set version ${report.keysetVersion} (${pending.join(', ')}); the new data key stays staged as next (it decrypts, it does not encrypt): run rekey rotate --secret ENCRYPTION_KEY again to finish`)
+  }
+  if (report.everywhere !== true) {
+    throw new CliExit(EXIT.REFUSED, `promoted, but ${pending.length} instance(s) had not loaded key-set version ${report.keysetVersion} before the timeout (${pending.join(', ')}); they keep encrypting with the old key, which still decrypts, until they do`)
+  }
+}
+
+/**
+ * `finalize --secret ENCRYPTION_KEY` in managed mode: the previous data keys are retired once
+ * every registered column, counted again now, holds no value of theirs (`--force` overrides).
+ */
+export async function finalizeManagedDataKey(io: CliIo, globals: GlobalOptions, options: { force: boolean }): Promise<void> {
+  const report = await withManaged(io, globals, async (ctx) => {
+    const keys = await ctx.dataKeys.keys()
+    const current = keys.find((k) => k.state === 'current')
+    const previous = keys.filter((k) => k.state === 'previous')
+    if (current === undefined || previous.length === 0) return null
+    const columns = await recountColumns(io, globals, {}, await dataKeyEvidence(io, globals, {}), current.kid)
+    const problems = previous.flatMap((p) => finalizeDataKeyProblems(columns, current.kid, p.kid, current.activatedAt ?? undefined))
+    if (problems.length > 0 && !options.force) {
+      throw new RekeyError('ERR_UNSAFE', `finalize of ENCRYPTION_KEY refused (the previous data key still decrypts values): ${problems.join('; ')}`)
+    }
+    return ctx.dataKeys.finalize({ actor: ctx.actor, ...(problems.length > 0 ? { notes: `forced while: ${problems.join('; ')}` } : {}) })
+  })
+  if (report === null) {
+    printReport(io, globals, { secret: 'ENCRYPTION_KEY', changes: [] }, () => ['nothing to do: no previous data key'])
+    return
+  }
+  printReport(io, globals, report, () => report.changes.map((c) => `retired data key ${c.kid}`))
+}
+
+/** `rollback --secret ENCRYPTION_KEY` in managed mode: the previous data key encrypts again. */
+export async function rollbackManagedDataKey(io: CliIo, globals: GlobalOptions): Promise<void> {
+  const report = await withManaged(io, globals, (ctx) => ctx.dataKeys.rollback({ actor: ctx.actor }))
+  printReport(io, globals, report, () => [...report.changes.map(dataKeyLine), `key-set version ${report.keysetVersion}`])
 }

@@ -8,6 +8,7 @@ import type { RekeyConfig } from '../config/load.ts'
 import { parseDuration } from '../core/duration.ts'
 import type { AuditLog } from '../service/audit/audit-log.ts'
 import { SECRET_TARGETS, type Actor, type KeyRotation, type SecretTarget } from '../service/keys/rotation.ts'
+import type { DataKeyLifecycle } from '../service/data-keys/managed-data-keys.ts'
 import { openOperations } from '../service/operations.ts'
 import type { Store } from '../store/store.ts'
 import { commandConfig } from './audit-store.ts'
@@ -19,6 +20,7 @@ export interface ManagedContext {
   readonly store: Store
   readonly audit: AuditLog
   readonly rotation: KeyRotation
+  readonly dataKeys: DataKeyLifecycle
   readonly actor: Actor
 }
 
@@ -53,7 +55,7 @@ export async function withManaged<T>(io: CliIo, globals: GlobalOptions, fn: (ctx
     },
   })
   try {
-    return await fn({ config, store: ops.store, audit: ops.audit, rotation: ops.rotation, actor: { operator: operatorOf(globals), requestId: null } })
+    return await fn({ config, store: ops.store, audit: ops.audit, rotation: ops.rotation, dataKeys: ops.dataKeys, actor: { operator: operatorOf(globals), requestId: null } })
   } finally {
     await ops.close()
   }

@@ -42,6 +42,24 @@ export interface CryptOptions {
   aad?: string
 }
 
+/** Options of {@link Cipher.fromStore}: the cipher's, and how to reach the store's data keys. */
+export interface StoreCipherOptions extends CipherOptions {
+  /** Where REKEY_MASTER_KEY, REKEY_MASTER_KEY_PREV and REKEY_STORE are read. Default `process.env`. */
+  env?: Env
+  /** The name this process is listed under in `rekey status` (instances). Default `cipher`. */
+  name?: string
+}
+
+/** Opens a store-backed cipher; registered by the package entry (`rekey/crypt`), core does no I/O. */
+export type StoreCipherFactory = (location: string | undefined, options: StoreCipherOptions) => Promise<Cipher>
+
+let storeCipherFactory: StoreCipherFactory | null = null
+
+/** Registers the store side of {@link Cipher.fromStore}. */
+export function registerStoreCipher(factory: StoreCipherFactory): void {
+  storeCipherFactory = factory
+}
+
 /** What anyone may know about a data key: never its material. */
 export interface DataKeyInfo {
   readonly kid: string
@@ -70,6 +88,18 @@ function nextNonce(): Buffer {
   POOL.fill(0, poolAt, poolAt + NONCE_BYTES)
   poolAt += NONCE_BYTES
   return nonce
+}
+
+/** The slots of a key set; counts of kids already known carry over. */
+function slotsOf(keys: readonly DataKey[], before: ReadonlyMap<string, Slot>): { byKid: Map<string, Slot>, current: Slot } {
+  const current = keys.filter((k) => k.state === 'current')
+  if (current.length !== 1) throw new RekeyError('ERR_CONFIG', `A cipher needs exactly one current data key (found ${current.length})`)
+  const byKid = new Map<string, Slot>()
+  for (const key of keys) {
+    if (byKid.has(key.kid)) throw new RekeyError('ERR_CONFIG', `Data key ${key.kid} is configured twice`)
+    byKid.set(key.kid, { key, prefix: `${PREFIX}${key.kid}.`, count: before.get(key.kid)?.count ?? 0 })
+  }
+  return { byKid, current: byKid.get((current[0] as DataKey).kid) as Slot }
 }
 
 const malformed = (): RekeyError => new RekeyError('ERR_CIPHERTEXT_MALFORMED', 'The value is not a rekey ciphertext')
@@ -101,26 +131,58 @@ function split(ciphertext: string): { kid: string, nonceAt: number, bodyAt: numb
  * kids and states only.
  */
 export class Cipher {
-  readonly #byKid: ReadonlyMap<string, Slot>
-  readonly #current: Slot
+  #byKid: ReadonlyMap<string, Slot>
+  #current: Slot
   readonly #max: number
   readonly #warn: (message: string) => void
+  #close: (() => Promise<void>) | null = null
 
   /** Builds a cipher from data keys; exactly one must be `current`. Most callers use {@link Cipher.fromEnv}. */
   constructor(keys: readonly DataKey[], options: CipherOptions = {}) {
     const max = options.maxEncryptions ?? MAX_ENCRYPTIONS_PER_KEY
     if (!Number.isSafeInteger(max) || max < 1 || max > MAX_ENCRYPTIONS_PER_KEY) throw new RangeError('maxEncryptions must be an integer from 1 to 2^32')
-    const current = keys.filter((k) => k.state === 'current')
-    if (current.length !== 1) throw new RekeyError('ERR_CONFIG', `A cipher needs exactly one current data key (found ${current.length})`)
-    const byKid = new Map<string, Slot>()
-    for (const key of keys) {
-      if (byKid.has(key.kid)) throw new RekeyError('ERR_CONFIG', `Data key ${key.kid} is configured twice`)
-      byKid.set(key.kid, { key, prefix: `${PREFIX}${key.kid}.`, count: 0 })
-    }
+    const { byKid, current } = slotsOf(keys, new Map())
     this.#byKid = byKid
-    this.#current = byKid.get((current[0] as DataKey).kid) as Slot
+    this.#current = current
     this.#max = max
     this.#warn = options.onWarning ?? ((message) => { process.emitWarning(message, 'RekeyWarning') })
+  }
+
+  /**
+   * The cipher of the data keys kept in rekey's store (`rekey rotate --secret ENCRYPTION_KEY`
+   * without an env file): the store at `location` (default REKEY_STORE, else
+   * `./.rekey/rekey.db`), opened with REKEY_MASTER_KEY (or the `master.key` beside a SQLite
+   * store). The cipher follows every rotation without a restart: a staged key decrypts as
+   * soon as it is staged, and the process is listed as an instance, so a rotation promotes the
+   * new key only once this process can decrypt its values. Call `close()` on shutdown.
+   * Needs the package entry (`rekey/crypt`).
+   */
+  static fromStore(location?: string, options: StoreCipherOptions = {}): Promise<Cipher> {
+    if (storeCipherFactory === null) return Promise.reject(new TypeError('Cipher.fromStore needs the package entry: import { Cipher } from \'rekey/crypt\''))
+    return storeCipherFactory(location, options)
+  }
+
+  /**
+   * Replaces the key set (a store-backed cipher after a rotation). Encryption counts carry
+   * over by kid. A set without exactly one current key is refused and changes nothing.
+   * @internal
+   */
+  update(keys: readonly DataKey[]): void {
+    const { byKid, current } = slotsOf(keys, this.#byKid)
+    this.#byKid = byKid
+    this.#current = current
+  }
+
+  /** @internal Set by the store side: what `close()` releases. */
+  onClose(close: () => Promise<void>): void {
+    this.#close = close
+  }
+
+  /** Releases what a store-backed cipher holds (its store connection, heartbeat and listener). Nothing for a cipher from the environment. */
+  async close(): Promise<void> {
+    const close = this.#close
+    this.#close = null
+    await close?.()
   }
 
   /**

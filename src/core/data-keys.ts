@@ -10,6 +10,14 @@ import { MIN_SECRET_BYTES } from './key.ts'
 import { deriveKid } from './kid.ts'
 import { isKeyState, type KeyState } from './states.ts'
 
+/** The purpose of managed data keys in rekey's store (`keys.purpose`). */
+export const DATA_KEY_PURPOSE = 'data'
+/** Their algorithm: AES-256-GCM, the cipher of `rekey/crypt`. */
+export const DATA_KEY_ALG = 'A256GCM'
+
+/** How the instance id of a `Cipher.fromStore` process starts: it encrypts, it verifies no token. */
+export const CIPHER_INSTANCE_PREFIX = 'cipher:'
+
 /** AES-256: the one key size the cipher uses. */
 export const DATA_KEY_BYTES = 32
 

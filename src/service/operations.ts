@@ -16,6 +16,7 @@ import { systemClock, type Clock } from './clock.ts'
 import { keyInputOf, resealLegacyKeys } from './keys/keys.ts'
 import { KeyRotation, type RotationEvent } from './keys/rotation.ts'
 import { Webhooks } from './notify/webhooks.ts'
+import { DataKeyLifecycle } from './data-keys/managed-data-keys.ts'
 
 /** The logger the operations warn through (pino's, or the CLI's stderr). */
 export interface OperationsLog {
@@ -52,6 +53,8 @@ export interface Operations {
   readonly webhooks: Webhooks | null
   /** Rotation, finalize, rollback, revoke, emergency, status. */
   readonly rotation: KeyRotation
+  /** The managed data keys (ENCRYPTION_KEY kept in the store): rotate, finalize, rollback. */
+  readonly dataKeys: DataKeyLifecycle
   /** Flushes webhooks, stops following the store, closes it if it was opened here. */
   close(): Promise<void>
 }
@@ -110,7 +113,11 @@ export async function openOperations(config: RekeyConfig, log: OperationsLog, op
         webhooks?.notice(event)
       },
     })
-    return { config, store, masterKey, previousMasterKey, audit, webhooks, rotation, close: closeAll }
+    const dataKeys = new DataKeyLifecycle({
+      store, masterKey, computeHash: audit.hash, rotation, clock: options.clock ?? systemClock, cadencePolicy: config.cadence,
+      ...(previousMasterKey === undefined ? {} : { previousMasterKey }),
+    })
+    return { config, store, masterKey, previousMasterKey, audit, webhooks, rotation, dataKeys, close: closeAll }
   } catch (err) {
     await closeAll().catch(() => {})
     throw err

@@ -1,7 +1,7 @@
 import type { Command } from 'commander'
 import { planFinalize } from '../../core/env-rotation.ts'
 import { applyEnvPlan } from '../env-mode.ts'
-import { guardDataKeyFinalize, isDataKeySecret } from '../data-key.ts'
+import { finalizeManagedDataKey, guardDataKeyFinalize, isDataKeySecret } from '../data-key.ts'
 import { CliExit, EXIT, type CliIo, type GlobalOptions } from '../context.ts'
 import { managedSecretOf, printReport, withManaged } from '../managed.ts'
 import { addSmokeOptions, smokeFailure, smokePlanOf, type SmokeFlags } from '../smoke-guard.ts'
@@ -25,7 +25,7 @@ export function registerFinalize(program: Command, io: CliIo): void {
   addSmokeOptions(program
     .command('finalize')
     .description('end the grace window: the old key stops verifying (refused, exit 1, while its tokens can be live)')
-    .option('--secret <name>', 'env-file: access, refresh, all, or (default) the JWT_SECRET family; managed: access, refresh or all (default)')
+    .option('--secret <name>', 'env-file: access, refresh, all, ENCRYPTION_KEY, or (default) the JWT_SECRET family; managed: access, refresh, all (default) or ENCRYPTION_KEY')
     .option('--force', 'finalize now even though tokens signed by the old key may still be live or were verified in the last 5 min')
     .option('--when-share-below <percent>', 'finalize before the grace window ends once the old key\'s share of verifications, across every reporting process, has stayed below this (e.g. 5%) for 15 minutes')
     .option('--token-lifetime <duration>', 'env-file: the app\'s token lifetime when the file does not say (default: JWT_EXPIRATION, else 24h assumed)')
@@ -35,6 +35,10 @@ export function registerFinalize(program: Command, io: CliIo): void {
       const globals = command.optsWithGlobals<GlobalOptions>()
       if (isDbSecret(options.secret)) return await finalizeDbCommand(io, globals, options)
       const whenShareBelow = thresholdOf(options.whenShareBelow)
+      if (isDataKeySecret(options.secret) && globals.envFile === undefined) {
+        if (whenShareBelow !== undefined) throw new CliExit(EXIT.USAGE, '--when-share-below weighs token verifications; ENCRYPTION_KEY is finalized on its column counts (rekey rewrap)')
+        return await finalizeManagedDataKey(io, globals, { force: options.force === true })
+      }
       if (isDataKeySecret(options.secret)) await guardDataKeyFinalize(io, globals, options.force === true)
       if (globals.envFile !== undefined) {
         // Apps that report usage to the store beside the file are the evidence (see env-evidence.ts).

@@ -5,7 +5,7 @@ import { openAppTable, type AppTable, type KidCounts, type TableSpec } from '../
 import { rewrapColumn, type RewrapResult } from '../../ops/rewrap/rewrap.ts'
 import { commandConfig, envFileVars, liveSecretsOf, openForWrite, withStore } from '../audit-store.ts'
 import { CliExit, EXIT, operatorOf, type CliIo, type GlobalOptions } from '../context.ts'
-import { cliCipher } from '../data-key.ts'
+import { commandCipher } from '../data-key.ts'
 import { progressOutput } from '../progress.ts'
 import { acquireRewrapLock } from '../../service/data-keys/rewrap-lock.ts'
 
@@ -46,7 +46,7 @@ function batchSizeOf(value: string | undefined): number {
 export function registerRewrap(program: Command, io: CliIo): void {
   program
     .command('rewrap')
-    .description('re-encrypt the values of older data keys (ENCRYPTION_KEY_PREV) under ENCRYPTION_KEY; resumable; counts per key')
+    .description('re-encrypt the values of older data keys (ENCRYPTION_KEY_PREV, or the store\'s previous data key) under the current one; resumable; counts per key')
     .requiredOption('--url <db-url>', 'the application database: a postgres:// URL or a SQLite file')
     .requiredOption('--table <name>', 'the table (or schema.table)')
     .requiredOption('--column <name>', 'the text column holding rk1.… values')
@@ -60,6 +60,7 @@ export function registerRewrap(program: Command, io: CliIo): void {
       'Examples:',
       '  rekey --env-file .env rewrap --url "$DATABASE_URL" --table users --column ssn --aad-columns id',
       '  rekey rewrap --url ./app.db --table notes --column body --count',
+      '  rekey rewrap --url "$DATABASE_URL" --table users --column ssn   # managed data keys (rekey rotate --secret ENCRYPTION_KEY)',
       '',
       'Progress: a bar on a terminal, JSON lines ({"event":"progress",...}) otherwise. A killed run',
       'resumes where it stopped when run again with the same key. Exit 1 when a value did not decrypt,',
@@ -70,7 +71,7 @@ export function registerRewrap(program: Command, io: CliIo): void {
       const spec = specOf(options)
       const batchSize = batchSizeOf(options.batchSize)
       const fileVars = await envFileVars(globals)
-      const cipher = cliCipher(io, fileVars)
+      const cipher = await commandCipher(io, globals, fileVars)
       const config = await commandConfig(io, globals, fileVars)
       const table = await openAppTable(options.url, spec)
       try {

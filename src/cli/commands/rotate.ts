@@ -3,7 +3,7 @@ import { planRotate } from '../../core/env-rotation.ts'
 import { parseDuration } from '../../core/duration.ts'
 import { DEFAULT_ROTATE_TIMEOUT_MS, type PublishProgress } from '../../service/keys/rotation.ts'
 import { applyEnvPlan } from '../env-mode.ts'
-import { guardDataKeyRotate, isDataKeySecret } from '../data-key.ts'
+import { guardDataKeyRotate, isDataKeySecret, rotateManagedDataKey } from '../data-key.ts'
 import { CliExit, describeError, EXIT, type CliIo, type GlobalOptions } from '../context.ts'
 import { managedSecretOf, printReport, timeoutOf, withManaged } from '../managed.ts'
 import { addSmokeOptions, smokeFailure, smokePlanOf, type SmokeFlags } from '../smoke-guard.ts'
@@ -48,7 +48,7 @@ export function registerRotate(program: Command, io: CliIo): void {
   addSmokeOptions(program
     .command('rotate')
     .description('graceful rotation: a new key signs, the old one verifies until finalize')
-    .option('--secret <name>', 'env-file: access, refresh, all, or (default) the JWT_SECRET family; managed: access, refresh or all (default)')
+    .option('--secret <name>', 'env-file: access, refresh, all, ENCRYPTION_KEY, or (default) the JWT_SECRET family; managed: access, refresh, all (default) or ENCRYPTION_KEY')
     .option('--hard', 'drop the old key now: every token it signed is refused (forces re-login)')
     .option('--convention <name>', 'env-file: pair (JWT_SECRET/JWT_SECRET_PREV) or current-new (JWT_SECRET_CURRENT/JWT_SECRET_NEW), remembered for the file')
     .option('--token-lifetime <duration>', 'env-file: the app\'s token lifetime when the file does not say (default: JWT_EXPIRATION, else 24h assumed)')
@@ -70,7 +70,8 @@ export function registerRotate(program: Command, io: CliIo): void {
       '  rekey rotate --secret access --publish-delay 0   # no verifier outside rekey caches the JWKS',
       '  rekey rotate --smoke https://auth.example.com --smoke-email smoke@example.com --smoke-password-env SMOKE_PASSWORD',
       '  REKEY_MASTER_KEY=<new> REKEY_MASTER_KEY_PREV=<old> rekey rotate --secret master-key',
-      '  rekey --env-file .env rotate --secret ENCRYPTION_KEY   # data key: then rekey rewrap, then finalize (docs/crypt.md)',
+      '  rekey --env .env rotate --secret ENCRYPTION_KEY   # data key: then rekey rewrap, then finalize (docs/crypt.md)',
+      '  rekey rotate --secret ENCRYPTION_KEY              # managed data key (apps use Cipher.fromStore)',
       '',
       'With --smoke, a failed smoke test after the rotation rolls it back (exit 1, naming the failed step).',
       '',
@@ -83,6 +84,10 @@ export function registerRotate(program: Command, io: CliIo): void {
       const timeoutMs = timeoutOf(options.timeout, DEFAULT_ROTATE_TIMEOUT_MS)
       const publishDelayMs = publishDelayOf(options.publishDelay)
       if (options.secret === 'master-key') return await rotateMasterKeyCommand(io, globals)
+      if (isDataKeySecret(options.secret) && globals.envFile === undefined) {
+        if (options.wait === false || options.publishDelay !== undefined) throw new CliExit(EXIT.USAGE, '--no-wait and --publish-delay apply to JWKS-published signing keys, not to ENCRYPTION_KEY')
+        return await rotateManagedDataKey(io, globals, { hard: options.hard === true, timeoutMs })
+      }
       if (isDataKeySecret(options.secret)) await guardDataKeyRotate(io, globals, options.hard === true)
       if (globals.envFile !== undefined) {
         await applyEnvPlan(io, globals, options.secret, (vars, layout, fresh, lifetime) => planRotate(vars, layout, fresh(), new Date(), options.hard === true, lifetime), {

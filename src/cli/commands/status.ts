@@ -2,10 +2,11 @@ import type { Command } from 'commander'
 import { envLayout, tokenLifetimeOf } from '../../core/env-rotation.ts'
 import type { StatusReport } from '../../service/keys/key-views.ts'
 import type { UsageStatus } from '../../service/keys/rotation-report.ts'
+import { DATA_KEY_PURPOSE } from '../../core/data-keys.ts'
 import { describeProcesses } from '../../core/usage-evidence.ts'
 import type { CliIo, GlobalOptions } from '../context.ts'
 import { conventionOf, describeEnvSecret, lifetimeText, presentSecrets, readJwtEnvFile } from '../env-mode.ts'
-import { columnLines, dataKeyEvidence, dataKeyStates } from '../data-key.ts'
+import { columnLines, dataKeyEvidence, dataKeyStates, managedDataKeyStates } from '../data-key.ts'
 import { printReport, withManaged } from '../managed.ts'
 
 /**
@@ -25,7 +26,7 @@ export function registerStatus(program: Command, io: CliIo): void {
         const report = await withManaged(io, globals, (ctx) => ctx.rotation.status())
         const columns = await dataKeyEvidence(io, globals, {})
         printReport(io, globals, columns.length === 0 ? report : { ...report, encryptedColumns: columns }, () => [
-          ...managedLines(report), ...columnLines(columns, dataKeyStates({ ...io.env } as Record<string, string>)),
+          ...managedLines(report), ...columnLines(columns, new Map([...dataKeyStates({ ...io.env } as Record<string, string>), ...managedDataKeyStates(report.secrets.flatMap((s) => s.keys))])),
         ])
         return
       }
@@ -73,8 +74,13 @@ function usageLines(report: StatusReport & Partial<UsageStatus>): string[] {
 function managedLines(report: StatusReport & Partial<UsageStatus>): string[] {
   const lines = [`store ${report.store}  key-set version ${report.keysetVersion}`]
   for (const s of report.secrets) {
-    lines.push(`${s.secret}  phase: ${s.phase}`)
+    const data = s.secret === DATA_KEY_PURPOSE
+    lines.push(data ? `ENCRYPTION_KEY (managed data keys)  phase: ${s.phase}` : `${s.secret}  phase: ${s.phase}`)
     for (const k of s.keys) {
+      if (data) {
+        lines.push(`  ${k.state.padEnd(8)} ${k.kid}`)
+        continue
+      }
       const sessions = k.liveSessions === null ? '' : `  ${k.liveSessions} live session(s) (counted ${report.liveSessionsCountedAt})`
       const use = k.state === 'retired' || k.state === 'revoked' ? '' : `  ${pct(k.share)} of verifications (1 h)${sessions}`
       const safe = k.finalizeSafeAt === null ? '' : k.finalizeSafe === true ? '  finalize: safe now' : `  finalize safe at ${k.finalizeSafeAt}`

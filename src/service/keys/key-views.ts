@@ -2,6 +2,7 @@
  * What operators see of managed keys and instances: the views `rekey status`, `GET
  * /api/admin/keys` and `GET /api/admin/status` answer with. Never key material.
  */
+import { DATA_KEY_PURPOSE } from '../../core/data-keys.ts'
 import type { CadencePolicy } from '../../core/cadence.ts'
 import { finalizeCheck, phaseOf, type RotationPhase, type RotationPolicy } from '../../core/rotation-rules.ts'
 import type { Store } from '../../store/store.ts'
@@ -109,7 +110,8 @@ export async function statusReport(store: Store, policy: RotationPolicy, now: nu
       secret: purpose,
       phase: phaseOf(keyset.keys, purpose),
       keys: keys.map((k): KeyStatus => {
-        const check = k.state === 'previous' ? finalizeCheck(k, now, policy, live) : null
+        // A data key's finalize is judged on its column counts (rekey status lists them), never on time.
+        const check = k.state === 'previous' && k.purpose !== DATA_KEY_PURPOSE ? finalizeCheck(k, now, policy, live) : null
         const verifications = perKid.get(k.kid) ?? 0
         return {
           ...keyView(k),

@@ -11,6 +11,7 @@
  * out are shared through the store by `token-lifetimes.ts`.
  */
 import { cadenceDaysOf, DEFAULT_POLICY, type CadencePolicy } from '../../core/cadence.ts'
+import { DATA_KEY_PURPOSE } from '../../core/data-keys.ts'
 import { RekeyError } from '../../core/errors.ts'
 import { maskSecrets } from '../../core/mask.ts'
 import {
@@ -447,6 +448,10 @@ export class KeyRotation {
     const plan = planRevoke(keyset.keys, input.kid, now, reason)
     if (plan.kind === 'unknown') throw new ServiceError('not_found', 'No key has that kid')
     if (plan.kind === 'unchanged') return { changed: false, changes: [], keysetVersion: keyset.version }
+    if (plan.key.purpose === DATA_KEY_PURPOSE) {
+      // Revoking a data key makes every value still under it unreadable: its end is finalize, judged on the column counts.
+      throw new RekeyError('ERR_UNSAFE', `${plan.key.kid} is a data key: it is not revoked (its values would become unreadable); rotate --secret ENCRYPTION_KEY, rekey rewrap, then finalize --secret ENCRYPTION_KEY retires it once no value uses it`)
+    }
     const version = await store.transitionKeys({
       expectedVersion: keyset.version,
       update: rebindKeyUpdates(this.#masterKeys, keyset.keys, [plan.change]),

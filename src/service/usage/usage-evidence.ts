@@ -3,6 +3,7 @@
  * `rekey status` and the dashboard (who verifies with which key, and when each process last
  * reported). The rules are in `core/usage-evidence.ts`; this file reads and assembles.
  */
+import { CIPHER_INSTANCE_PREFIX } from '../../core/data-keys.ts'
 import {
   processNameOf, recentUse, shareEvidence, SHARE_STAY_MS, type RecentUse, type ShareEvidence, type UsageRow,
 } from '../../core/usage-evidence.ts'
@@ -84,6 +85,8 @@ export async function usageByProcess(store: Store, now: number, instances: reado
     seen.set(r.instanceId, s)
   }
   for (const i of instances) {
+    // A cipher process is an instance (rotations wait for it), not a verifier.
+    if (i.instanceId.startsWith(CIPHER_INSTANCE_PREFIX)) continue
     const s = seen.get(i.instanceId) ?? { last: 0, count: 0 }
     s.last = Math.max(s.last, i.lastSeen)
     seen.set(i.instanceId, s)

@@ -1,0 +1,115 @@
+/**
+ * The store side of `Cipher.fromStore`: an app's cipher over the managed data keys.
+ *
+ * - The store must exist and hold a current data key: an app never creates a store, a master
+ *   key or a data key (`rekey rotate --secret ENCRYPTION_KEY` does).
+ * - The master key is resolved as every rekey command resolves it (REKEY_MASTER_KEY, else the
+ *   `master.key` beside a SQLite store); REKEY_MASTER_KEY_PREV opens rows not yet re-sealed
+ *   during a master-key rollout.
+ * - The cipher follows the store: on every change of the key set (LISTEN/NOTIFY on PostgreSQL,
+ *   polling on SQLite) it reloads the data keys, then acknowledges the version in its
+ *   heartbeat. It is listed as an instance, so a rotation promotes a staged key only once this
+ *   process decrypts with it. A reload that fails keeps the keys loaded and warns once.
+ */
+import { existsSync } from 'node:fs'
+import { Cipher, type StoreCipherOptions } from '../../core/cipher.ts'
+import { CIPHER_INSTANCE_PREFIX } from '../../core/data-keys.ts'
+import { RekeyError } from '../../core/errors.ts'
+import { resolveMasterKey, decodeMasterKey } from '../../config/master-key.ts'
+import { SecretValue } from '../../config/secret-value.ts'
+import { isPostgresLocation, storeLocationProblem } from '../../store/location.ts'
+import { maskLocation } from '../../store/errors.ts'
+import { openStore } from '../../store/open.ts'
+import type { Store } from '../../store/store.ts'
+import { systemClock } from '../clock.ts'
+import { Heartbeat } from '../cluster/heartbeat.ts'
+import { reporterIdOf } from '../usage/usage-report.ts'
+import { dataKeysOf, dataKeyRecords } from './managed-data-keys.ts'
+
+/** The store a cipher opens when none is named: REKEY_STORE, else the embedded default. */
+const DEFAULT_STORE = './.rekey/rekey.db'
+const NAME = /^[A-Za-z0-9_.:-]{1,64}$/
+
+function masterKeyOf(env: Readonly<Record<string, string | undefined>>, name: string): Buffer | undefined {
+  const text = env[name]
+  if (text === undefined || text === '') return undefined
+  try {
+    return decodeMasterKey(text)
+  } catch (err) {
+    throw new RekeyError('ERR_CONFIG', `${name} ${(err as Error).message}`)
+  }
+}
+
+/** Opens the cipher of the store's managed data keys. */
+export async function openStoreCipher(location: string | undefined, options: StoreCipherOptions): Promise<Cipher> {
+  const env = options.env ?? process.env
+  const where = location ?? (env.REKEY_STORE === undefined || env.REKEY_STORE === '' ? DEFAULT_STORE : env.REKEY_STORE)
+  if (typeof where !== 'string' || where.trim() === '') throw new TypeError('the store location must be a non-empty string')
+  const name = options.name ?? 'cipher'
+  if (!NAME.test(name)) throw new TypeError('name must be 1 to 64 characters of A-Z a-z 0-9 _ . : -')
+  const problem = storeLocationProblem(where)
+  if (problem !== undefined) throw new RekeyError('ERR_CONFIG', `store location ${problem}`)
+  if (!isPostgresLocation(where) && !existsSync(where)) {
+    throw new RekeyError('ERR_CONFIG', `no rekey store at ${where}: create the data key with rekey rotate --secret ENCRYPTION_KEY, or name the store (REKEY_STORE)`)
+  }
+  const current = masterKeyOf(env, 'REKEY_MASTER_KEY')
+  const { key: masterKey } = await resolveMasterKey({ store: where, masterKey: current === undefined ? undefined : new SecretValue(current) })
+  const previous = masterKeyOf(env, 'REKEY_MASTER_KEY_PREV')
+  const masterKeys = previous === undefined ? [masterKey] : [masterKey, previous]
+
+  let reloadError = ''
+  const warn = options.onWarning ?? ((message: string) => { process.emitWarning(message, 'RekeyWarning') })
+  const store: Store = await openStore(where, { max: 2, onError: () => {} })
+  try {
+    const keyset = await store.getKeyset()
+    if (!dataKeyRecords(keyset).some((k) => k.state === 'current')) {
+      throw new RekeyError('ERR_CONFIG', `the store at ${maskLocation(where)} holds no managed data key: create one with rekey rotate --secret ENCRYPTION_KEY`)
+    }
+    const cipher = new Cipher(dataKeysOf(keyset, masterKeys), options)
+    let version = keyset.version
+    const heartbeat = new Heartbeat({ instanceId: `${CIPHER_INSTANCE_PREFIX}${reporterIdOf(name)}`, store, clock: systemClock, keysetVersion: () => version, onError: () => {} })
+
+    let reloading: Promise<void> | null = null
+    let again = false
+    const reload = (): Promise<void> => {
+      if (reloading !== null) {
+        again = true
+        return reloading
+      }
+      reloading = (async () => {
+        do {
+          again = false
+          try {
+            const fresh = await store.getKeyset()
+            if (fresh.version === version) continue
+            cipher.update(dataKeysOf(fresh, masterKeys))
+            version = fresh.version
+            reloadError = ''
+            // Acknowledges at once: a rotation waits for this before the new key encrypts.
+            await heartbeat.beat()
+          } catch (err) {
+            // The keys loaded keep working; one warning per distinct problem.
+            const message = `rekey cipher (${name}): reloading the data keys failed (${(err as Error)?.message ?? String(err)}); the keys loaded are kept`
+            if (message !== reloadError) warn(message)
+            reloadError = message
+          }
+        } while (again)
+      })().finally(() => { reloading = null })
+      return reloading
+    }
+    const unsubscribe = await store.subscribe((channel) => {
+      if (channel === 'keys') void reload()
+    })
+    await heartbeat.start()
+    cipher.onClose(async () => {
+      await unsubscribe().catch(() => {})
+      await reloading?.catch(() => {})
+      await heartbeat.stop()
+      await store.close()
+    })
+    return cipher
+  } catch (err) {
+    await store.close().catch(() => {})
+    throw err
+  }
+}

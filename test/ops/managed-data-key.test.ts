@@ -1,0 +1,249 @@
+/**
+ * Managed data keys (`rekey rotate --secret ENCRYPTION_KEY` without an env file), end to end
+ * with real processes: an application encrypting a SQLite column through `Cipher.fromStore`
+ * keeps writing while the CLI creates the first key, stages and promotes a new one (waiting
+ * for the application to load it), counts, rewraps and finalizes, on a SQLite store and on
+ * PostgreSQL (its own schema). Oracles: the application's own check of every row against what
+ * it last wrote, and a fresh `Cipher.fromStore` in this process.
+ */
+import assert from 'node:assert/strict'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { existsSync, renameSync, writeFileSync } from 'node:fs'
+import path from 'node:path'
+import { DatabaseSync } from 'node:sqlite'
+import { describe, it } from 'node:test'
+import { Cipher } from '../../src/crypt.ts'
+import { openStore } from '../../src/store/open.ts'
+import { runBin, tempDir } from '../cli/helpers.ts'
+import { POSTGRES_URL, REQUIRE_POSTGRES, adminQuery, freshSchema } from '../store/support/stores.ts'
+
+const APP = path.resolve(import.meta.dirname, '../support/cipher-app.ts')
+const ROWS = 400
+
+/** The application process: its stdout lines, awaited by pattern. */
+interface AppProcess {
+  readonly child: ChildProcess
+  line(pattern: RegExp, timeoutMs?: number): Promise<RegExpExecArray>
+  stop(): Promise<{ rows: number, lost: number, failed: number, writes: number, kids: Record<string, number> }>
+}
+
+function startApp(dir: string, env: Record<string, string>, name = 'orders-api'): AppProcess {
+  const child = spawn(process.execPath, [APP], { cwd: dir, env: { ...process.env, ...env, APP_DB: path.join(dir, 'app.db'), APP_NAME: name, ROWS: String(ROWS) }, stdio: ['ignore', 'pipe', 'pipe'] })
+  const lines: string[] = []
+  let stderr = ''
+  const waiters: Array<() => void> = []
+  let buffer = ''
+  child.stderr?.setEncoding('utf8').on('data', (t: string) => { stderr += t })
+  child.stdout?.setEncoding('utf8').on('data', (t: string) => {
+    buffer += t
+    let nl: number
+    while ((nl = buffer.indexOf('\n')) >= 0) {
+      lines.push(buffer.slice(0, nl))
+      buffer = buffer.slice(nl + 1)
+    }
+    for (const w of waiters.splice(0)) w()
+  })
+  const exited = new Promise<void>((resolve) => child.on('close', () => resolve()))
+  const line = async (pattern: RegExp, timeoutMs = 20_000): Promise<RegExpExecArray> => {
+    const deadline = Date.now() + timeoutMs
+    for (;;) {
+      for (const l of lines) {
+        const m = pattern.exec(l)
+        if (m !== null) return m
+      }
+      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`app: no line ${pattern} (lines: ${lines.join(' | ')}; stderr: ${stderr})`)
+      await Promise.race([new Promise<void>((resolve) => waiters.push(resolve)), new Promise((resolve) => setTimeout(resolve, 200))])
+    }
+  }
+  return {
+    child,
+    line,
+    async stop() {
+      child.kill('SIGTERM')
+      const m = await line(/^\{.*\}$/)
+      await exited
+      return JSON.parse(m[0]) as Awaited<ReturnType<AppProcess['stop']>>
+    },
+  }
+}
+
+/** The store settings of one kind: a SQLite file in `dir` (its master.key generated), or a fresh PostgreSQL schema. */
+async function storeEnv(kind: 'sqlite' | 'postgres', dir: string, t: { after: (fn: () => Promise<void>) => void }): Promise<Record<string, string>> {
+  if (kind === 'sqlite') return { REKEY_STORE: path.join(dir, '.rekey', 'rekey.db') }
+  const schema = freshSchema()
+  t.after(async () => { await adminQuery(`DROP SCHEMA IF EXISTS ${schema} CASCADE`) })
+  const url = new URL(POSTGRES_URL)
+  url.searchParams.set('options', `-c search_path=${schema}`)
+  await adminQuery(`CREATE SCHEMA ${schema}`)
+  return { REKEY_STORE: url.toString(), REKEY_MASTER_KEY: randomBytes(32).toString('base64') }
+}
+
+const json = (stdout: string): Record<string, unknown> => JSON.parse(stdout.trim().split('\n').at(-1) as string) as Record<string, unknown>
+
+for (const kind of ['sqlite', 'postgres'] as const) {
+  const skip = kind === 'postgres' && POSTGRES_URL === '' && !REQUIRE_POSTGRES ? 'REKEY_TEST_POSTGRES_URL is not set' : false
+  describe(`managed ENCRYPTION_KEY, ${kind} store`, { skip }, () => {
+    it('creates, stages until the running app decrypts with it, promotes, rewraps under load and finalizes on the counts', async (t) => {
+      const dir = tempDir(t)
+      const env = await storeEnv(kind, dir, t)
+      const cli = (...args: string[]) => runBin(args, { cwd: dir, env })
+
+      let r = await cli('rotate', '--secret', 'ENCRYPTION_KEY')
+      assert.equal(r.code, 0, r.stderr)
+      const first = /created data key (\S+) \(current\)/.exec(r.stdout)?.[1] as string
+      assert.ok(first, r.stdout)
+
+      const app = startApp(dir, env)
+      t.after(() => { app.child.kill('SIGKILL') })
+      assert.equal((await app.line(/^ready (\S+)$/))[1], first)
+      const appDb = path.join(dir, 'app.db')
+      const oldValue = (() => {
+        const db = new DatabaseSync(appDb, { readOnly: true })
+        try {
+          return (db.prepare('SELECT body FROM items WHERE id = 1').get() as { body: string }).body
+        } finally {
+          db.close()
+        }
+      })()
+      assert.equal(Cipher.kidOf(oldValue), first)
+
+      // Staged, acknowledged by the running app (a cipher instance), promoted.
+      r = await cli('--json', 'rotate', '--secret', 'ENCRYPTION_KEY')
+      assert.equal(r.code, 0, r.stderr)
+      const rotated = json(r.stdout) as { promoted: boolean, everywhere: boolean, changes: { kid: string, from: string, to: string }[], instances: { instanceId: string, acknowledged: boolean }[] }
+      assert.equal(rotated.promoted, true)
+      assert.equal(rotated.everywhere, true)
+      const second = rotated.changes.find((c) => c.to === 'current')?.kid as string
+      assert.deepEqual(rotated.changes.map((c) => [c.kid, c.from, c.to]), [[first, 'current', 'previous'], [second, 'next', 'current']])
+      assert.ok(rotated.instances.some((i) => i.instanceId.startsWith('cipher:orders-api/') && i.acknowledged), JSON.stringify(rotated.instances))
+      await app.line(new RegExp(`^kid ${second}$`))
+
+      // Counted: the old key still holds values, so neither finalize nor --hard may drop it.
+      r = await cli('--json', 'rewrap', '--url', appDb, '--table', 'items', '--column', 'body', '--aad-columns', 'id', '--count')
+      assert.equal(r.code, 0, r.stderr)
+      const counted = json(r.stdout) as { keys: { kid: string, state: string, values: number }[] }
+      assert.ok((counted.keys.find((k) => k.kid === first)?.values ?? 0) > 0, r.stdout)
+      assert.equal(counted.keys.find((k) => k.kid === first)?.state, 'previous')
+      r = await cli('finalize', '--secret', 'ENCRYPTION_KEY')
+      assert.equal(r.code, 1, r.stdout)
+      assert.match(r.stderr, new RegExp(`ERR_UNSAFE.*items\\.body .* still holds \\d+ value\\(s\\) of data key ${first}`))
+      r = await cli('rotate', '--secret', 'ENCRYPTION_KEY', '--hard')
+      assert.equal(r.code, 1, r.stdout)
+      assert.match(r.stderr, /ERR_UNSAFE: rotate --hard of ENCRYPTION_KEY refused: .*would become unreadable/)
+      // A data key is never revoked: its values would become unreadable.
+      r = await cli('revoke', first)
+      assert.equal(r.code, 1, r.stdout)
+      assert.match(r.stderr, /ERR_UNSAFE: .* is a data key/)
+
+      // Rewrap while the application keeps writing.
+      r = await cli('--json', 'rewrap', '--url', appDb, '--table', 'items', '--column', 'body', '--aad-columns', 'id')
+      assert.equal(r.code, 0, r.stderr)
+      const done = json(r.stdout) as { event: string, currentKid: string, failed: number }
+      assert.equal(done.event, 'done')
+      assert.equal(done.currentKid, second)
+      assert.equal(done.failed, 0)
+      const checked = await app.stop()
+      assert.equal(checked.rows, ROWS)
+      assert.equal(checked.lost, 0)
+      assert.equal(checked.failed, 0)
+      assert.ok(checked.writes > 0)
+      assert.deepEqual(checked.kids, { [second]: ROWS })
+
+      r = await cli('finalize', '--secret', 'ENCRYPTION_KEY')
+      assert.equal(r.code, 0, r.stderr)
+      assert.match(r.stdout, new RegExp(`retired data key ${first}`))
+      const status = json((await cli('--json', 'status')).stdout) as { secrets: { secret: string, keys: { kid: string, state: string }[] }[], encryptedColumns: { kids: Record<string, number> }[] }
+      assert.deepEqual(status.secrets.find((s) => s.secret === 'data')?.keys.map((k) => [k.kid, k.state]), [[first, 'retired'], [second, 'current']])
+      assert.deepEqual(status.encryptedColumns[0]?.kids, { [second]: ROWS })
+
+      // The retired key is refused by name; the current one decrypts what the app wrote.
+      const fresh = await Cipher.fromStore(env.REKEY_STORE, { env: { ...env }, name: 'checker' })
+      try {
+        assert.throws(() => fresh.decrypt(oldValue, { aad: '1' }), { code: 'ERR_KEY_RETIRED' })
+        assert.equal(fresh.currentKid, second)
+      } finally {
+        await fresh.close()
+      }
+      // Nothing printed any data key's material (the app's plaintexts never reach rekey either).
+      const audit = await cli('audit')
+      assert.match(audit.stdout, /ENCRYPTION_KEY/)
+      assert.doesNotMatch(audit.stdout + audit.stderr, /v0-1\b/)
+    })
+  })
+}
+
+describe('managed ENCRYPTION_KEY: the application side', () => {
+  it('a stalled app keeps the new key staged (next) until it has loaded it; rollback follows without a restart', async (t) => {
+    const dir = tempDir(t)
+    const env = { REKEY_STORE: path.join(dir, '.rekey', 'rekey.db') }
+    const cli = (...args: string[]) => runBin(args, { cwd: dir, env })
+    const first = /created data key (\S+)/.exec((await cli('rotate', '--secret', 'ENCRYPTION_KEY')).stdout)?.[1] as string
+    const app = startApp(dir, env)
+    t.after(() => { app.child.kill('SIGKILL') })
+    await app.line(/^ready /)
+
+    app.child.kill('SIGSTOP')
+    let r = await cli('rotate', '--secret', 'ENCRYPTION_KEY', '--timeout', '2s')
+    assert.equal(r.code, 1, r.stdout)
+    assert.match(r.stderr, /the new data key stays staged as next/)
+    const staged = /staged data key (\S+) \(next/.exec(r.stdout)?.[1] as string
+    const status = json((await cli('--json', 'status')).stdout) as { secrets: { secret: string, keys: { kid: string, state: string }[] }[] }
+    assert.deepEqual(status.secrets.find((s) => s.secret === 'data')?.keys.map((k) => [k.kid, k.state]), [[first, 'current'], [staged, 'next']])
+
+    app.child.kill('SIGCONT')
+    r = await cli('rotate', '--secret', 'ENCRYPTION_KEY')
+    assert.equal(r.code, 0, r.stderr)
+    assert.match(r.stdout, new RegExp(`resumed data key ${staged}`))
+    await app.line(new RegExp(`^kid ${staged}$`))
+
+    r = await cli('rollback', '--secret', 'ENCRYPTION_KEY')
+    assert.equal(r.code, 0, r.stderr)
+    assert.match(r.stdout, new RegExp(`data key ${first}: previous → current`))
+    await app.line(new RegExp(`^kid ${first}$`))
+    const checked = await app.stop()
+    assert.equal(checked.lost + checked.failed, 0)
+  })
+
+  it('refuses, with ERR_CONFIG and no file written, a missing store, a store without data keys, a missing master key; a row edited behind rekey is ERR_UNSAFE', async (t) => {
+    const dir = tempDir(t)
+    const store = path.join(dir, '.rekey', 'rekey.db')
+    await assert.rejects(Cipher.fromStore(store, { env: {} }), { code: 'ERR_CONFIG', message: /no rekey store at .*rekey rotate --secret ENCRYPTION_KEY/ })
+    assert.equal(existsSync(path.dirname(store)), false, 'an app never creates a store')
+
+    // A store with no data key (created here, with its master key).
+    const other = path.join(dir, 'other', 'rekey.db')
+    const empty = await openStore(other)
+    await empty.close()
+    writeFileSync(path.join(dir, 'other', 'master.key'), `${randomBytes(32).toString('base64')}\n`, { mode: 0o600 })
+    await assert.rejects(Cipher.fromStore(other, { env: {} }), { code: 'ERR_CONFIG', message: /holds no managed data key/ })
+
+    const r = await runBin(['rotate', '--secret', 'ENCRYPTION_KEY'], { cwd: dir, env: { REKEY_STORE: store } })
+    assert.equal(r.code, 0, r.stderr)
+    renameSync(path.join(dir, '.rekey', 'master.key'), path.join(dir, 'master.key.moved'))
+    await assert.rejects(Cipher.fromStore(store, { env: {} }), { code: 'ERR_CONFIG', message: /no master key/ })
+    assert.equal(existsSync(path.join(dir, '.rekey', 'master.key')), false, 'an app never invents a master key')
+    renameSync(path.join(dir, 'master.key.moved'), path.join(dir, '.rekey', 'master.key'))
+    const ok = await Cipher.fromStore(store, { env: {} })
+    await ok.close()
+
+    // The previous key set back to `next` behind rekey's back (someone with write access to the database).
+    assert.equal((await runBin(['rotate', '--secret', 'ENCRYPTION_KEY'], { cwd: dir, env: { REKEY_STORE: store } })).code, 0)
+    const db = new DatabaseSync(store)
+    assert.equal(db.prepare("UPDATE keys SET state = 'next' WHERE purpose = 'data' AND state = 'previous'").run().changes, 1)
+    db.close()
+    await assert.rejects(Cipher.fromStore(store, { env: {} }), { code: 'ERR_UNSAFE', message: /stored as next but rekey left it previous/ })
+  })
+
+  it('rewrap in managed mode refuses an ENCRYPTION_KEY in the environment as well (which key encrypts is never a guess)', async (t) => {
+    const dir = tempDir(t)
+    const env = { REKEY_STORE: path.join(dir, '.rekey', 'rekey.db') }
+    assert.equal((await runBin(['rotate', '--secret', 'ENCRYPTION_KEY'], { cwd: dir, env })).code, 0)
+    const app = new DatabaseSync(path.join(dir, 'app.db'))
+    app.exec('CREATE TABLE items (id INTEGER PRIMARY KEY, body TEXT)')
+    app.close()
+    const r = await runBin(['rewrap', '--url', path.join(dir, 'app.db'), '--table', 'items', '--column', 'body', '--count'], { cwd: dir, env: { ...env, ENCRYPTION_KEY: randomBytes(32).toString('hex') } })
+    assert.equal(r.code, 2, r.stdout)
+    assert.match(r.stderr, /ERR_CONFIG: ENCRYPTION_KEY is set in the environment and .* holds managed data keys/)
+  })
+})
