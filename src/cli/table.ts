@@ -19,5 +19,8 @@ export function isoSeconds(at: number): string {
 export function parseIsoDate(text: string): number | undefined {
   if (!/^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$/.test(text.trim())) return undefined
   const at = Date.parse(text.trim())
-  return Number.isNaN(at) ? undefined : at
+  if (Number.isNaN(at)) return undefined
+  // Date.parse rolls a day the month does not have over (2026-02-30 is March 2): refuse it.
+  const [year, month, day] = text.trim().slice(0, 10).split('-').map(Number) as [number, number, number]
+  return new Date(Date.UTC(year, month - 1, day)).getUTCDate() === day ? at : undefined
 }

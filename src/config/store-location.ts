@@ -76,12 +76,19 @@ function defaultIn(dir: string, from: string): StoreLocation {
 
 /** The store location by the precedence above; check `problem` before using it. */
 export function resolveStoreLocation(sources: StoreLocationSources): StoreLocation {
-  if (sources.flag !== undefined) return found(sources.flag, '--store')
+  // Trimmed like every other source: " postgres://..." must not become a directory named so.
+  if (sources.flag !== undefined) return found(sources.flag.trim(), '--store')
   const env = sources.env.REKEY_STORE
   if (given(env)) return found(env.trim(), 'REKEY_STORE')
   const dir = sources.envFile === undefined ? undefined : path.dirname(path.resolve(sources.envFile))
   const own = sources.envFileVars?.REKEY_STORE
-  if (dir !== undefined && given(own)) return found(isPostgresLocation(own) ? own : path.resolve(dir, own), `REKEY_STORE of ${sources.envFile}`)
+  if (dir !== undefined && given(own)) {
+    const from = `REKEY_STORE of ${sources.envFile}`
+    // Checked before it is made relative to the file: resolved, "postgress://x" is a path.
+    const ownProblem = storeLocationProblem(own.trim())
+    if (ownProblem !== undefined) return { location: own.trim(), from, problem: `${from} ${ownProblem}` }
+    return found(isPostgresLocation(own.trim()) ? own.trim() : path.resolve(dir, own.trim()), from)
+  }
   const file = sources.configFile
   if (file !== undefined && file !== null && file.store !== undefined) {
     const from = `${file.path} "store"`

@@ -59,6 +59,8 @@ function distance(a: string, b: string): number {
  */
 export function storeLocationProblem(location: string): string | undefined {
   if (location.trim() === '') return 'must not be empty'
+  // " postgres://..." would otherwise be a relative file path, and a directory named so.
+  if (location !== location.trim() && URL_LIKE.test(location.trim())) return 'has spaces around a URL: remove them'
   if (POSTGRES_URL.test(location)) return postgresParameterProblem(location)
   const match = URL_LIKE.exec(location)
   if (match === null) return undefined

@@ -33,4 +33,22 @@ describe('rekey record --at', () => {
     const verified = await runCli(['--store', store, 'audit', '--verify'], env)
     assert.equal(verified.code, 0, verified.stderr)
   })
+
+  test('a day the month does not have is refused, not rolled over into the next month; nothing is recorded', async (t) => {
+    const dir = tempDir(t)
+    const store = path.join(dir, 'rekey.db')
+    const env = { REKEY_MASTER_KEY: randomBytes(32).toString('base64') }
+    for (const at of ['2026-02-30', '2026-04-31T10:00:00Z', '2025-02-29']) {
+      const r = await runCli(['--store', store, 'record', 'SMTP_PASSWORD', '--at', at], env)
+      assert.equal(r.code, 2, `${at}: ${r.stdout}`)
+      assert.match(r.stderr, /^rekey: ERR_USAGE: .*--at.*must be an ISO 8601 date/, at)
+      const since = await runCli(['--store', store, 'audit', '--since', at], env)
+      assert.equal(since.code, 2, `audit --since ${at}`)
+    }
+    const leap = await runCli(['--store', store, 'record', 'SMTP_PASSWORD', '--at', '2024-02-29'], env)
+    assert.equal(leap.code, 0, leap.stderr)
+    assert.match(leap.stdout, /at 2024-02-29T00:00:00Z/)
+    const audit = await runCli(['--store', store, '--json', 'audit'], env)
+    assert.equal((JSON.parse(audit.stdout) as unknown[]).length, 1, 'only the valid date was recorded')
+  })
 })

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { describe, test } from 'node:test'
 import pg from 'pg'
@@ -38,6 +38,26 @@ describe('a store location means one store', () => {
       assert.equal(r.code, 2, `${argv.join(' ')}: ${r.stderr}`)
       assert.match(r.stderr, /ERR_CONFIG[\s\S]*did you mean/, argv.join(' '))
     }
+
+    // Spaces around a mistyped URL, and a mistyped URL as the env file's own REKEY_STORE, which
+    // used to be made relative to the file first: both were directories, with a master.key.
+    const spaced = await runBin(['--store', ' postgress://postgres@127.0.0.1/x', 'record', 'SMTP_PASSWORD'], { cwd: dir })
+    assert.equal(spaced.code, 2, spaced.stderr)
+    assert.match(spaced.stderr, /^rekey: ERR_CONFIG: [\s\S]*did you mean postgres:\/\//)
+    const envDir = tempDir(t)
+    const envFile = path.join(envDir, 'app.env')
+    const envText = `JWT_SECRET=${randomBytes(32).toString('base64url')}\nREKEY_STORE=postgress://postgres@127.0.0.1/x\n`
+    writeFileSync(envFile, envText, { mode: 0o600 })
+    for (const argv of [['rotate'], ['serve', '--port', '0'], ['record', 'SMTP_PASSWORD']]) {
+      const r = argv[0] === 'serve'
+        ? await serveOnce(['--env-file', envFile, ...argv], { cwd: envDir })
+        : await runBin(['--env-file', envFile, ...argv], { cwd: envDir })
+      assert.equal(r.code, 2, `${argv[0]}: ${r.stderr}`)
+      assert.match(r.stderr, /ERR_CONFIG: [\s\S]*did you mean postgres:\/\//, argv[0])
+      assert.ok(r.stderr.includes(`REKEY_STORE of ${envFile}`), `${argv[0]} names where the location came from: ${r.stderr}`)
+    }
+    assert.equal(readFileSync(envFile, 'utf8'), envText, 'the env file is unchanged')
+    assert.deepEqual(readdirSync(envDir), ['app.env'], 'nothing was created beside the env file')
 
     writeFileSync(path.join(dir, 'rekey.config.json'), JSON.stringify({ store: 'mysql://root@db/rekey' }))
     const fromFile = await runBin(['due'], { cwd: dir })

@@ -10,7 +10,7 @@ import { parse } from 'yaml'
 
 const DIR = path.resolve(import.meta.dirname, '../../examples/github-workflows')
 
-interface Step { uses?: string, run?: string, with?: Record<string, unknown>, if?: string }
+interface Step { uses?: string, run?: string, with?: Record<string, unknown>, if?: string, env?: Record<string, string> }
 interface Workflow { name: string, on: Record<string, unknown>, permissions: Record<string, string>, jobs: Record<string, { 'runs-on': string, steps: Step[] }> }
 
 function load(file: string): Workflow {
@@ -58,6 +58,9 @@ describe('examples/github-workflows', () => {
     assert.match(script, /npx rekey backup --out backups --s3 "\$BACKUP_S3_URL"/)
     assert.match(script, /if \[ -n "\$BACKUP_S3_URL" \]/)
     assert.match(script, /npx rekey backup verify backups\/rekey-backup-\*\.tgz\.age/)
+    // The drill creates a database: with a read-only REKEY_STORE it would fail every night.
+    const drill = Object.values(wf.jobs)[0]?.steps.find((s) => s.run?.includes('backup verify') === true)
+    assert.equal(drill.env?.REKEY_STORE, '${{ secrets.REKEY_DRILL_STORE || secrets.REKEY_STORE }}')
     // The archive's MAC is keyed from the master key: the job has it as a secret, never inline.
     assert.match(readFileSync(path.join(DIR, 'nightly-backup.yml'), 'utf8'), /REKEY_MASTER_KEY: \$\{\{ secrets\.REKEY_MASTER_KEY \}\}/)
   })

@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import pg from 'pg'
@@ -170,6 +170,30 @@ describe('rekey backup (PostgreSQL)', { skip }, () => {
     assert.match(restored.stderr, /not rekey's own.*trigger public\.users promote_everyone/)
     const tables = await admin("SELECT count(*)::int AS n FROM information_schema.tables WHERE table_schema = 'public'", target)
     assert.equal(tables.rows[0]?.n, 0, 'nothing was restored')
+  })
+
+  test('the nightly workflow\'s setup: a role with read access only backs up; its drill needs CREATEDB (exit 2, saying so), and runs against another server\'s URL', async (t) => {
+    const dir = tempDir(t)
+    const db = await freshDatabase()
+    const store = await openStore(urlFor(db), { max: 1 })
+    await fill(store, 3)
+    await store.close()
+    const role = `rekey_ro_${randomBytes(4).toString('hex')}`
+    await admin(`CREATE ROLE ${role} LOGIN NOCREATEDB`)
+    t.after(async () => { await admin(`DROP OWNED BY ${role}`, urlFor(db)).catch(() => {}); await admin(`DROP ROLE IF EXISTS ${role}`).catch(() => {}) })
+    await admin(`GRANT SELECT ON ALL TABLES IN SCHEMA public TO ${role}; GRANT SELECT ON ALL SEQUENCES IN SCHEMA public TO ${role}`, urlFor(db))
+    const readOnly = new URL(urlFor(db))
+    readOnly.username = role
+
+    const made = await run(['--store', readOnly.toString(), 'backup', '--out', path.join(dir, 'out')], env)
+    assert.equal(made.code, 0, made.stderr)
+    const file = path.join(dir, 'out', readdirSync(path.join(dir, 'out'))[0] as string)
+    const drill = await run(['--store', readOnly.toString(), 'backup', 'verify', file], env)
+    assert.equal(drill.code, 2, drill.stderr)
+    assert.match(drill.stderr, /^rekey: ERR_CONFIG: backup verify restores into a temporary database and could not create one .*grant CREATEDB or verify against another server with --store/)
+    // REKEY_DRILL_STORE of the workflow: a URL where the role may create databases.
+    const elsewhere = await run(['--store', BASE, 'backup', 'verify', file], env)
+    assert.equal(elsewhere.code, 0, elsewhere.stderr)
   })
 
   test('without pg_dump on PATH: exit 2, naming the tool', async (t) => {
