@@ -60,7 +60,7 @@ describe('examples/github-workflows', () => {
     assert.match(script, /npx rekey backup verify backups\/rekey-backup-\*\.tgz\.age/)
     // The drill creates a database: with a read-only REKEY_STORE it would fail every night.
     const drill = Object.values(wf.jobs)[0]?.steps.find((s) => s.run?.includes('backup verify') === true)
-    assert.equal(drill.env?.REKEY_STORE, '${{ secrets.REKEY_DRILL_STORE || secrets.REKEY_STORE }}')
+    assert.equal(drill?.env?.REKEY_STORE, '${{ secrets.REKEY_DRILL_STORE || secrets.REKEY_STORE }}')
     // The archive's MAC is keyed from the master key: the job has it as a secret, never inline.
     assert.match(readFileSync(path.join(DIR, 'nightly-backup.yml'), 'utf8'), /REKEY_MASTER_KEY: \$\{\{ secrets\.REKEY_MASTER_KEY \}\}/)
   })
