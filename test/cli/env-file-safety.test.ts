@@ -216,12 +216,33 @@ describe('item 4: convention traps', () => {
       keyringMessage = (err as Error).message
     }
     assert.match(keyringMessage, /set together/)
-    for (const argv of [['status'], ['rotate'], ['rotate', '--hard'], ['finalize', '--force'], ['rollback'], ['emergency']]) {
+    for (const argv of [['status'], ['rotate'], ['rotate', '--hard'], ['finalize', '--force'], ['rollback'], ['emergency'], ['gen', '--var', 'OTHER_SECRET'], ['gen', '--var', 'JWT_SECRET_NEW', '--force']]) {
       const r = await runCli(['--env-file', file, ...argv])
       assert.equal(r.code, 2, `${argv.join(' ')}: ${r.stderr}`)
       assert.equal(r.stderr, `rekey: ERR_CONFIG: ${keyringMessage}\n`)
     }
     assert.equal(readFileSync(file, 'utf8'), text)
+  })
+
+  it('gen --var never makes a file mix conventions, nor adds a JWT_ACCESS_SECRET that would shadow the generic secret', async (t) => {
+    const staged = `JWT_SECRET_CURRENT=${OLD}\n`
+    const file = envFile(t, staged)
+    const mixed = await runCli(['--env-file', file, 'gen', '--var', 'JWT_SECRET'])
+    assert.equal(mixed.code, 2, mixed.stderr)
+    assert.match(mixed.stderr, /^rekey: ERR_CONFIG: JWT_SECRET would make .* mix conventions, which the app refuses \(Invalid access key configuration: .*set together: keep one convention\)/)
+    assert.equal(readFileSync(file, 'utf8'), staged)
+
+    const generic = `JWT_SECRET=${OLD}\n`
+    const other = envFile(t, generic)
+    const oldToken = Keyring.fromEnv(readAll(other)).sign({ sub: 'u' })
+    const shadow = await runCli(['--env-file', other, 'gen', '--var', 'JWT_ACCESS_SECRET'])
+    assert.equal(shadow.code, 2, shadow.stderr)
+    assert.match(shadow.stderr, /JWT_ACCESS_SECRET would take precedence over JWT_SECRET .*rotate --secret access; or give --force/)
+    assert.equal(readFileSync(other, 'utf8'), generic)
+    assert.ok(!existsSync(`${other}.bak.1`), 'nothing written')
+    const forced = await runCli(['--env-file', other, 'gen', '--var', 'JWT_ACCESS_SECRET', '--force'])
+    assert.equal(forced.code, 0, forced.stderr)
+    assert.throws(() => Keyring.fromEnv(readAll(other)).verify(oldToken), { code: 'ERR_KEY_UNKNOWN' }, 'what --force does: the old tokens are refused')
   })
 
   it('the dual-key runbook end to end, remembered for the file with --convention current-new', async (t) => {
