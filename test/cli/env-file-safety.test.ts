@@ -216,7 +216,8 @@ describe('item 4: convention traps', () => {
       keyringMessage = (err as Error).message
     }
     assert.match(keyringMessage, /set together/)
-    for (const argv of [['status'], ['rotate'], ['rotate', '--hard'], ['finalize', '--force'], ['rollback'], ['emergency'], ['gen', '--var', 'OTHER_SECRET'], ['gen', '--var', 'JWT_SECRET_NEW', '--force']]) {
+    for (const argv of [['status'], ['rotate'], ['rotate', '--hard'], ['finalize', '--force'], ['rollback'], ['emergency'], ['gen', '--var', 'OTHER_SECRET'], ['gen', '--var', 'JWT_SECRET_NEW', '--force'],
+      ['rotate-db', '--admin-url', 'postgres://nobody@127.0.0.1:1/none'], ['finalize', '--secret', 'DATABASE_URL', '--force']]) {
       const r = await runCli(['--env-file', file, ...argv])
       assert.equal(r.code, 2, `${argv.join(' ')}: ${r.stderr}`)
       assert.equal(r.stderr, `rekey: ERR_CONFIG: ${keyringMessage}\n`)
