@@ -282,7 +282,7 @@ function predict(env: Readonly<Record<string, string>>, change: EnvChange): Reco
  * file signs with the secret the plan meant (a second assignment or a precedence rule that
  * shadows it would leave the old key signing while every report said it was rotated).
  */
-function signerCheck(after: Readonly<Record<string, string>>, planned: readonly { layout: EnvLayout, plan: EnvPlan, signs: boolean }[]): string | undefined {
+export function signerCheck(after: Readonly<Record<string, string>>, planned: readonly { layout: EnvLayout, plan: EnvPlan, signs: boolean }[]): string | undefined {
   for (const { layout, plan, signs } of planned) {
     if (plan.signing === undefined) continue
     if (!signs) {

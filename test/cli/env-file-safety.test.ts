@@ -7,6 +7,8 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { describe, it, mock } from 'node:test'
 import { updateEnvFile } from '../../src/config/env-file.ts'
+import { signerCheck } from '../../src/cli/env-mode.ts'
+import { envLayout } from '../../src/core/env-rotation.ts'
 import { Keyring } from '../../src/index.ts'
 import { readAll } from './env-oracles.ts'
 import { runBin, runCli, tempDir } from './helpers.ts'
@@ -179,6 +181,18 @@ describe('item 2: duplicates', () => {
       return true
     })
     assert.equal(readFileSync(file, 'utf8'), text)
+  })
+
+  it('the read-back check every CLI rewrite passes (signerCheck) refuses a file whose signing key is not the new one', () => {
+    const NEW = 'n'.repeat(64)
+    const layout = envLayout({ JWT_SECRET: OLD })
+    const planned = [{ layout, plan: { set: { JWT_SECRET: NEW }, remove: [], method: 'rotate', notes: '', signing: NEW }, signs: true }]
+    assert.equal(signerCheck({ JWT_SECRET: NEW, JWT_SECRET_PREV: OLD }, planned), undefined)
+    // A variable the keyring reads first (here the dual-key convention) leaves the old key signing.
+    assert.match(signerCheck({ JWT_SECRET: NEW, JWT_SECRET_CURRENT: OLD }, planned) ?? '', /^JWT_SECRET: the key that signs is kid [\w-]+, not the new kid [\w-]+$/)
+    assert.match(signerCheck({ JWT_SECRET: OLD }, planned) ?? '', /not the new kid/)
+    const access = envLayout({ JWT_ACCESS_SECRET: OLD }, 'access')
+    assert.match(signerCheck({ JWT_ACCESS_SECRET: OLD }, [{ layout: access, plan: { ...planned[0]!.plan, set: { JWT_ACCESS_SECRET: NEW } }, signs: true }]) ?? '', /^JWT_ACCESS_SECRET: the key that signs/)
   })
 
   it('the audit row names the new kid as the one that signs', async (t) => {
