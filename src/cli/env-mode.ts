@@ -10,6 +10,7 @@ import path from 'node:path'
 import { backupsHolding, DEFAULT_ENV_BACKUPS, shredFile } from '../config/env-backups.ts'
 import { readEnvFileStrict, updateEnvFile, type EnvChange, type EnvFileRead, type EnvWriteResult } from '../config/env-file.ts'
 import { readEnvKeys } from '../core/env.ts'
+import { RekeyError } from '../core/errors.ts'
 import {
   assertOneConvention, envLayout, finalizeSafeAt, inGrace, MANAGED_ENV_VARS, signingSecret, signingVar, tokenLifetimeOf,
   type EnvConvention, type EnvLayout, type EnvPlan, type EnvSecret, type TokenLifetime,
@@ -281,7 +282,7 @@ function predict(env: Readonly<Record<string, string>>, change: EnvChange): Reco
  * file signs with the secret the plan meant (a second assignment or a precedence rule that
  * shadows it would leave the old key signing while every report said it was rotated).
  */
-function signerCheck(after: Readonly<Record<string, string>>, planned: readonly { layout: EnvLayout, plan: EnvPlan, signs: boolean }[]): string | undefined {
+export function signerCheck(after: Readonly<Record<string, string>>, planned: readonly { layout: EnvLayout, plan: EnvPlan, signs: boolean }[]): string | undefined {
   for (const { layout, plan, signs } of planned) {
     if (plan.signing === undefined) continue
     if (!signs) {
@@ -300,12 +301,23 @@ function signerCheck(after: Readonly<Record<string, string>>, planned: readonly 
   return undefined
 }
 
-/** Writes a new secret into `--var` of the env file, with its audit row, once `check` accepts the value it replaces; nothing secret is returned. */
-export async function applyEnvGen(io: CliIo, globals: GlobalOptions, variable: string, secret: string, description: string, check: (current: string | undefined) => void): Promise<EnvAuditResult> {
+/**
+ * Writes a new secret into `--var` of the env file, with its audit row, once `check` accepts
+ * the value it replaces (and the file it would change); nothing secret is returned. A file
+ * that mixes conventions is refused with the keyring's message, as by every command, and so
+ * is a write that would make it mix them (`JWT_SECRET` into a `JWT_SECRET_CURRENT` file).
+ */
+export async function applyEnvGen(io: CliIo, globals: GlobalOptions, variable: string, secret: string, description: string, check: (current: string | undefined, env: Readonly<Record<string, string>>) => void): Promise<EnvAuditResult> {
   const file = globals.envFile as string
   const { text, env, exists } = await readEnvFileStrict(file, [variable, ...MANAGED_ENV_VARS])
+  assertOneConvention(env)
+  try {
+    assertOneConvention({ ...env, [variable]: secret })
+  } catch (err) {
+    throw new RekeyError('ERR_CONFIG', `${variable} would make ${file} mix conventions, which the app refuses (${(err as Error).message}): nothing was written; rotate the secret the file has with rekey rotate instead`)
+  }
   const old = env[variable]
-  check(old)
+  check(old, env)
   return auditedEnvChange(io, globals, { ...env, [variable]: secret }, {
     secret: variable,
     method: 'gen',

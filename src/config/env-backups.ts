@@ -4,7 +4,7 @@
  * of its day, so after a finalize or a hard rotation rekey can name the ones that still hold
  * a retired or revoked secret, and shred them on request.
  */
-import { promises as fs } from 'node:fs'
+import { constants, promises as fs } from 'node:fs'
 import path from 'node:path'
 import { parseEnvDocument, valuesOf } from './env-syntax.ts'
 
@@ -71,14 +71,27 @@ export async function backupsHolding(file: string, secrets: readonly string[]): 
 /**
  * Overwrites a file with zeros, syncs, then removes it. On copy-on-write or flash storage
  * the old blocks may survive: this removes the file's readable copy, not every trace.
+ * Only a regular file with no other name is overwritten: a symbolic link, or a hard link,
+ * planted under a backup's name (by whoever can write to the directory) is only removed,
+ * never written through, so rekey run as root cannot be made to zero another file.
  */
 export async function shredFile(file: string): Promise<void> {
-  const handle = await fs.open(file, 'r+')
+  let handle
   try {
-    const { size } = await handle.stat()
-    const zeros = Buffer.alloc(Math.min(size, 1 << 16))
-    for (let at = 0; at < size; at += zeros.length) await handle.write(zeros, 0, Math.min(zeros.length, size - at), at)
-    await handle.sync()
+    handle = await fs.open(file, constants.O_RDWR | constants.O_NOFOLLOW)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ELOOP') throw err
+    await fs.rm(file)
+    return
+  }
+  try {
+    const stat = await handle.stat()
+    if (stat.isFile() && stat.nlink === 1) {
+      const { size } = stat
+      const zeros = Buffer.alloc(Math.min(size, 1 << 16))
+      for (let at = 0; at < size; at += zeros.length) await handle.write(zeros, 0, Math.min(zeros.length, size - at), at)
+      await handle.sync()
+    }
   } finally {
     await handle.close()
   }

@@ -4,7 +4,7 @@
  * files, each result read with rekey's parser, Node's and dotenv's.
  */
 import assert from 'node:assert/strict'
-import { chownSync, existsSync, lstatSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync, mkdirSync } from 'node:fs'
+import { chownSync, existsSync, linkSync, lstatSync, readdirSync, readFileSync, readlinkSync, statSync, symlinkSync, writeFileSync, mkdirSync } from 'node:fs'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import path from 'node:path'
@@ -92,6 +92,26 @@ describe('item 3: symlinks, owner, mode, backups', () => {
       assert.ok(!readFileSync(path.join(dir, b), 'utf8').includes(revoked), `${b} no longer holds the revoked key`)
     }
     assert.ok(!hard.stdout.includes(revoked))
+  })
+})
+
+describe('item 3: a link planted under a backup\'s name', () => {
+  it('is removed, never written through: the file it points at keeps its content', async (t) => {
+    const dir = tempDir(t)
+    const file = path.join(dir, '.env')
+    writeFileSync(file, `JWT_SECRET=${A}\nJWT_EXPIRATION=15m\n`, { mode: 0o600 })
+    // Whoever can write to the directory (the app's user) plants links where rekey will shred
+    // the oldest generation; rekey (run as root) must not zero the files they point at.
+    const victim = path.join(dir, 'elsewhere', 'precious')
+    mkdirSync(path.dirname(victim))
+    writeFileSync(victim, 'not rekey\'s to shred\n', { mode: 0o644 })
+    symlinkSync(victim, path.join(dir, '.env.bak.5'))
+    linkSync(victim, path.join(dir, '.env.bak.6'))
+    const r = await runCli(['--env-file', file, 'rotate', '--hard'])
+    assert.equal(r.code, 0, r.stderr)
+    assert.equal(readFileSync(victim, 'utf8'), 'not rekey\'s to shred\n', 'the link target is untouched')
+    assert.ok(!existsSync(path.join(dir, '.env.bak.6')) && !readdirSync(dir).includes('.env.bak.5'), 'the planted names are gone')
+    assert.equal(readAll(`${file}.bak.1`).JWT_SECRET, A)
   })
 })
 

@@ -7,6 +7,8 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { describe, it, mock } from 'node:test'
 import { updateEnvFile } from '../../src/config/env-file.ts'
+import { signerCheck } from '../../src/cli/env-mode.ts'
+import { envLayout } from '../../src/core/env-rotation.ts'
 import { Keyring } from '../../src/index.ts'
 import { readAll } from './env-oracles.ts'
 import { runBin, runCli, tempDir } from './helpers.ts'
@@ -181,6 +183,18 @@ describe('item 2: duplicates', () => {
     assert.equal(readFileSync(file, 'utf8'), text)
   })
 
+  it('the read-back check every CLI rewrite passes (signerCheck) refuses a file whose signing key is not the new one', () => {
+    const NEW = 'n'.repeat(64)
+    const layout = envLayout({ JWT_SECRET: OLD })
+    const planned = [{ layout, plan: { set: { JWT_SECRET: NEW }, remove: [], method: 'rotate', notes: '', signing: NEW }, signs: true }]
+    assert.equal(signerCheck({ JWT_SECRET: NEW, JWT_SECRET_PREV: OLD }, planned), undefined)
+    // A variable the keyring reads first (here the dual-key convention) leaves the old key signing.
+    assert.match(signerCheck({ JWT_SECRET: NEW, JWT_SECRET_CURRENT: OLD }, planned) ?? '', /^JWT_SECRET: the key that signs is kid [\w-]+, not the new kid [\w-]+$/)
+    assert.match(signerCheck({ JWT_SECRET: OLD }, planned) ?? '', /not the new kid/)
+    const access = envLayout({ JWT_ACCESS_SECRET: OLD }, 'access')
+    assert.match(signerCheck({ JWT_ACCESS_SECRET: OLD }, [{ layout: access, plan: { ...planned[0]!.plan, set: { JWT_ACCESS_SECRET: NEW } }, signs: true }]) ?? '', /^JWT_ACCESS_SECRET: the key that signs/)
+  })
+
   it('the audit row names the new kid as the one that signs', async (t) => {
     const file = envFile(t, `JWT_SECRET=${OLD}\n`)
     const r = await runCli(['--env-file', file, '--json', 'rotate', '--hard'])
@@ -216,12 +230,34 @@ describe('item 4: convention traps', () => {
       keyringMessage = (err as Error).message
     }
     assert.match(keyringMessage, /set together/)
-    for (const argv of [['status'], ['rotate'], ['rotate', '--hard'], ['finalize', '--force'], ['rollback'], ['emergency']]) {
+    for (const argv of [['status'], ['rotate'], ['rotate', '--hard'], ['finalize', '--force'], ['rollback'], ['emergency'], ['gen', '--var', 'OTHER_SECRET'], ['gen', '--var', 'JWT_SECRET_NEW', '--force'],
+      ['rotate-db', '--admin-url', 'postgres://nobody@127.0.0.1:1/none'], ['finalize', '--secret', 'DATABASE_URL', '--force']]) {
       const r = await runCli(['--env-file', file, ...argv])
       assert.equal(r.code, 2, `${argv.join(' ')}: ${r.stderr}`)
       assert.equal(r.stderr, `rekey: ERR_CONFIG: ${keyringMessage}\n`)
     }
     assert.equal(readFileSync(file, 'utf8'), text)
+  })
+
+  it('gen --var never makes a file mix conventions, nor adds a JWT_ACCESS_SECRET that would shadow the generic secret', async (t) => {
+    const staged = `JWT_SECRET_CURRENT=${OLD}\n`
+    const file = envFile(t, staged)
+    const mixed = await runCli(['--env-file', file, 'gen', '--var', 'JWT_SECRET'])
+    assert.equal(mixed.code, 2, mixed.stderr)
+    assert.match(mixed.stderr, /^rekey: ERR_CONFIG: JWT_SECRET would make .* mix conventions, which the app refuses \(Invalid access key configuration: .*set together: keep one convention\)/)
+    assert.equal(readFileSync(file, 'utf8'), staged)
+
+    const generic = `JWT_SECRET=${OLD}\n`
+    const other = envFile(t, generic)
+    const oldToken = Keyring.fromEnv(readAll(other)).sign({ sub: 'u' })
+    const shadow = await runCli(['--env-file', other, 'gen', '--var', 'JWT_ACCESS_SECRET'])
+    assert.equal(shadow.code, 2, shadow.stderr)
+    assert.match(shadow.stderr, /JWT_ACCESS_SECRET would take precedence over JWT_SECRET .*rotate --secret access; or give --force/)
+    assert.equal(readFileSync(other, 'utf8'), generic)
+    assert.ok(!existsSync(`${other}.bak.1`), 'nothing written')
+    const forced = await runCli(['--env-file', other, 'gen', '--var', 'JWT_ACCESS_SECRET', '--force'])
+    assert.equal(forced.code, 0, forced.stderr)
+    assert.throws(() => Keyring.fromEnv(readAll(other)).verify(oldToken), { code: 'ERR_KEY_UNKNOWN' }, 'what --force does: the old tokens are refused')
   })
 
   it('the dual-key runbook end to end, remembered for the file with --convention current-new', async (t) => {

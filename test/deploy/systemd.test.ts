@@ -54,7 +54,7 @@ describe('examples/systemd/rekey.service', () => {
     assert.equal(one('ExecReload'), '/bin/kill -HUP $MAINPID')
     assert.equal(one('KillSignal'), 'SIGTERM')
     assert.ok(Number(one('TimeoutStopSec')) > 10, 'longer than the service\'s 10 s drain')
-    assert.match(one('ExecStart') ?? '', /node -- \S+rekey\.js --env-file \/etc\/rekey\/rekey\.env serve$/)
+    assert.match(one('ExecStart') ?? '', /node -- \S+rekey\.js --env \/etc\/rekey\/rekey\.env serve$/, 'rekey\'s --env, which Node never reads (issue 10, item 5)')
     assert.equal(one('Restart'), 'always')
   })
 

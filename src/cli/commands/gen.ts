@@ -1,4 +1,5 @@
 import { InvalidArgumentError, type Command } from 'commander'
+import { readEnvKeys } from '../../core/env.ts'
 import { generateSecret } from '../../core/secret.ts'
 import { CliExit, EXIT, type CliIo, type GlobalOptions } from '../context.ts'
 import { applyEnvGen } from '../env-mode.ts'
@@ -47,6 +48,20 @@ function checkOverwrite(io: CliIo, file: string, variable: string, current: stri
   throw new CliExit(EXIT.USAGE, `${variable} already holds a live key in ${file}: gen would replace it at once and ${rotation.what}; rotate it instead (the old key keeps working until finalize): ${command}; or give --force to replace it anyway`)
 }
 
+/**
+ * `gen --var JWT_ACCESS_SECRET` into a file whose access tokens are signed by a generic secret
+ * (`JWT_SECRET`, `JWT_SECRET_CURRENT`/`_NEW`, `JWT_KEYS`) adds a variable the keyring reads
+ * first: the new key would sign at once and every access token the old one signed would be
+ * refused. Refused (exit 2) unless `--force`, naming the rotation of the key in use.
+ */
+function checkShadow(file: string, variable: string, env: Readonly<Record<string, string>>, force: boolean): void {
+  const before = readEnvKeys(env, 'access')
+  if (force || before.keys.length === 0) return
+  const after = readEnvKeys({ ...env, [variable]: 'x'.repeat(64) }, 'access')
+  if (after.source === before.source) return
+  throw new CliExit(EXIT.USAGE, `${variable} would take precedence over ${before.source} in ${file}: the keyring would sign access tokens with the new key at once and refuse every token ${before.source} signed (everyone signed out); rotate the key in use instead (the old key keeps working until finalize): rekey --env ${quoteArg(file)} rotate --secret access; or give --force to add ${variable} anyway`)
+}
+
 /** `rekey gen`: a new secret, printed, or written into an env file and not printed. */
 export function registerGen(program: Command, io: CliIo): void {
   program
@@ -71,8 +86,9 @@ export function registerGen(program: Command, io: CliIo): void {
         throw new CliExit(EXIT.USAGE, 'give both --env (or --env-file) and --var to write the secret into a file')
       }
       if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(options.var)) throw new CliExit(EXIT.USAGE, '--var must be a variable name')
-      const audit = await applyEnvGen(io, globals, options.var, secret, `new ${options.bytes}-byte ${options.encoding} secret`, (current) => {
+      const audit = await applyEnvGen(io, globals, options.var, secret, `new ${options.bytes}-byte ${options.encoding} secret`, (current, env) => {
         checkOverwrite(io, globals.envFile as string, options.var as string, current, options.force === true)
+        checkShadow(globals.envFile as string, options.var as string, env, options.force === true)
       })
       const report = { file: globals.envFile, variable: options.var, bytes: options.bytes, encoding: options.encoding, audit }
       io.stdout(globals.json === true ? `${JSON.stringify(report)}\n` : `wrote a new ${options.bytes}-byte secret to ${options.var} in ${globals.envFile}\n`)

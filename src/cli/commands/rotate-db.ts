@@ -1,5 +1,7 @@
 import { InvalidArgumentError, type Command } from 'commander'
+import { readEnvFile } from '../../config/env-file.ts'
 import { parseDuration } from '../../core/duration.ts'
+import { assertOneConvention } from '../../core/env-rotation.ts'
 import { openAuditTrail, type AuditTrail } from '../../ops/rotate-db/audit-trail.ts'
 import { finalizeDbRotation } from '../../ops/rotate-db/finalize-db.ts'
 import { DEFAULT_DB_DELAY_SECONDS, rotateDbCredentials } from '../../ops/rotate-db/rotate-db.ts'
@@ -47,6 +49,8 @@ function adminUrlOf(option: string | undefined, io: CliIo): string {
 
 async function withTarget<T>(io: CliIo, globals: GlobalOptions, variable: string, fn: (target: DbSecretTarget, trail: AuditTrail) => Promise<T>): Promise<T> {
   if (!VARIABLE.test(variable)) throw new CliExit(EXIT.USAGE, '--var must be a variable name')
+  // A file mixing JWT conventions is refused by every command, with the keyring's message, before any change.
+  if (globals.envFile !== undefined) assertOneConvention((await readEnvFile(globals.envFile)).env)
   // The store that records the rotation: resolved as for every command (beside the env file in env-file mode).
   const trail = await openAuditTrail(await commandConfig(io, globals), operatorOf(globals))
   try {

@@ -164,3 +164,24 @@ test('without REKEY_WEBHOOK_URL nothing is sent and no reminder is marked sent; 
     rmSync(dir, { recursive: true, force: true })
   }
 })
+
+test('a reminder sent 5 days before the due date says 5 days, not the stage\'s 7 (issue 10, item 8)', async () => {
+  const hook = await receiver()
+  const dir = mkdtempSync(join(tmpdir(), 'rekey-webhooks-'))
+  const clock = new TestClock(T0)
+  const server = await testServer({ dir, clock, env: { REKEY_SCHEDULER_INTERVAL: '86400', REKEY_WEBHOOK_URL: hook.url } })
+  try {
+    // Rotated by hand 175 days ago on a 180-day cadence: the first tick is already 5 days before it is due.
+    await server.service.store.upsertSecret({ name: 'SMTP_PASSWORD', kind: 'smtp', cadenceDays: 180 })
+    await server.service.store.markRotated({ name: 'SMTP_PASSWORD', at: T0 - 175 * DAY, method: 'manual' })
+    const tick = await server.service.scheduler?.tick()
+    await server.service.webhooks?.flush()
+    assert.equal(tick?.reminders, 1)
+    assert.equal(hook.posts.length, 1)
+    assert.match(hook.posts[0]?.text ?? '', /^:alarm_clock: rekey reminder: SMTP_PASSWORD \(smtp\) is due for rotation in 5 days \(2026-03-06T12:00:00Z\)/)
+  } finally {
+    await server.stop()
+    await hook.close()
+    rmSync(dir, { recursive: true, force: true })
+  }
+})
