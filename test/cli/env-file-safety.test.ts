@@ -220,6 +220,20 @@ describe('item 4: convention traps', () => {
     assert.notEqual(vars.JWT_SECRET, OLD)
   })
 
+  it('--secret refresh on a JWT_SECRET-only file creates a first JWT_REFRESH_SECRET and warns that an app falling back to JWT_SECRET would switch keys', async (t) => {
+    const file = envFile(t, `JWT_SECRET=${OLD}\n`)
+    const r = await runCli(['--env-file', file, 'rotate', '--secret', 'refresh'])
+    assert.equal(r.code, 0, r.stderr)
+    assert.match(r.stderr, /warning: .* has no JWT_REFRESH_SECRET: this creates a first one.*falls back to JWT_SECRET/)
+    const vars = readAll(file)
+    assert.equal(vars.JWT_SECRET, OLD)
+    assert.equal(vars.JWT_REFRESH_SECRET?.length, 64)
+    // Rotating it again is an ordinary rotation: no warning.
+    const again = await runCli(['--env-file', file, 'rotate', '--secret', 'refresh'])
+    assert.equal(again.code, 0, again.stderr)
+    assert.doesNotMatch(again.stderr, /has no JWT_REFRESH_SECRET/)
+  })
+
   it('a file mixing JWT_SECRET and JWT_SECRET_CURRENT is refused by every command with the keyring\'s message', async (t) => {
     const text = `JWT_SECRET=${OLD}\nJWT_SECRET_CURRENT=${OLD.toUpperCase()}\n`
     const file = envFile(t, text)

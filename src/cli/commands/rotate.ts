@@ -3,6 +3,7 @@ import { planRotate } from '../../core/env-rotation.ts'
 import { parseDuration } from '../../core/duration.ts'
 import { DEFAULT_ROTATE_TIMEOUT_MS, type PublishProgress } from '../../service/keys/rotation.ts'
 import { applyEnvPlan } from '../env-mode.ts'
+import { envFileVars } from '../audit-store.ts'
 import { guardDataKeyRotate, isDataKeySecret, rotateManagedDataKey } from '../data-key.ts'
 import { CliExit, describeError, EXIT, type CliIo, type GlobalOptions } from '../context.ts'
 import { managedSecretOf, printReport, timeoutOf, withManaged } from '../managed.ts'
@@ -38,6 +39,19 @@ function progressPrinter(io: CliIo): (p: PublishProgress) => void {
     last = step
     io.stderr(`rekey: publishing ${p.kids.join(', ')} in the JWKS before it signs: ${Math.ceil(p.remainingMs / 1000)} s left (until ${p.until}; --no-wait returns now and the scheduler promotes)\n`)
   }
+}
+
+/**
+ * `--secret refresh` on a file whose only JWT key is the generic one creates a first
+ * JWT_REFRESH_SECRET. rekey's keyring never verifies refresh tokens with JWT_SECRET, but an
+ * app with its own fallback (`JWT_REFRESH_SECRET ?? JWT_SECRET`) would switch keys at once: say so.
+ */
+async function warnFirstRefreshKey(io: CliIo, globals: GlobalOptions, secret: string | undefined): Promise<void> {
+  if (secret !== 'refresh') return
+  const vars = await envFileVars(globals)
+  const set = (n: string): boolean => (vars[n] ?? '') !== ''
+  if (set('JWT_REFRESH_SECRET') || set('JWT_REFRESH_SECRET_PREV') || !['JWT_SECRET', 'JWT_SECRET_CURRENT', 'JWT_SECRET_NEW'].some(set)) return
+  io.stderr(`rekey: warning: ${globals.envFile} has no JWT_REFRESH_SECRET: this creates a first one. rekey's keyring never verifies refresh tokens with JWT_SECRET, but if your app falls back to JWT_SECRET for them, every refresh token it issued stops verifying (the old file is kept as a backup)\n`)
 }
 
 /**
@@ -90,6 +104,7 @@ export function registerRotate(program: Command, io: CliIo): void {
       }
       if (isDataKeySecret(options.secret)) await guardDataKeyRotate(io, globals, options.hard === true)
       if (globals.envFile !== undefined) {
+        await warnFirstRefreshKey(io, globals, options.secret)
         await applyEnvPlan(io, globals, options.secret, (vars, layout, fresh, lifetime) => planRotate(vars, layout, fresh(), new Date(), options.hard === true, lifetime), {
           ...(options.convention === undefined ? {} : { convention: options.convention }),
           ...(options.tokenLifetime === undefined ? {} : { tokenLifetime: options.tokenLifetime }),
