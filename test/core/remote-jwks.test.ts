@@ -4,6 +4,7 @@
  * the last good set while the host is down, and a kid whose key material changes refused.
  */
 import assert from 'node:assert/strict'
+import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { after, describe, it } from 'node:test'
 import express from 'express'
@@ -71,6 +72,24 @@ describe('Keyring.fromJwks', () => {
     assert.equal(host.hits, hits)
   })
 
+  it('by default an unknown kid refetches at most once per 30 s (frozen clock)', async (t) => {
+    const host = await jwksHost([a.publicJwk])
+    t.after(() => host.close())
+    t.mock.timers.enable({ apis: ['Date'], now: Date.now() })
+    const keyring = await Keyring.fromJwks(host.url)
+    t.after(() => keyring.close())
+    host.keys = [a.publicJwk, b.publicJwk]
+    const token = b.keyring.sign({ sub: 'u' })
+    t.mock.timers.tick(29_000)
+    assert.equal(code(() => keyring.verify(token)), 'ERR_KEY_UNKNOWN')
+    assert.equal(await keyring.refreshForUnknownKid(), false, '29 s after the fetch: still cooling down')
+    assert.equal(host.hits, 1)
+    t.mock.timers.tick(2000)
+    assert.equal(await keyring.refreshForUnknownKid(), true, '31 s after: one refetch')
+    assert.equal(host.hits, 2)
+    assert.equal(keyring.verify(token).kid, 'key-b')
+  })
+
   it('honours Cache-Control max-age', async (t) => {
     const host = await jwksHost([a.publicJwk])
     host.cacheControl = 'max-age=1'
@@ -136,6 +155,26 @@ describe('Keyring.fromJwks', () => {
     t.after(() => plain.close())
     plain.keys = 'nope' as never
     await assert.rejects(Keyring.fromJwks(plain.url), (err: RekeyError) => err.code === 'ERR_CONFIG')
+  })
+
+  it('stops reading a wrong URL that streams without a length at 1 MiB, long before the timeout', async (t) => {
+    // Chunked, no content-length: a JWK Set that never ends until the client hangs up.
+    const server = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.write('{"keys":[')
+      const chunk = ' '.repeat(65_536)
+      const pump = (): void => {
+        while (!res.destroyed && res.write(chunk));
+        if (!res.destroyed) res.once('drain', pump)
+      }
+      pump()
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    t.after(() => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()) }))
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks.json`
+    const started = performance.now()
+    await assert.rejects(Keyring.fromJwks(url, { timeout: 30 }), (err: RekeyError) => err.code === 'ERR_CONFIG' && /answered more than 1048576 bytes/.test(err.message))
+    assert.ok(performance.now() - started < 25_000, 'refused at the cap, not at the timeout')
   })
 })
 
