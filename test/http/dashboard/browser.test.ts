@@ -5,8 +5,8 @@
  * over the verifications in the chart, see finalize refused with its reason and time, and the
  * usage evidence beside it (which processes, a library app among them, used the old key in the
  * last 5 min; who reports and when) keep it disabled past the grace window; 6 minutes on,
- * finalize and see the old key retired. The page also reads at 375 px wide. With REKEY_UPDATE_SCREENSHOT=1 it saves docs/dashboard-rotation.png
- * mid-rotation.
+ * finalize and see the old key retired. The page also reads at 375 px wide. With
+ * REKEY_UPDATE_SCREENSHOT=1 it saves docs/dashboard-rotation.png mid-rotation.
  *
  * Skipped when no chromium is installed, unless CI is set (CI installs it: see .ci/run).
  */
