@@ -4,14 +4,19 @@
  * the last good set while the host is down, and a kid whose key material changes refused.
  */
 import assert from 'node:assert/strict'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import os from 'node:os'
+import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
 import express from 'express'
 import Fastify from 'fastify'
 import { Keyring, RekeyError } from '../../src/index.ts'
 import { requireAuth } from '../../src/middleware/express.ts'
 import { rekeyAuth } from '../../src/middleware/fastify.ts'
+import { openStore } from '../../src/store/open.ts'
+import { until } from '../multi-instance/cluster.ts'
 import { jwksHost, newSigner } from './jwks-server.ts'
 
 const code = (fn: () => unknown): string => {
@@ -206,6 +211,32 @@ describe('jwksUrl in the middlewares', () => {
     assert.equal(host.hits, 2)
     assert.throws(() => requireAuth({ jwksUrl: 'nope' }), TypeError)
     assert.throws(() => requireAuth({ jwksUrl: host.url, keyring: a.keyring }), TypeError)
+  })
+
+  it('requireAuth({ jwksUrl, usage }) reports its verifications per kid to the store, under its name', async (t) => {
+    const host = await jwksHost([a.publicJwk])
+    closers.push(() => host.close())
+    const dir = mkdtempSync(join(os.tmpdir(), 'rekey-mw-usage-'))
+    t.after(() => rmSync(dir, { recursive: true, force: true }))
+    const db = join(dir, 'usage.db')
+    const app = express()
+    app.get('/me', requireAuth({ jwksUrl: host.url, usage: { store: db, name: 'mw-app', flushInterval: 1 } }), (req, res) => { res.json({ kid: req.authKey?.kid }) })
+    const server = app.listen(0, '127.0.0.1')
+    await new Promise((resolve) => server.once('listening', resolve))
+    closers.push(() => new Promise((resolve) => server.close(() => resolve())))
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    const token = a.keyring.sign({ sub: 'u1' })
+    for (let i = 0; i < 3; i++) assert.equal((await fetch(`${base}/me`, { headers: { authorization: `Bearer ${token}` } })).status, 200)
+    const reporter = `mw-app/${os.hostname()}/${process.pid}`
+    await until(async () => {
+      if (!existsSync(db)) return false
+      const store = await openStore(db)
+      try {
+        return (await store.usageSince(Date.now() - 120_000)).some((r) => r.kid === 'mw-a' && r.instanceId === reporter && r.result === 'ok' && r.count === 3)
+      } finally {
+        await store.close()
+      }
+    }, 10_000, 'the middleware keyring to flush its counts', 100)
   })
 
   it('the rekey/fastify plugin takes jwksUrl; an unreachable JWKS answers 503, not 401', async () => {
