@@ -152,13 +152,18 @@ function redisUrl(raw: RawValue): string {
   return text
 }
 
-/** A share threshold: `5%`, `5` (percent) or `0.05`; more than 0 and less than 100 %. Answers a fraction. */
+/**
+ * A share threshold: `5%` or `5` (percent); more than 0 and less than 100 %. Answers a fraction.
+ * A bare number under 1 is refused: `0.5` may mean half a percent or half of all verifications,
+ * and the wrong reading sets a threshold a hundred times too high.
+ */
 export function shareThreshold(raw: RawValue): number {
   const text = asText(raw)
   const m = /^(\d+(?:\.\d+)?)\s*(%?)$/.exec(text)
   if (m === null) throw new SettingProblem('must be a percentage such as 5%')
   const n = Number(m[1])
-  const fraction = m[2] === '%' || n >= 1 ? n / 100 : n
+  if (m[2] === '' && n > 0 && n < 1) throw new SettingProblem(`is ambiguous without %: write ${m[1]}% or ${Number((n * 100).toPrecision(12))}%`)
+  const fraction = n / 100
   if (!(fraction > 0 && fraction < 1)) throw new SettingProblem('must be more than 0% and less than 100%')
   return fraction
 }

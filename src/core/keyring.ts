@@ -282,8 +282,6 @@ export class Keyring {
     if (read.keys.length > 0) {
       try {
         keyring = new Keyring(read.keys, { expiresIn: read.expiresIn, allowWeakSecrets: read.allowWeakSecrets })
-        // The report starts only once the keys are valid: a refused configuration opens no store.
-        if (usage !== undefined) keyring.#startUsage(options.usage as UsageOptions)
       } catch (err) {
         if (!(err instanceof RekeyError)) throw err
         problems.push(...err.problems)
@@ -294,6 +292,8 @@ export class Keyring {
       const code = weakOnly && problems.length > 0 ? 'ERR_WEAK_SECRET' : 'ERR_CONFIG'
       throw new RekeyError(code, `Invalid ${purpose} key configuration: ${problems.join('; ')}`, { problems })
     }
+    // Only once every check passed: a refused configuration opens no store and reports nothing.
+    if (usage !== undefined) keyring.#startUsage(options.usage as UsageOptions)
     if (read.source === 'JWT_ACCESS_SECRET' || read.source === 'JWT_REFRESH_SECRET') keyring.#purpose = purpose
     return keyring
   }

@@ -107,6 +107,28 @@ function parseJwks(text: string, where: string): { inputs: KeyInput[], material:
   return { inputs, material }
 }
 
+/**
+ * The body as text, read no further than MAX_JWKS_BYTES: a chunked answer declares no length,
+ * and a wrong URL (a stream, a large file) must not be read into memory whole.
+ */
+async function readCapped(response: Response, where: string): Promise<string> {
+  if (response.body === null) return ''
+  const reader = response.body.getReader()
+  const chunks: Uint8Array[] = []
+  let bytes = 0
+  for (;;) {
+    const { done, value } = await reader.read()
+    if (done) break
+    bytes += value.byteLength
+    if (bytes > MAX_JWKS_BYTES) {
+      await reader.cancel().catch(() => {})
+      throw new RekeyError('ERR_CONFIG', `${where} answered more than ${MAX_JWKS_BYTES} bytes`)
+    }
+    chunks.push(value)
+  }
+  return new TextDecoder().decode(Buffer.concat(chunks)) // as response.text(): UTF-8, a BOM dropped
+}
+
 /** A JWKS over HTTP(S), with the refresh rules above. */
 export class RemoteJwks {
   readonly #options: RemoteJwksOptions
@@ -217,13 +239,12 @@ export class RemoteJwks {
         await response.body?.cancel().catch(() => {})
         throw new RekeyError('ERR_CONFIG', `${this.#where} answered more than ${MAX_JWKS_BYTES} bytes`)
       }
-      text = await response.text()
+      text = await readCapped(response, this.#where)
     } catch (err) {
       if (err instanceof RekeyError) throw err
       const why = (err as Error)?.name === 'TimeoutError' ? `did not answer within ${this.#options.timeoutMs} ms` : 'could not be reached'
       throw new RekeyError('ERR_JWKS_UNAVAILABLE', `${this.#where} ${why}`)
     }
-    if (text.length > MAX_JWKS_BYTES) throw new RekeyError('ERR_CONFIG', `${this.#where} answered more than ${MAX_JWKS_BYTES} bytes`)
     const { inputs, material } = parseJwks(text, this.#where)
     let changed = false
     const usable: KeyInput[] = []

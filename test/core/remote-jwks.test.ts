@@ -4,13 +4,19 @@
  * the last good set while the host is down, and a kid whose key material changes refused.
  */
 import assert from 'node:assert/strict'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import os from 'node:os'
+import { join } from 'node:path'
 import { after, describe, it } from 'node:test'
 import express from 'express'
 import Fastify from 'fastify'
 import { Keyring, RekeyError } from '../../src/index.ts'
 import { requireAuth } from '../../src/middleware/express.ts'
 import { rekeyAuth } from '../../src/middleware/fastify.ts'
+import { openStore } from '../../src/store/open.ts'
+import { until } from '../multi-instance/cluster.ts'
 import { jwksHost, newSigner } from './jwks-server.ts'
 
 const code = (fn: () => unknown): string => {
@@ -69,6 +75,24 @@ describe('Keyring.fromJwks', () => {
     for (let i = 0; i < 50; i++) assert.equal(code(() => slow.verify(c.keyring.sign({ sub: 'x' }))), 'ERR_KEY_UNKNOWN')
     assert.equal(await slow.refreshForUnknownKid(), false)
     assert.equal(host.hits, hits)
+  })
+
+  it('by default an unknown kid refetches at most once per 30 s (frozen clock)', async (t) => {
+    const host = await jwksHost([a.publicJwk])
+    t.after(() => host.close())
+    t.mock.timers.enable({ apis: ['Date'], now: Date.now() })
+    const keyring = await Keyring.fromJwks(host.url)
+    t.after(() => keyring.close())
+    host.keys = [a.publicJwk, b.publicJwk]
+    const token = b.keyring.sign({ sub: 'u' })
+    t.mock.timers.tick(29_000)
+    assert.equal(code(() => keyring.verify(token)), 'ERR_KEY_UNKNOWN')
+    assert.equal(await keyring.refreshForUnknownKid(), false, '29 s after the fetch: still cooling down')
+    assert.equal(host.hits, 1)
+    t.mock.timers.tick(2000)
+    assert.equal(await keyring.refreshForUnknownKid(), true, '31 s after: one refetch')
+    assert.equal(host.hits, 2)
+    assert.equal(keyring.verify(token).kid, 'key-b')
   })
 
   it('honours Cache-Control max-age', async (t) => {
@@ -137,6 +161,26 @@ describe('Keyring.fromJwks', () => {
     plain.keys = 'nope' as never
     await assert.rejects(Keyring.fromJwks(plain.url), (err: RekeyError) => err.code === 'ERR_CONFIG')
   })
+
+  it('stops reading a wrong URL that streams without a length at 1 MiB, long before the timeout', async (t) => {
+    // Chunked, no content-length: a JWK Set that never ends until the client hangs up.
+    const server = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' })
+      res.write('{"keys":[')
+      const chunk = ' '.repeat(65_536)
+      const pump = (): void => {
+        while (!res.destroyed && res.write(chunk));
+        if (!res.destroyed) res.once('drain', pump)
+      }
+      pump()
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    t.after(() => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()) }))
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/jwks.json`
+    const started = performance.now()
+    await assert.rejects(Keyring.fromJwks(url, { timeout: 30 }), (err: RekeyError) => err.code === 'ERR_CONFIG' && /answered more than 1048576 bytes/.test(err.message))
+    assert.ok(performance.now() - started < 25_000, 'refused at the cap, not at the timeout')
+  })
 })
 
 describe('jwksUrl in the middlewares', () => {
@@ -167,6 +211,32 @@ describe('jwksUrl in the middlewares', () => {
     assert.equal(host.hits, 2)
     assert.throws(() => requireAuth({ jwksUrl: 'nope' }), TypeError)
     assert.throws(() => requireAuth({ jwksUrl: host.url, keyring: a.keyring }), TypeError)
+  })
+
+  it('requireAuth({ jwksUrl, usage }) reports its verifications per kid to the store, under its name', async (t) => {
+    const host = await jwksHost([a.publicJwk])
+    closers.push(() => host.close())
+    const dir = mkdtempSync(join(os.tmpdir(), 'rekey-mw-usage-'))
+    t.after(() => rmSync(dir, { recursive: true, force: true }))
+    const db = join(dir, 'usage.db')
+    const app = express()
+    app.get('/me', requireAuth({ jwksUrl: host.url, usage: { store: db, name: 'mw-app', flushInterval: 1 } }), (req, res) => { res.json({ kid: req.authKey?.kid }) })
+    const server = app.listen(0, '127.0.0.1')
+    await new Promise((resolve) => server.once('listening', resolve))
+    closers.push(() => new Promise((resolve) => server.close(() => resolve())))
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    const token = a.keyring.sign({ sub: 'u1' })
+    for (let i = 0; i < 3; i++) assert.equal((await fetch(`${base}/me`, { headers: { authorization: `Bearer ${token}` } })).status, 200)
+    const reporter = `mw-app/${os.hostname()}/${process.pid}`
+    await until(async () => {
+      if (!existsSync(db)) return false
+      const store = await openStore(db)
+      try {
+        return (await store.usageSince(Date.now() - 120_000)).some((r) => r.kid === 'mw-a' && r.instanceId === reporter && r.result === 'ok' && r.count === 3)
+      } finally {
+        await store.close()
+      }
+    }, 10_000, 'the middleware keyring to flush its counts', 100)
   })
 
   it('the rekey/fastify plugin takes jwksUrl; an unreachable JWKS answers 503, not 401', async () => {

@@ -2,10 +2,11 @@
  * The dashboard in a real browser (playwright-core driving Debian's chromium): sign in with
  * the keyboard, start a rotation while a load loop calls /api/auth/me, watch the new key
  * appear as `next` (a second, lagging instance holds it there), become `current` and take
- * over the verifications in the chart, see finalize refused with its reason and time, then,
- * once the grace window has passed, finalize and see the old key retired; the page also reads
- * at 375 px wide. With REKEY_UPDATE_SCREENSHOT=1 it saves docs/dashboard-rotation.png
- * mid-rotation.
+ * over the verifications in the chart, see finalize refused with its reason and time, and the
+ * usage evidence beside it (which processes, a library app among them, used the old key in the
+ * last 5 min; who reports and when) keep it disabled past the grace window; 6 minutes on,
+ * finalize and see the old key retired. The page also reads at 375 px wide. With
+ * REKEY_UPDATE_SCREENSHOT=1 it saves docs/dashboard-rotation.png mid-rotation.
  *
  * Skipped when no chromium is installed, unless CI is set (CI installs it: see .ci/run).
  */
@@ -175,10 +176,27 @@ describe('dashboard in a real browser', { skip: present ? false : `no chromium a
     const safeAt = Date.parse(await why.getAttribute('data-safe-at') ?? '')
     assert.ok(safeAt > clock.now(), 'the safe time is ahead')
 
+    // Beside the button, the usage evidence: who verified the old key in the last 5 min, and who reports.
+    // A library app (Keyring with opts.usage) writes its counters under NAME/HOST/PID, with a report row.
+    await store.addUsage([
+      { kid: oldKid, instanceId: 'orders-api/host-a/101', bucketStart: clock.now(), result: 'ok', count: 5 },
+      { kid: '', instanceId: 'orders-api/host-a/101', bucketStart: clock.now(), result: 'report', count: 1 },
+    ])
+    const evidence = page.locator(`${access} [data-role="finalize-evidence"]`)
+    await page.locator(`${access} [data-role="finalize-evidence"][data-in-use="true"]`, { hasText: 'orders-api (5)' }).waitFor()
+    assert.match(await evidence.textContent() ?? '', /^Evidence: the previous key verified \d+ token\(s\) in the last 5 min on (?=.*rekey-serve#[0-9a-f]{8} \(\d+\))(?=.*orders-api \(5\)).*; finalize would cut them\. Reporting: (?=.*orders-api \(last [^)]+ ago\))(?=.*rekey-serve#[0-9a-f]{8} \(last ).*\.$/)
+
+    // Past the grace window but within 5 minutes of that use: the time rule allows it, the evidence does not.
+    jumpMs = safeAt - Date.now() + 2000
+    await why.filter({ hasText: 'Finalize is safe now' }).waitFor()
+    await page.locator(`${access}[data-finalize-allowed="false"] [data-role="finalize-evidence"][data-in-use="true"]`).waitFor()
+    assert.equal(await finalize.isDisabled(), true, 'disabled while a reporting process used the old key in the last 5 min')
+
     // Time passes (the service clock jumps past the grace window): finalize becomes allowed.
     // Past the grace window, and past the 5 minutes in which the load still verified old-key tokens
     // (finalize on evidence): the service clock jumps at least 6 minutes.
     jumpMs = Math.max(safeAt - Date.now(), 6 * 60_000) + 2000
+    await page.locator(`${access} [data-role="finalize-evidence"][data-in-use="false"]`, { hasText: 'no reporting process verified a token of the previous key in the last 5 min' }).waitFor()
     await page.locator(`${access}[data-finalize-allowed="true"]`).waitFor()
     await finalize.click()
     await page.locator(`${access} tr[data-kid="${oldKid}"][data-state="retired"]`).waitFor()

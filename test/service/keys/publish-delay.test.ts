@@ -110,6 +110,17 @@ describe('publish before use (EdDSA access keys, jose resource servers)', () => 
     assert.deepEqual(await check(jose, fresh), { status: 401, body: { error: 'ERR_JWKS_NO_MATCHING_KEY' } })
   })
 
+  test('HS256 keys are never delayed: the refresh key signs at once, even with --no-wait and an hour of max-age', async () => {
+    const user = await signUp(serve.url)
+    const r = await runRekey(['--json', 'rotate', '--secret', 'refresh', '--no-wait'], { cwd: dir, env: { ...env(), REKEY_JWKS_MAX_AGE: '3600' } })
+    assert.equal(r.code, 0, r.stderr)
+    const report = JSON.parse(r.stdout) as { promoted: boolean, publishedUntil: string | null, waitingFor: string | null, staged: { kid: string }[] }
+    assert.deepEqual([report.promoted, report.publishedUntil, report.waitingFor], [true, null, null])
+    assert.equal(headerOf(user.refreshToken).alg, 'HS256')
+    const login = await post(`${serve.url}/api/auth/login`, { email: user.email, password: user.password })
+    assert.equal(headerOf((await login.json() as { refreshToken: string }).refreshToken).kid, report.staged[0]?.kid, 'the new refresh key signs')
+  })
+
   test('--no-wait returns at staging with the key published; emergency says it skipped the delay', async () => {
     const r = await runRekey(['--json', 'rotate', '--secret', 'access', '--no-wait'], { cwd: dir, env: env() })
     assert.equal(r.code, 0, r.stderr)

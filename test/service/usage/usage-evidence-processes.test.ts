@@ -18,7 +18,7 @@ import { parse } from 'dotenv'
 import { Keyring } from '../../../src/index.ts'
 import { openStore } from '../../../src/store/open.ts'
 import type { Store } from '../../../src/store/store.ts'
-import { headerOf, me, NODE, runRekey, signUp, startServe, until, urlWithSchema, type ServeProc } from '../../multi-instance/cluster.ts'
+import { headerOf, me, NODE, post, runRekey, signUp, startServe, until, urlWithSchema, type ServeProc } from '../../multi-instance/cluster.ts'
 import { queryOnce } from '../../store/support/stores.ts'
 
 const POSTGRES = process.env.REKEY_TEST_POSTGRES_URL
@@ -91,9 +91,16 @@ describe('finalize on evidence: 2 rekey serve instances and a library app on Pos
     // Old-key tokens keep arriving: 4 at the app, 2 and 1 at the instances.
     for (let i = 0; i < 4; i++) assert.equal(await check(app, user.accessToken), 200)
     for (const [s, n] of [[s1, 2], [s2, 1]] as const) for (let i = 0; i < n; i++) assert.equal((await me(s.url, user.accessToken)).status, 200)
+    // A token of the new key, verified only by the app: 3 of the 10 verifications.
+    const login = await post(`${s1.url}/api/auth/login`, { email: user.email, password: user.password })
+    const fresh = (await login.json() as { accessToken: string }).accessToken
+    const newKid = headerOf(fresh).kid as string
+    assert.notEqual(newKid, oldKid)
+    for (let i = 0; i < 3; i++) assert.equal(await check(app, fresh), 200)
     await until(async () => {
       const by = await okByReporter(reader as Store, oldKid)
-      return [...by.values()].reduce((a, b) => a + b, 0) >= 7 && by.size === 3
+      const fresh = [...(await okByReporter(reader as Store, newKid)).values()].reduce((a, b) => a + b, 0)
+      return [...by.values()].reduce((a, b) => a + b, 0) >= 7 && by.size === 3 && fresh >= 3
     }, 15_000, 'every process to flush its counts', 200)
 
     const refused = await runRekey(['finalize', '--secret', 'access'], { cwd: dir, env: { ...env, ...LATER } })
@@ -113,6 +120,9 @@ describe('finalize on evidence: 2 rekey serve instances and a library app on Pos
     assert.ok(Date.now() - Date.parse(app1?.lastReportAt ?? '') < 90_000, 'reported within the last minute or so')
     assert.equal(report.reporters.filter((r) => r.kind === 'rekey-serve').length, 2)
     assert.deepEqual(report.keyProcesses[oldKid]?.map((p) => p.count).sort(), [1, 2, 4])
+    // Each key's share counts every reporting process: the app's verifications of both keys included.
+    const shares = Object.fromEntries(report.secrets.find((x) => x.secret === 'access')?.keys.map((k) => [k.kid, k.share]) ?? [])
+    assert.deepEqual([shares[oldKid], shares[newKid]], [0.7, 0.3])
     assert.equal(report.finalizeEvidence.access?.total, 7)
     const human = await runRekey(['status'], { cwd: dir, env })
     assert.match(human.stdout, /access: the previous key verified 7 token\(s\) in the last 5 min on orders-api \(4\)/)

@@ -4,11 +4,11 @@
  * bounded buffer and arrive once it answers), and misuse is a TypeError.
  */
 import assert from 'node:assert/strict'
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { join } from 'node:path'
 import { describe, test } from 'node:test'
-import { generateSecret, Keyring } from '../../../src/index.ts'
+import { generateSecret, Keyring, type RekeyError } from '../../../src/index.ts'
 import { openStore } from '../../../src/store/open.ts'
 import { until } from '../../multi-instance/cluster.ts'
 
@@ -33,6 +33,30 @@ describe('keyring usage reports', () => {
     assert.equal(count(keyring.currentKid), 30)
     assert.equal(count(old.currentKid), 5)
     assert.ok(totals.some((r) => r.kid === '' && r.result === 'report' && r.instanceId === reporter), 'a report row says when it last reported')
+  })
+
+  test('by default the counts are written every 10 s, and not before (mocked interval timer)', async (t) => {
+    const dir = mkdtempSync(join(os.tmpdir(), 'rekey-usage-10s-'))
+    t.after(() => rmSync(dir, { recursive: true, force: true }))
+    const db = join(dir, 'usage.db')
+    t.mock.timers.enable({ apis: ['setInterval'] })
+    const keyring = Keyring.fromEnv({ JWT_SECRET: generateSecret() }, { usage: { store: db, name: 'ten' } })
+    for (let i = 0; i < 4; i++) keyring.verify(keyring.sign({ sub: 'u' }))
+    t.mock.timers.tick(9_999)
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    assert.equal(existsSync(db), false, 'no flush (the store opens at the first one) before 10 s')
+    t.mock.timers.tick(1)
+    await until(async () => {
+      if (!existsSync(db)) return false
+      const store = await openStore(db)
+      try {
+        return (await store.usageSince(Date.now() - 120_000)).some((r) => r.kid === keyring.currentKid && r.count === 4)
+      } finally {
+        await store.close()
+      }
+    }, 10_000, 'the flush at 10 s', 50)
+    t.mock.timers.reset()
+    await keyring.close()
   })
 
   test('a store that does not answer never fails a verification, and is warned about once, masked', async (t) => {
@@ -77,6 +101,29 @@ describe('keyring usage reports', () => {
     t.after(() => store.close())
     const ok = (await store.usageSince(Date.now() - 300_000)).filter((r) => r.kid === keyring.currentKid && r.result === 'ok')
     assert.equal(ok.reduce((n, r) => n + r.count, 0), 15)
+  })
+
+  test('a configuration that fromEnv refuses starts no report: no phantom process in the store', async (t) => {
+    const dir = mkdtempSync(join(os.tmpdir(), 'rekey-usage-refused-'))
+    t.after(() => rmSync(dir, { recursive: true, force: true }))
+    const db = join(dir, 'usage.db')
+    const bad = { JWT_SECRET_CURRENT: generateSecret(), JWT_SECRET_NEW: generateSecret(), JWT_SECRET_ROTATION_DATE: 'not a date' }
+    assert.throws(() => Keyring.fromEnv(bad, { usage: { store: db, name: 'refused', flushInterval: 1 } }), (err: RekeyError) => err.code === 'ERR_CONFIG')
+    // A control on the same store and schedule: once it has flushed twice, a report started by the refused call would have written too.
+    const control = Keyring.fromEnv({ JWT_SECRET: generateSecret() }, { usage: { store: db, name: 'control', flushInterval: 1 } })
+    t.after(() => control.close())
+    await until(async () => {
+      const store = await openStore(db)
+      try {
+        return (await store.usageSince(Date.now() - 120_000)).some((r) => r.instanceId.startsWith('control/') && r.result === 'report' && r.count >= 2)
+      } finally {
+        await store.close()
+      }
+    }, 10_000, 'two flushes of the control', 100)
+    const store = await openStore(db)
+    t.after(() => store.close())
+    const reporters = new Set((await store.usageSince(Date.now() - 120_000)).map((r) => r.instanceId.split('/')[0]))
+    assert.deepEqual([...reporters], ['control'])
   })
 
   test('misuse is a TypeError, before any store is opened', () => {
