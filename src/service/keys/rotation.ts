@@ -277,7 +277,20 @@ export class KeyRotation {
     const fresh = await store.getKeyset()
     const promotedAt = this.#clock.now()
     const changes: KeyChange[] = []
+    // The scheduler (or another operator) may have promoted the staged key while this call
+    // waited: that rotation is done, not a conflict.
+    const done = staged.filter((s) => fresh.keys.some((k) => k.kid === s.kid && k.state === 'current'))
+    if (done.length === staged.length) {
+      const signing = await this.waitForInstances(fresh.version, Math.max(0, (input.timeoutMs ?? DEFAULT_ROTATE_TIMEOUT_MS) - wait.waitedMs))
+      return {
+        ...base,
+        waitedMs: wait.waitedMs + signing.waitedMs,
+        instances: signing.instances.map((i) => ({ ...instanceStatus(i, fresh.version), acknowledged: i.keysetVersion >= fresh.version })),
+        promoted: true, signingEverywhere: signing.acknowledged, keysetVersion: fresh.version, changes: [], finalizeSafeAt: null, waitingFor: null,
+      }
+    }
     for (const s of staged) {
+      if (done.includes(s)) continue
       const plan = planPromote(fresh.keys, s.purpose, promotedAt, await this.#effectivePolicy(), { hard })
       if (plan === null || !plan.some((c) => c.kid === s.kid && c.state === 'current')) {
         throw new RekeyError('ERR_CONFLICT', `the staged ${s.purpose} key ${s.kid} is no longer next: another operation promoted or revoked it first`)

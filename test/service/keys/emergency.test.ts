@@ -148,4 +148,23 @@ describe('concurrency', () => {
     assert.equal(keys.filter((k) => k.state === 'current').length, 1)
     assert.equal((await db.store.listAudit()).length, 2, 'the winner\'s stage and promote rows only')
   })
+
+  test('a rotation waiting out its publication delay that finds its key already promoted (the scheduler, another operator) reports it done, not ERR_CONFLICT', async () => {
+    const make = (store: Store): KeyRotation => new KeyRotation({ store, masterKey: master, computeHash: auditHasher(master), accessTokenTtl: 900, refreshTokenTtl: 86_400, accessKeyAlg: 'EdDSA' })
+    const actor = { operator: 'alice', requestId: null }
+    const waiting = make(db.store).rotate({ secret: 'access', actor, publishDelayMs: 600 })
+    let staged: string | undefined
+    for (let i = 0; i < 200 && staged === undefined; i++) {
+      staged = (await db.store.listKeys('access')).find((k) => k.state === 'next')?.kid
+      if (staged === undefined) await new Promise((resolve) => setTimeout(resolve, 10))
+    }
+    assert.ok(staged !== undefined, 'the first rotation staged its key')
+    const promoter = await make(db.store).rotate({ secret: 'access', actor: { operator: 'bob', requestId: null }, publishDelayMs: 0 })
+    assert.equal(promoter.promoted, true)
+    assert.deepEqual(promoter.staged.map((s) => [s.kid, s.resumed]), [[staged, true]])
+    const report = await waiting
+    assert.equal(report.promoted, true)
+    assert.deepEqual(report.changes, [])
+    assert.equal((await db.store.listKeys('access')).find((k) => k.state === 'current')?.kid, staged)
+  })
 })
