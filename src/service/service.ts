@@ -15,7 +15,7 @@ import { Heartbeat } from './cluster/heartbeat.ts'
 import { KeyService } from './keys/keys.ts'
 import type { AuditLog } from './audit/audit-log.ts'
 import type { KeyRotation } from './keys/rotation.ts'
-import { announceTokenLifetimes } from './keys/token-lifetimes.ts'
+import { announceJwksMaxAge, announceTokenLifetimes } from './keys/token-lifetimes.ts'
 import { openOperations } from './operations.ts'
 import { Scheduler } from './cluster/scheduler.ts'
 import type { Webhooks } from './notify/webhooks.ts'
@@ -143,7 +143,11 @@ export async function startService(options: ServiceOptions): Promise<Service> {
     stops.push(() => keys.stop())
     if (previousMasterKey === undefined) await trackOwnSecrets(store, audit, config, clock, log)
     // Rotation steps run elsewhere (the CLI) must wait out the lifetimes this instance issues.
-    if (config.keySource === 'managed') await announceTokenLifetimes(store, { access: config.accessTokenTtl, refresh: config.refreshTokenTtl })
+    if (config.keySource === 'managed') {
+      await announceTokenLifetimes(store, { access: config.accessTokenTtl, refresh: config.refreshTokenTtl })
+      // And the JWKS max-age it serves: the publication delay of every rotation, wherever it runs.
+      await announceJwksMaxAge(store, config.jwksMaxAge)
+    }
     const revocations = new RevocationCache(store, {
       clock,
       // Ended sessions are remembered while their access tokens can live, plus leeway for clock skew.

@@ -31,7 +31,7 @@ import {
   describeChanges, usageStatus, withEvidence,
   type EmergencyReport, type FinalizeReport, type KeyChangeReport, type RotateReport, type StagedKey, type UsageStatus,
 } from './rotation-report.ts'
-import { withAnnouncedLifetimes } from './token-lifetimes.ts'
+import { announcedJwksMaxAge, withAnnouncedLifetimes } from './token-lifetimes.ts'
 import { KEY_PURPOSES, newManagedKey, rebindKeyUpdates, type ManagedAlg, type ServiceKeyPurpose } from './keys.ts'
 import { NOT_BEFORE_SETTING } from '../auth/revocations.ts'
 import { countedKids, EMERGENCY_SWEEP_SETTING, resumeSessionSweep, runSessionSweep, type SweepProgress } from '../sessions/session-maintenance.ts'
@@ -346,13 +346,16 @@ export class KeyRotation {
     try {
       recorded = JSON.parse(await this.#options.store.getSetting(PUBLISH_UNTIL_SETTING) ?? '{}') as Record<string, unknown>
     } catch { /* unreadable: recomputed below */ }
+    // The longest max-age any running service announced: a CLI with a shorter REKEY_JWKS_MAX_AGE
+    // must not promote a key that JWKS caches fed by those services do not hold yet.
+    const announcedMs = delayMs === undefined ? await announcedJwksMaxAge(this.#options.store) * 1000 : 0
     const next: Record<string, number> = {}
     for (const key of delayed) {
       const known = recorded[key.kid]
       // An explicit delay (`--publish-delay`) wins, also when resuming; else the one recorded at staging.
       next[key.kid] = delayMs === undefined && typeof known === 'number' && Number.isFinite(known)
         ? known
-        : key.createdAt + Math.max(0, delayMs ?? this.#options.publishDelayMs ?? 0)
+        : key.createdAt + Math.max(0, delayMs ?? Math.max(this.#options.publishDelayMs ?? 0, announcedMs))
     }
     if (delayed.some((k) => recorded[k.kid] !== next[k.kid])) await this.#options.store.setSetting(PUBLISH_UNTIL_SETTING, JSON.stringify(next))
     if (delayed.every((k) => (next[k.kid] as number) <= k.createdAt)) return null

@@ -35,6 +35,29 @@ export async function announceTokenLifetimes(store: Store, lifetimes: { access: 
   }
 }
 
+/** The store setting where instances announce the JWKS `max-age` they serve (seconds). */
+export const JWKS_MAX_AGE_SETTING = 'jwks.max_age'
+
+function parseSeconds(text: string | null): number {
+  const n = text === null ? Number.NaN : Number(text)
+  return Number.isFinite(n) && n >= 0 ? n : 0
+}
+
+/**
+ * Announces the JWKS `max-age` a service serves, keeping the longest ever announced: a staged
+ * asymmetric key is published at least that long before it signs, whichever process (a CLI
+ * with another REKEY_JWKS_MAX_AGE, the scheduler) promotes it.
+ */
+export async function announceJwksMaxAge(store: Store, seconds: number): Promise<void> {
+  const known = parseSeconds(await store.getSetting(JWKS_MAX_AGE_SETTING))
+  if (seconds > known) await store.setSetting(JWKS_MAX_AGE_SETTING, String(seconds))
+}
+
+/** The longest JWKS `max-age` any instance has announced, in seconds (0 when none has). */
+export async function announcedJwksMaxAge(store: Store): Promise<number> {
+  return parseSeconds(await store.getSetting(JWKS_MAX_AGE_SETTING))
+}
+
 /**
  * `policy` with the longest token lifetimes any instance has announced: an operator whose CLI
  * has a shorter JWT_EXPIRATION than the service must not make finalize cut tokens the service issued.

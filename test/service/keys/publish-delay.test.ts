@@ -73,8 +73,9 @@ describe('publish before use (EdDSA access keys, jose resource servers)', () => 
     resources.push(jose)
     assert.deepEqual(await check(jose, user.accessToken), { status: 200, body: { kid: oldKid } })
 
-    // --timeout bounds the instance acknowledgements only, not the 6 s delay.
-    const rotating = spawnRekey(['--json', 'rotate', '--secret', 'access', '--timeout', '2s'], { cwd: dir, env: env() })
+    // --timeout bounds the instance acknowledgements only, not the 6 s delay. The CLI's own
+    // REKEY_JWKS_MAX_AGE is 0: the delay is the max-age the running service announced.
+    const rotating = spawnRekey(['--json', 'rotate', '--secret', 'access', '--timeout', '2s'], { cwd: dir, env: { ...env(), REKEY_JWKS_MAX_AGE: '0' } })
     await rotating.waitForOutput(/publishing .* in the JWKS before it signs/, 20_000)
     // While it waits: the new key is published, the old one still signs.
     const published = await (await fetch(`${serve.url}/.well-known/jwks.json`)).json() as { keys: { kid: string }[] }
