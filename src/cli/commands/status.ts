@@ -71,7 +71,7 @@ function usageLines(report: StatusReport & Partial<UsageStatus>): string[] {
   return lines
 }
 
-function managedLines(report: StatusReport & Partial<UsageStatus>): string[] {
+function managedLines(report: StatusReport & Partial<UsageStatus> & { publishedUntil?: Record<string, string> }): string[] {
   const lines = [`store ${report.store}  key-set version ${report.keysetVersion}`]
   for (const s of report.secrets) {
     const data = s.secret === DATA_KEY_PURPOSE
@@ -84,7 +84,8 @@ function managedLines(report: StatusReport & Partial<UsageStatus>): string[] {
       const sessions = k.liveSessions === null ? '' : `  ${k.liveSessions} live session(s) (counted ${report.liveSessionsCountedAt})`
       const use = k.state === 'retired' || k.state === 'revoked' ? '' : `  ${pct(k.share)} of verifications (1 h)${sessions}`
       const safe = k.finalizeSafeAt === null ? '' : k.finalizeSafe === true ? '  finalize: safe now' : `  finalize safe at ${k.finalizeSafeAt}`
-      lines.push(`  ${k.state.padEnd(8)} ${k.kid}${use}${safe}`)
+      const published = report.publishedUntil?.[k.kid]
+      lines.push(`  ${k.state.padEnd(8)} ${k.kid}${use}${safe}${published === undefined ? '' : `  published in the JWKS, signs from ${published}`}`)
       const where = report.keyProcesses?.[k.kid]
       if (where !== undefined && where.length > 0) lines.push(`           verified on ${where.map((p) => `${p.name} (${p.count})`).join(', ')}`)
     }

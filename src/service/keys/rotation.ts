@@ -179,10 +179,22 @@ export class KeyRotation {
   }
 
   /** Keys with their use, instances with the key set each has loaded, and secrets due within 7 days. */
-  async status(): Promise<StatusReport & UsageStatus> {
+  async status(): Promise<StatusReport & UsageStatus & { publishedUntil: Record<string, string> }> {
     const now = this.#clock.now()
     const report = await statusReport(this.#options.store, await this.#effectivePolicy(), now, this.#liveWindowMs, this.#options.cadencePolicy ?? DEFAULT_POLICY)
-    return { ...report, ...await usageStatus(this.#options.store, now, this.#liveWindowMs) }
+    // Staged asymmetric keys: until when each is published before it may sign.
+    const publishedUntil: Record<string, string> = {}
+    let recorded: Record<string, unknown> = {}
+    try {
+      recorded = JSON.parse(await this.#options.store.getSetting(PUBLISH_UNTIL_SETTING) ?? '{}') as Record<string, unknown>
+    } catch { /* unreadable: nothing to show */ }
+    for (const s of report.secrets) {
+      for (const k of s.keys) {
+        const until = recorded[k.kid]
+        if (k.state === 'next' && typeof until === 'number' && Number.isFinite(until)) publishedUntil[k.kid] = new Date(until).toISOString()
+      }
+    }
+    return { ...report, ...await usageStatus(this.#options.store, now, this.#liveWindowMs), publishedUntil }
   }
 
   /** Records in the secret inventory, inside the caller's transaction, that the keys of `purposes` rotated at `at`. */

@@ -135,6 +135,11 @@ describe('publish before use (EdDSA access keys, jose resource servers)', () => 
     const jwks = await (await fetch(`${serve.url}/.well-known/jwks.json`)).json() as { keys: { kid: string }[] }
     assert.ok(jwks.keys.some((k) => k.kid === staged), 'published at staging')
     assert.notEqual(headerOf((await signUp(serve.url)).accessToken).kid, staged, 'not signing yet')
+    // rekey status says until when it is published before it signs.
+    const status = await runRekey(['status'], { cwd: dir, env: env() })
+    assert.match(status.stdout, new RegExp(`next +${staged} .*published in the JWKS, signs from ${report.publishedUntil.replaceAll('.', '\\.')}`))
+    const statusJson = JSON.parse((await runRekey(['--json', 'status'], { cwd: dir, env: env() })).stdout) as { publishedUntil: Record<string, string> }
+    assert.deepEqual(statusJson.publishedUntil, { [staged]: report.publishedUntil })
 
     const e = await runRekey(['emergency', '--secret', 'access', '--reason', 'test'], { cwd: dir, env: env() })
     assert.equal(e.code, 0, e.stderr)
