@@ -13,7 +13,7 @@ import { maskLocation } from '../store/errors.ts'
 import type { Keyset } from '../store/types.ts'
 import { resolveMasterKey } from '../config/master-key.ts'
 import { DATA_KEY_PURPOSE } from '../core/data-keys.ts'
-import { dataKeyRecords, dataKeysOf } from '../service/data-keys/managed-data-keys.ts'
+import { accessKeysOf, dataKeyRecords, dataKeysOf } from '../service/data-keys/managed-data-keys.ts'
 import { printReport, withManaged } from './managed.ts'
 import { commandConfig, envFileVars, openForRead, openForWrite, withStore } from './audit-store.ts'
 import { CliExit, EXIT, type CliIo, type GlobalOptions } from './context.ts'
@@ -53,7 +53,7 @@ export async function commandCipher(io: CliIo, globals: GlobalOptions, fileVars:
   }
   const { key } = await resolveMasterKey(config)
   const previous = config.masterKeyPrev?.reveal()
-  return new Cipher(dataKeysOf(keyset as Keyset, previous === undefined ? [key] : [key, previous]), { onWarning: (message) => io.stderr(`rekey: warning: ${message}\n`) })
+  return new Cipher(dataKeysOf(keyset as Keyset, accessKeysOf(previous === undefined ? [key] : [key, previous])), { onWarning: (message) => io.stderr(`rekey: warning: ${message}\n`) })
 }
 
 /** The registered columns and their last counts; none when the store does not exist yet. */

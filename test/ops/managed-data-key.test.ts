@@ -9,10 +9,11 @@
 import assert from 'node:assert/strict'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { existsSync, renameSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { describe, it } from 'node:test'
+import { parseEnv } from 'node:util'
 import { Cipher } from '../../src/crypt.ts'
 import { openStore } from '../../src/store/open.ts'
 import { runBin, tempDir } from '../cli/helpers.ts'
@@ -94,7 +95,15 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       const first = /created data key (\S+) \(current\)/.exec(r.stdout)?.[1] as string
       assert.ok(first, r.stdout)
 
-      const app = startApp(dir, env)
+      // On PostgreSQL the application gets only the data-key access key, never the master key.
+      let appEnv: Record<string, string> = env
+      if (kind === 'postgres') {
+        const access = await cli('gen', '--data-key-access')
+        assert.equal(access.code, 0, access.stderr)
+        assert.match(access.stdout, /^[A-Za-z0-9+/]{43}=\n$/)
+        appEnv = { REKEY_STORE: env.REKEY_STORE as string, REKEY_DATA_KEY_ACCESS: access.stdout.trim() }
+      }
+      const app = startApp(dir, appEnv)
       t.after(() => { app.child.kill('SIGKILL') })
       assert.equal((await app.line(/^ready (\S+)$/))[1], first)
       const appDb = path.join(dir, 'app.db')
@@ -233,6 +242,56 @@ describe('managed ENCRYPTION_KEY: the application side', () => {
     assert.equal(db.prepare("UPDATE keys SET state = 'next' WHERE purpose = 'data' AND state = 'previous'").run().changes, 1)
     db.close()
     await assert.rejects(Cipher.fromStore(store, { env: {} }), { code: 'ERR_UNSAFE', message: /stored as next but rekey left it previous/ })
+  })
+
+  it('REKEY_DATA_KEY_ACCESS opens the data keys without the master key, and is not a master key', async (t) => {
+    const dir = tempDir(t)
+    const store = path.join(dir, '.rekey', 'rekey.db')
+    const env = { REKEY_STORE: store }
+    assert.equal((await runBin(['rotate', '--secret', 'ENCRYPTION_KEY'], { cwd: dir, env })).code, 0)
+    writeFileSync(path.join(dir, 'app.env'), 'PORT=3000\n', { mode: 0o600 })
+    const written = await runBin(['--env', 'app.env', '--store', store, 'gen', '--data-key-access', '--var', 'REKEY_DATA_KEY_ACCESS'], { cwd: dir, env })
+    assert.equal(written.code, 0, written.stderr)
+    assert.equal(written.stdout, 'wrote the data-key access key to REKEY_DATA_KEY_ACCESS in app.env\n')
+    const access = parseEnv(readFileSync(path.join(dir, 'app.env'), 'utf8')).REKEY_DATA_KEY_ACCESS as string
+    assert.equal((await runBin(['gen', '--data-key-access'], { cwd: dir, env })).stdout.trim(), access, 'derived, so the same every time')
+
+    // The master key moved away: the access key alone opens the data keys.
+    renameSync(path.join(dir, '.rekey', 'master.key'), path.join(dir, 'master.key.moved'))
+    const cipher = await Cipher.fromStore(store, { env: { REKEY_DATA_KEY_ACCESS: access } })
+    const value = cipher.encrypt('x', { aad: '1' })
+    assert.equal(cipher.decrypt(value, { aad: '1' }).toString(), 'x')
+    await cipher.close()
+    // It is not the master key: the store's audit chain does not verify under it.
+    const asMaster = await runBin(['audit', '--verify'], { cwd: dir, env: { ...env, REKEY_MASTER_KEY: access } })
+    assert.notEqual(asMaster.code, 0)
+    // A wrong access key opens nothing.
+    await assert.rejects(Cipher.fromStore(store, { env: { REKEY_DATA_KEY_ACCESS: randomBytes(32).toString('base64') } }), { code: 'ERR_CONFIG' })
+    await assert.rejects(Cipher.fromStore(store, { env: { REKEY_DATA_KEY_ACCESS: 'short' } }), { code: 'ERR_CONFIG', message: /REKEY_DATA_KEY_ACCESS must be the 32-byte key `rekey gen --data-key-access` prints/ })
+  })
+
+  it('after rotate --secret master-key the data keys open with the new access key (and the old one as _PREV during the rollout)', async (t) => {
+    const dir = tempDir(t)
+    const store = path.join(dir, 'rekey.db')
+    const oldMaster = randomBytes(32).toString('base64')
+    const newMaster = randomBytes(32).toString('base64')
+    const cli = (env: Record<string, string>, ...args: string[]) => runBin(args, { cwd: dir, env: { REKEY_STORE: store, ...env } })
+    assert.equal((await cli({ REKEY_MASTER_KEY: oldMaster }, 'rotate', '--secret', 'ENCRYPTION_KEY')).code, 0)
+    const oldAccess = (await cli({ REKEY_MASTER_KEY: oldMaster }, 'gen', '--data-key-access')).stdout.trim()
+    const newAccess = (await cli({ REKEY_MASTER_KEY: newMaster }, 'gen', '--data-key-access')).stdout.trim()
+    assert.notEqual(oldAccess, newAccess)
+    const before = await Cipher.fromStore(store, { env: { REKEY_DATA_KEY_ACCESS: oldAccess } })
+    const value = before.encrypt('kept', { aad: 'row' })
+    await before.close()
+
+    const r = await cli({ REKEY_MASTER_KEY: newMaster, REKEY_MASTER_KEY_PREV: oldMaster }, 'rotate', '--secret', 'master-key')
+    assert.equal(r.code, 0, r.stderr)
+    await assert.rejects(Cipher.fromStore(store, { env: { REKEY_DATA_KEY_ACCESS: oldAccess } }), { code: 'ERR_CONFIG' })
+    for (const env of [{ REKEY_DATA_KEY_ACCESS: newAccess }, { REKEY_DATA_KEY_ACCESS: newAccess, REKEY_DATA_KEY_ACCESS_PREV: oldAccess }, { REKEY_MASTER_KEY: newMaster }]) {
+      const after = await Cipher.fromStore(store, { env })
+      assert.equal(after.decrypt(value, { aad: 'row' }).toString(), 'kept')
+      await after.close()
+    }
   })
 
   it('rewrap in managed mode refuses an ENCRYPTION_KEY in the environment as well (which key encrypts is never a guess)', async (t) => {

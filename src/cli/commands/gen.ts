@@ -3,12 +3,26 @@ import { readEnvKeys } from '../../core/env.ts'
 import { generateSecret } from '../../core/secret.ts'
 import { CliExit, EXIT, type CliIo, type GlobalOptions } from '../context.ts'
 import { applyEnvGen } from '../env-mode.ts'
+import { commandConfig } from '../audit-store.ts'
+import { resolveMasterKey } from '../../config/master-key.ts'
+import { dataKeyAccessKey } from '../../service/keys/keys.ts'
 
 interface GenOptions {
   bytes: number
   encoding: 'hex' | 'base64' | 'base64url'
   var?: string
   force?: boolean
+  dataKeyAccess?: boolean
+}
+
+/**
+ * `--data-key-access`: the key the store's managed data keys open with (derived from its
+ * master key, base64), for applications that use `Cipher.fromStore` without the master key.
+ */
+async function dataKeyAccessSecret(io: CliIo, globals: GlobalOptions): Promise<string> {
+  const config = await commandConfig(io, globals)
+  const { key } = await resolveMasterKey(config)
+  return dataKeyAccessKey(key).toString('base64')
 }
 
 function bytesArg(value: string): number {
@@ -71,13 +85,15 @@ export function registerGen(program: Command, io: CliIo): void {
     .option('--encoding <encoding>', 'hex, base64 or base64url', 'hex')
     .option('--var <name>', 'the variable to set in --env-file')
     .option('--force', 'replace a live key (JWT_SECRET, ENCRYPTION_KEY...) at once; rekey rotate keeps the old one working meanwhile')
-    .addHelpText('after', '\nExamples:\n  rekey gen\n  rekey gen --bytes 64 --encoding base64url\n  rekey --env .env gen --var JWT_SECRET')
+    .option('--data-key-access', 'not a new secret: the key the store\'s managed data keys open with (REKEY_DATA_KEY_ACCESS for Cipher.fromStore), derived from its master key; base64')
+    .addHelpText('after', '\nExamples:\n  rekey gen\n  rekey gen --bytes 64 --encoding base64url\n  rekey --env .env gen --var JWT_SECRET\n  rekey --env app.env --store .rekey/rekey.db gen --data-key-access --var REKEY_DATA_KEY_ACCESS')
     .action(async (options: GenOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions & GenOptions>()
       if (!['hex', 'base64', 'base64url'].includes(options.encoding)) {
         throw new CliExit(EXIT.USAGE, '--encoding must be hex, base64 or base64url')
       }
-      const secret = generateSecret({ bytes: options.bytes, encoding: options.encoding })
+      const access = options.dataKeyAccess === true
+      const secret = access ? await dataKeyAccessSecret(io, globals) : generateSecret({ bytes: options.bytes, encoding: options.encoding })
       if (options.var === undefined && globals.envFile === undefined) {
         io.stdout(globals.json === true ? `${JSON.stringify({ secret })}\n` : `${secret}\n`)
         return
@@ -86,11 +102,15 @@ export function registerGen(program: Command, io: CliIo): void {
         throw new CliExit(EXIT.USAGE, 'give both --env (or --env-file) and --var to write the secret into a file')
       }
       if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(options.var)) throw new CliExit(EXIT.USAGE, '--var must be a variable name')
-      const audit = await applyEnvGen(io, globals, options.var, secret, `new ${options.bytes}-byte ${options.encoding} secret`, (current, env) => {
+      const audit = await applyEnvGen(io, globals, options.var, secret, access ? 'the data-key access key of the store' : `new ${options.bytes}-byte ${options.encoding} secret`, (current, env) => {
         checkOverwrite(io, globals.envFile as string, options.var as string, current, options.force === true)
         checkShadow(globals.envFile as string, options.var as string, env, options.force === true)
       })
-      const report = { file: globals.envFile, variable: options.var, bytes: options.bytes, encoding: options.encoding, audit }
-      io.stdout(globals.json === true ? `${JSON.stringify(report)}\n` : `wrote a new ${options.bytes}-byte secret to ${options.var} in ${globals.envFile}\n`)
+      const report = access
+        ? { file: globals.envFile, variable: options.var, dataKeyAccess: true, audit }
+        : { file: globals.envFile, variable: options.var, bytes: options.bytes, encoding: options.encoding, audit }
+      io.stdout(globals.json === true ? `${JSON.stringify(report)}\n` : access
+        ? `wrote the data-key access key to ${options.var} in ${globals.envFile}\n`
+        : `wrote a new ${options.bytes}-byte secret to ${options.var} in ${globals.envFile}\n`)
     })
 }

@@ -26,7 +26,7 @@ import type { Store, StoreOperations } from '../../store/store.ts'
 import type { AuditWrite, ComputeAuditHash, KeyRecord, Keyset, NewKey } from '../../store/types.ts'
 import { auditWrite } from '../audit/audit-hash.ts'
 import { systemClock, type Clock } from '../clock.ts'
-import { openKeyMaterial, rebindKeyUpdates, sealKeyMaterial } from '../keys/keys.ts'
+import { dataKeyAccessKey, openDataKeyMaterial, rebindKeyUpdates, sealKeyMaterial } from '../keys/keys.ts'
 import { DEFAULT_ROTATE_TIMEOUT_MS, type Actor, type KeyRotation } from '../keys/rotation.ts'
 import { instanceStatus, type InstanceStatus } from '../keys/key-views.ts'
 
@@ -52,14 +52,19 @@ export function dataKeyRecords(keyset: Keyset): KeyRecord[] {
   return keyset.keys.filter((k) => k.purpose === DATA_KEY_PURPOSE)
 }
 
+/** The data-key access keys of master keys (what a process holding the master key opens data keys with). */
+export function accessKeysOf(masterKeys: readonly Buffer[]): Buffer[] {
+  return masterKeys.map(dataKeyAccessKey)
+}
+
 /**
- * The data keys of a key set as a cipher holds them, opened with any of `masterKeys`. A row
- * changed behind rekey's back is refused (ERR_UNSAFE), like a signing key's; retired and
- * revoked keys are kept by kid so their values are refused by name.
+ * The data keys of a key set as a cipher holds them, opened with any of `accessKeys` (see
+ * {@link accessKeysOf}). A row changed behind rekey's back is refused (ERR_UNSAFE), like a
+ * signing key's; retired and revoked keys are kept by kid so their values are refused by name.
  */
-export function dataKeysOf(keyset: Keyset, masterKeys: readonly Buffer[]): DataKey[] {
+export function dataKeysOf(keyset: Keyset, accessKeys: readonly Buffer[]): DataKey[] {
   return dataKeyRecords(keyset).map((record) => {
-    const { jwk } = openKeyMaterial(masterKeys, record)
+    const jwk = openDataKeyMaterial(accessKeys, record)
     const bytes = typeof jwk.k === 'string' ? Buffer.from(jwk.k, 'base64url') : Buffer.alloc(0)
     if (jwk.kty !== 'oct' || bytes.length !== DATA_KEY_BYTES) throw new RekeyError('ERR_CONFIG', `the stored data key ${record.kid} is not a ${DATA_KEY_BYTES}-byte AES key`)
     return { kid: record.kid, state: record.state, key: createSecretKey(bytes), label: `data key ${record.kid}` }

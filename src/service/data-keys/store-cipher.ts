@@ -3,9 +3,10 @@
  *
  * - The store must exist and hold a current data key: an app never creates a store, a master
  *   key or a data key (`rekey rotate --secret ENCRYPTION_KEY` does).
- * - The master key is resolved as every rekey command resolves it (REKEY_MASTER_KEY, else the
- *   `master.key` beside a SQLite store); REKEY_MASTER_KEY_PREV opens rows not yet re-sealed
- *   during a master-key rollout.
+ * - The data keys open with REKEY_DATA_KEY_ACCESS (`rekey gen --data-key-access`), which opens
+ *   them and nothing else; without it, with the master key, resolved as every rekey command
+ *   resolves it (REKEY_MASTER_KEY, else the `master.key` beside a SQLite store). The `_PREV`
+ *   of either opens rows not yet re-sealed during a master-key rollout.
  * - The cipher follows the store: on every change of the key set (LISTEN/NOTIFY on PostgreSQL,
  *   polling on SQLite) it reloads the data keys, then acknowledges the version in its
  *   heartbeat. It is listed as an instance, so a rotation promotes a staged key only once this
@@ -24,7 +25,7 @@ import type { Store } from '../../store/store.ts'
 import { systemClock } from '../clock.ts'
 import { Heartbeat } from '../cluster/heartbeat.ts'
 import { reporterIdOf } from '../usage/usage-report.ts'
-import { dataKeysOf, dataKeyRecords } from './managed-data-keys.ts'
+import { accessKeysOf, dataKeysOf, dataKeyRecords } from './managed-data-keys.ts'
 
 /** The store a cipher opens when none is named: REKEY_STORE, else the embedded default. */
 const DEFAULT_STORE = './.rekey/rekey.db'
@@ -36,8 +37,25 @@ function masterKeyOf(env: Readonly<Record<string, string | undefined>>, name: st
   try {
     return decodeMasterKey(text)
   } catch (err) {
+    if (name.startsWith('REKEY_DATA_KEY_ACCESS')) throw new RekeyError('ERR_CONFIG', `${name} must be the 32-byte key \`rekey gen --data-key-access\` prints (base64)`)
     throw new RekeyError('ERR_CONFIG', `${name} ${(err as Error).message}`)
   }
+}
+
+/**
+ * The keys the data keys open with: REKEY_DATA_KEY_ACCESS (+ _PREV), which opens data keys
+ * only, else the master key (REKEY_MASTER_KEY + _PREV, or the `master.key` beside a SQLite
+ * store), from which the same access key is derived.
+ */
+async function accessKeysFor(where: string, env: Readonly<Record<string, string | undefined>>): Promise<Buffer[]> {
+  const access = masterKeyOf(env, 'REKEY_DATA_KEY_ACCESS')
+  const accessPrev = masterKeyOf(env, 'REKEY_DATA_KEY_ACCESS_PREV')
+  if (access !== undefined) return accessPrev === undefined ? [access] : [access, accessPrev]
+  if (accessPrev !== undefined) throw new RekeyError('ERR_CONFIG', 'REKEY_DATA_KEY_ACCESS_PREV is set but REKEY_DATA_KEY_ACCESS is not')
+  const current = masterKeyOf(env, 'REKEY_MASTER_KEY')
+  const { key: masterKey } = await resolveMasterKey({ store: where, masterKey: current === undefined ? undefined : new SecretValue(current) })
+  const previous = masterKeyOf(env, 'REKEY_MASTER_KEY_PREV')
+  return accessKeysOf(previous === undefined ? [masterKey] : [masterKey, previous])
 }
 
 /** Opens the cipher of the store's managed data keys. */
@@ -52,10 +70,7 @@ export async function openStoreCipher(location: string | undefined, options: Sto
   if (!isPostgresLocation(where) && !existsSync(where)) {
     throw new RekeyError('ERR_CONFIG', `no rekey store at ${where}: create the data key with rekey rotate --secret ENCRYPTION_KEY, or name the store (REKEY_STORE)`)
   }
-  const current = masterKeyOf(env, 'REKEY_MASTER_KEY')
-  const { key: masterKey } = await resolveMasterKey({ store: where, masterKey: current === undefined ? undefined : new SecretValue(current) })
-  const previous = masterKeyOf(env, 'REKEY_MASTER_KEY_PREV')
-  const masterKeys = previous === undefined ? [masterKey] : [masterKey, previous]
+  const accessKeys = await accessKeysFor(where, env)
 
   let reloadError = ''
   const warn = options.onWarning ?? ((message: string) => { process.emitWarning(message, 'RekeyWarning') })
@@ -65,7 +80,7 @@ export async function openStoreCipher(location: string | undefined, options: Sto
     if (!dataKeyRecords(keyset).some((k) => k.state === 'current')) {
       throw new RekeyError('ERR_CONFIG', `the store at ${maskLocation(where)} holds no managed data key: create one with rekey rotate --secret ENCRYPTION_KEY`)
     }
-    const cipher = new Cipher(dataKeysOf(keyset, masterKeys), options)
+    const cipher = new Cipher(dataKeysOf(keyset, accessKeys), options)
     let version = keyset.version
     const heartbeat = new Heartbeat({ instanceId: `${CIPHER_INSTANCE_PREFIX}${reporterIdOf(name)}`, store, clock: systemClock, keysetVersion: () => version, onError: () => {} })
 
@@ -82,7 +97,7 @@ export async function openStoreCipher(location: string | undefined, options: Sto
           try {
             const fresh = await store.getKeyset()
             if (fresh.version === version) continue
-            cipher.update(dataKeysOf(fresh, masterKeys))
+            cipher.update(dataKeysOf(fresh, accessKeys))
             version = fresh.version
             reloadError = ''
             // Acknowledges at once: a rotation waits for this before the new key encrypts.

@@ -12,7 +12,8 @@
  * On a store without keys, the first instance creates one `current` key per purpose, guarded
  * by the key-set version; an instance that loses that race loads the winner's keys.
  */
-import { createHash, createSecretKey, generateKeyPairSync, randomBytes } from 'node:crypto'
+import { createHash, createSecretKey, generateKeyPairSync, hkdfSync, randomBytes } from 'node:crypto'
+import { DATA_KEY_PURPOSE } from '../../core/data-keys.ts'
 import type { Env } from '../../core/env.ts'
 import { RekeyError } from '../../core/errors.ts'
 import { hasCode } from '../../store/errors.ts'
@@ -69,9 +70,26 @@ function bindingAad(k: KeyBinding): string {
 /** The additional data of rows sealed before the binding: the kid only. */
 const legacyAad = (kid: string): string => `rekey/key/${kid}`
 
+const DATA_KEY_ACCESS_INFO = 'rekey/keys/data/v1'
+
+/**
+ * The key the managed data keys (purpose `data`) are sealed under: HKDF-SHA-256 of the master
+ * key. An application given only this key (REKEY_DATA_KEY_ACCESS, `rekey gen
+ * --data-key-access`) opens the data keys and nothing else: not the signing keys, not the
+ * audit chain, and it cannot work back to the master key.
+ */
+export function dataKeyAccessKey(masterKey: Buffer): Buffer {
+  return Buffer.from(hkdfSync('sha256', masterKey, Buffer.alloc(0), DATA_KEY_ACCESS_INFO, 32))
+}
+
+/** The key a row of `purpose` is sealed under: the master key, or for data keys the key derived from it. */
+function sealingKeyOf(masterKey: Buffer, purpose: string): Buffer {
+  return purpose === DATA_KEY_PURPOSE ? dataKeyAccessKey(masterKey) : masterKey
+}
+
 /** Seals key material (a JWK) for the store, bound to the key's kid, purpose, algorithm and state. */
 export function sealKeyMaterial(masterKey: Buffer, key: KeyBinding, jwk: Record<string, unknown>): string {
-  return seal(masterKey, JSON.stringify(jwk), bindingAad(key))
+  return seal(sealingKeyOf(masterKey, key.purpose), JSON.stringify(jwk), bindingAad(key))
 }
 
 /**
@@ -81,10 +99,26 @@ export function sealKeyMaterial(masterKey: Buffer, key: KeyBinding, jwk: Record<
  * was sealed as; material that opens under none of the keys is ERR_CONFIG (wrong master key).
  */
 export function openKeyMaterial(masterKeys: readonly Buffer[], record: KeyRecord): { jwk: Record<string, unknown>, legacy: boolean, masterKey: Buffer } {
-  const attempt = (aad: string): { jwk: Record<string, unknown>, masterKey: Buffer } | null => {
-    for (const masterKey of masterKeys) {
+  const opened = openSealedKey(masterKeys.map((k) => sealingKeyOf(k, record.purpose)), record)
+  return { jwk: opened.jwk, legacy: opened.legacy, masterKey: masterKeys[opened.index] as Buffer }
+}
+
+/**
+ * Opens a data key's row with the data-key access keys themselves (an application holding
+ * REKEY_DATA_KEY_ACCESS, not the master key); refused like {@link openKeyMaterial}.
+ */
+export function openDataKeyMaterial(accessKeys: readonly Buffer[], record: KeyRecord): Record<string, unknown> {
+  if (record.purpose !== DATA_KEY_PURPOSE) throw new TypeError('only data keys open with a data-key access key')
+  return openSealedKey(accessKeys, record).jwk
+}
+
+/** Opens a row with the keys it may be sealed under; `index` says which one opened it. */
+function openSealedKey(sealingKeys: readonly Buffer[], record: KeyRecord): { jwk: Record<string, unknown>, legacy: boolean, index: number } {
+  const masterKeys = sealingKeys
+  const attempt = (aad: string): { jwk: Record<string, unknown>, index: number } | null => {
+    for (const [index, key] of masterKeys.entries()) {
       try {
-        return { jwk: JSON.parse(open(masterKey, record.sealedMaterial, aad).toString('utf8')) as Record<string, unknown>, masterKey }
+        return { jwk: JSON.parse(open(key, record.sealedMaterial, aad).toString('utf8')) as Record<string, unknown>, index }
       } catch { /* the next key, or none */ }
     }
     return null
