@@ -15,6 +15,7 @@ import { DatabaseSync } from 'node:sqlite'
 import { describe, it } from 'node:test'
 import { Cipher } from '../../src/crypt.ts'
 import { openStore } from '../../src/store/open.ts'
+import { SqlStore } from '../../src/store/sql/sql-store.ts'
 import { runBin, tempDir } from '../cli/helpers.ts'
 import { POSTGRES_URL, REQUIRE_POSTGRES, adminQuery, freshSchema } from '../store/support/stores.ts'
 
@@ -25,6 +26,8 @@ const ROWS = 400
 interface AppProcess {
   readonly child: ChildProcess
   line(pattern: RegExp, timeoutMs?: number): Promise<RegExpExecArray>
+  /** Waits for `pattern` in what the app wrote to stderr so far. */
+  stderrLine(pattern: RegExp, timeoutMs?: number): Promise<void>
   stop(): Promise<{ rows: number, lost: number, failed: number, writes: number, kids: Record<string, number> }>
 }
 
@@ -56,9 +59,17 @@ function startApp(dir: string, env: Record<string, string>, name = 'orders-api')
       await Promise.race([new Promise<void>((resolve) => waiters.push(resolve)), new Promise((resolve) => setTimeout(resolve, 200))])
     }
   }
+  const stderrLine = async (pattern: RegExp, timeoutMs = 20_000): Promise<void> => {
+    const deadline = Date.now() + timeoutMs
+    while (!pattern.test(stderr)) {
+      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`app: no stderr ${pattern} (stderr: ${stderr})`)
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+  }
   return {
     child,
     line,
+    stderrLine,
     async stop() {
       child.kill('SIGTERM')
       const m = await line(/^\{.*\}$/)
@@ -201,6 +212,71 @@ describe('managed ENCRYPTION_KEY: the application side', () => {
     assert.equal(r.code, 0, r.stderr)
     assert.match(r.stdout, new RegExp(`data key ${first}: previous → current`))
     await app.line(new RegExp(`^kid ${first}$`))
+    const checked = await app.stop()
+    assert.equal(checked.lost + checked.failed, 0)
+  })
+
+  it('a cipher that starts while a rotation completes loads the promoted key (no change falls between its first read and its subscription)', async (t) => {
+    const dir = tempDir(t)
+    const env = { REKEY_STORE: path.join(dir, '.rekey', 'rekey.db') }
+    const cli = (...args: string[]) => runBin(args, { cwd: dir, env })
+    const first = /created data key (\S+)/.exec((await cli('rotate', '--secret', 'ENCRYPTION_KEY')).stdout)?.[1] as string
+    assert.ok(first)
+
+    // A whole rotation lands after the cipher read the key set and before it listens: the
+    // cipher is not listed yet, so the rotation does not wait for it, and its notification is gone.
+    let second = ''
+    const subscribe = Object.getOwnPropertyDescriptor(SqlStore.prototype, 'subscribe')?.value as SqlStore['subscribe']
+    t.after(() => { SqlStore.prototype.subscribe = subscribe })
+    SqlStore.prototype.subscribe = async function (this: SqlStore, ...args: Parameters<SqlStore['subscribe']>) {
+      SqlStore.prototype.subscribe = subscribe
+      const r = await cli('--json', 'rotate', '--secret', 'ENCRYPTION_KEY')
+      assert.equal(r.code, 0, r.stderr)
+      second = (json(r.stdout) as { created: { kid: string } }).created.kid
+      return subscribe.apply(this, args)
+    }
+    const late = await Cipher.fromStore(env.REKEY_STORE, { env: {}, name: 'late-starter' })
+    t.after(() => late.close())
+    assert.ok(second !== '' && second !== first, second)
+    assert.equal(late.currentKid, second, 'the cipher encrypts with the key every other process encrypts with')
+    const other = await Cipher.fromStore(env.REKEY_STORE, { env: {}, name: 'other' })
+    try {
+      assert.equal(late.decrypt(other.encrypt('a value', { aad: 'x' }), { aad: 'x' }).toString(), 'a value')
+    } finally {
+      await other.close()
+    }
+  })
+
+  it('a reload that failed (store unreadable) is tried again by itself, so the staged key is acknowledged and promoted once the store is back', async (t) => {
+    const dir = tempDir(t)
+    const store = path.join(dir, '.rekey', 'rekey.db')
+    const env = { REKEY_STORE: store }
+    const cli = (...args: string[]) => runBin(args, { cwd: dir, env })
+    assert.equal((await cli('rotate', '--secret', 'ENCRYPTION_KEY')).code, 0)
+    const app = startApp(dir, env)
+    t.after(() => { app.child.kill('SIGKILL') })
+    await app.line(/^ready /)
+
+    // Staged while the app is stopped: it has not loaded the new key, so the rotation stops at next.
+    app.child.kill('SIGSTOP')
+    let r = await cli('rotate', '--secret', 'ENCRYPTION_KEY', '--timeout', '1s')
+    assert.equal(r.code, 1, r.stdout)
+    const staged = /staged data key (\S+) \(next/.exec(r.stdout)?.[1] as string
+    assert.ok(staged, r.stdout)
+    // The app wakes up to the change while its store cannot be read: its reload fails.
+    const db = new DatabaseSync(store)
+    t.after(() => { if (db.isOpen) db.close() })
+    db.exec('ALTER TABLE keys RENAME TO keys_offline')
+    app.child.kill('SIGCONT')
+    await app.stderrLine(/reloading the data keys failed .*the keys loaded are kept/)
+    db.exec('ALTER TABLE keys_offline RENAME TO keys')
+    db.close()
+
+    // No further change is coming: the app must load the staged key by itself for the rotation to finish.
+    r = await cli('rotate', '--secret', 'ENCRYPTION_KEY', '--timeout', '15s')
+    assert.equal(r.code, 0, r.stderr)
+    assert.match(r.stdout, new RegExp(`resumed data key ${staged}`))
+    await app.line(new RegExp(`^kid ${staged}$`))
     const checked = await app.stop()
     assert.equal(checked.lost + checked.failed, 0)
   })

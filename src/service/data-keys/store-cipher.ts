@@ -9,7 +9,7 @@
  * - The cipher follows the store: on every change of the key set (LISTEN/NOTIFY on PostgreSQL,
  *   polling on SQLite) it reloads the data keys, then acknowledges the version in its
  *   heartbeat. It is listed as an instance, so a rotation promotes a staged key only once this
- *   process decrypts with it. A reload that fails keeps the keys loaded and warns once.
+ *   process decrypts with it. A reload that fails keeps the keys loaded, warns once and is tried again.
  */
 import { existsSync } from 'node:fs'
 import { Cipher, type StoreCipherOptions } from '../../core/cipher.ts'
@@ -29,6 +29,9 @@ import { dataKeysOf, dataKeyRecords } from './managed-data-keys.ts'
 /** The store a cipher opens when none is named: REKEY_STORE, else the embedded default. */
 const DEFAULT_STORE = './.rekey/rekey.db'
 const NAME = /^[A-Za-z0-9_.:-]{1,64}$/
+/** A reload that failed is tried again after 1 s, then 2, 4, 8 and every 10 s until it succeeds. */
+const RELOAD_RETRY_MS = 1000
+const RELOAD_RETRY_MAX_MS = 10_000
 
 function masterKeyOf(env: Readonly<Record<string, string | undefined>>, name: string): Buffer | undefined {
   const text = env[name]
@@ -71,6 +74,9 @@ export async function openStoreCipher(location: string | undefined, options: Sto
 
     let reloading: Promise<void> | null = null
     let again = false
+    let closed = false
+    let retryMs = 0
+    let retry: NodeJS.Timeout | null = null
     const reload = (): Promise<void> => {
       if (reloading !== null) {
         again = true
@@ -85,6 +91,7 @@ export async function openStoreCipher(location: string | undefined, options: Sto
             cipher.update(dataKeysOf(fresh, masterKeys))
             version = fresh.version
             reloadError = ''
+            retryMs = 0
             // Acknowledges at once: a rotation waits for this before the new key encrypts.
             await heartbeat.beat()
           } catch (err) {
@@ -92,6 +99,12 @@ export async function openStoreCipher(location: string | undefined, options: Sto
             const message = `rekey cipher (${name}): reloading the data keys failed (${(err as Error)?.message ?? String(err)}); the keys loaded are kept`
             if (message !== reloadError) warn(message)
             reloadError = message
+            // Tried again by itself: the change that failed to load sends no second notification,
+            // and a rotation waits for this process until it has loaded it.
+            if (!closed && retry === null) {
+              retryMs = Math.min(RELOAD_RETRY_MAX_MS, retryMs === 0 ? RELOAD_RETRY_MS : retryMs * 2)
+              retry = setTimeout(() => { retry = null; void reload() }, retryMs).unref()
+            }
           }
         } while (again)
       })().finally(() => { reloading = null })
@@ -101,7 +114,13 @@ export async function openStoreCipher(location: string | undefined, options: Sto
       if (channel === 'keys') void reload()
     })
     await heartbeat.start()
+    // A change committed between the first read and the subscription sent its notification
+    // before this process listened (a rotation that did not wait for a cipher not yet listed):
+    // read once more, now that every later change is notified.
+    await reload()
     cipher.onClose(async () => {
+      closed = true
+      if (retry !== null) clearTimeout(retry)
       await unsubscribe().catch(() => {})
       await reloading?.catch(() => {})
       await heartbeat.stop()
