@@ -311,6 +311,16 @@ describe('managed ENCRYPTION_KEY: the application side', () => {
     await assert.rejects(Cipher.fromStore(store, { env: {} }), { code: 'ERR_UNSAFE', message: /stored as next but rekey left it previous/ })
   })
 
+  it('revoke of the current data key is refused as a data key (not sent to emergency, which never touches data keys)', async (t) => {
+    const dir = tempDir(t)
+    const env = { REKEY_STORE: path.join(dir, '.rekey', 'rekey.db') }
+    const current = /created data key (\S+)/.exec((await runBin(['rotate', '--secret', 'ENCRYPTION_KEY'], { cwd: dir, env })).stdout)?.[1] as string
+    const r = await runBin(['revoke', current], { cwd: dir, env })
+    assert.equal(r.code, 1, r.stdout)
+    assert.match(r.stderr, new RegExp(`ERR_UNSAFE: ${current} is a data key: it is not revoked .*rotate --secret ENCRYPTION_KEY`))
+    assert.doesNotMatch(r.stderr, /emergency|--secret data/)
+  })
+
   it('rewrap in managed mode refuses an ENCRYPTION_KEY in the environment as well (which key encrypts is never a guess)', async (t) => {
     const dir = tempDir(t)
     const env = { REKEY_STORE: path.join(dir, '.rekey', 'rekey.db') }
