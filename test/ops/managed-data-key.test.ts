@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { existsSync, renameSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { describe, it } from 'node:test'
@@ -286,6 +286,11 @@ describe('managed ENCRYPTION_KEY: the application side', () => {
     const store = path.join(dir, '.rekey', 'rekey.db')
     await assert.rejects(Cipher.fromStore(store, { env: {} }), { code: 'ERR_CONFIG', message: /no rekey store at .*rekey rotate --secret ENCRYPTION_KEY/ })
     assert.equal(existsSync(path.dirname(store)), false, 'an app never creates a store')
+    // A directory named as the store (REKEY_STORE=./.rekey): named as such, with or without a master key.
+    mkdirSync(path.join(dir, 'a-dir'))
+    for (const env of [{}, { REKEY_MASTER_KEY: randomBytes(32).toString('base64') }]) {
+      await assert.rejects(Cipher.fromStore(path.join(dir, 'a-dir'), { env }), { code: 'ERR_CONFIG', message: /the rekey store .*a-dir is a directory: name the SQLite file/ })
+    }
 
     // A store with no data key (created here, with its master key).
     const other = path.join(dir, 'other', 'rekey.db')

@@ -11,7 +11,8 @@
  *   heartbeat. It is listed as an instance, so a rotation promotes a staged key only once this
  *   process decrypts with it. A reload that fails keeps the keys loaded, warns once and is tried again.
  */
-import { existsSync } from 'node:fs'
+import { existsSync, statSync } from 'node:fs'
+import path from 'node:path'
 import { Cipher, type StoreCipherOptions } from '../../core/cipher.ts'
 import { CIPHER_INSTANCE_PREFIX } from '../../core/data-keys.ts'
 import { RekeyError } from '../../core/errors.ts'
@@ -54,6 +55,9 @@ export async function openStoreCipher(location: string | undefined, options: Sto
   if (problem !== undefined) throw new RekeyError('ERR_CONFIG', `store location ${problem}`)
   if (!isPostgresLocation(where) && !existsSync(where)) {
     throw new RekeyError('ERR_CONFIG', `no rekey store at ${where}: create the data key with rekey rotate --secret ENCRYPTION_KEY, or name the store (REKEY_STORE)`)
+  }
+  if (!isPostgresLocation(where) && statSync(where).isDirectory()) {
+    throw new RekeyError('ERR_CONFIG', `the rekey store ${where} is a directory: name the SQLite file (for example ${path.join(where, 'rekey.db')})`)
   }
   const current = masterKeyOf(env, 'REKEY_MASTER_KEY')
   const { key: masterKey } = await resolveMasterKey({ store: where, masterKey: current === undefined ? undefined : new SecretValue(current) })
