@@ -314,6 +314,15 @@ describe('managed ENCRYPTION_KEY: the application side', () => {
     assert.equal(db.prepare("UPDATE keys SET state = 'next' WHERE purpose = 'data' AND state = 'previous'").run().changes, 1)
     db.close()
     await assert.rejects(Cipher.fromStore(store, { env: {} }), { code: 'ERR_UNSAFE', message: /stored as next but rekey left it previous/ })
+    // The current one retired behind rekey's back: named as an edited row, not as a store without a data key,
+    // and not sent to emergency (which never touches data keys).
+    const edit = new DatabaseSync(store)
+    edit.exec("UPDATE keys SET state = 'previous' WHERE purpose = 'data' AND state = 'next'")
+    assert.equal(edit.prepare("UPDATE keys SET state = 'retired' WHERE purpose = 'data' AND state = 'current'").run().changes, 1)
+    edit.close()
+    const refused = await Cipher.fromStore(store, { env: {} }).then(() => null, (err: unknown) => err as Error & { code: string })
+    assert.equal(refused?.code, 'ERR_UNSAFE', refused?.message)
+    assert.match(refused.message, /data key \S+ is stored as retired but rekey left it current: .*Set its state back to current$/)
   })
 
   it('revoke of the current data key is refused as a data key (not sent to emergency, which never touches data keys)', async (t) => {

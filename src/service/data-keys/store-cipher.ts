@@ -69,10 +69,12 @@ export async function openStoreCipher(location: string | undefined, options: Sto
   const store: Store = await openStore(where, { max: 2, onError: () => {} })
   try {
     const keyset = await store.getKeyset()
+    // Opened first: a row edited behind rekey's back is named as such (ERR_UNSAFE), not taken for a missing key.
+    const keys = dataKeysOf(keyset, masterKeys)
     if (!dataKeyRecords(keyset).some((k) => k.state === 'current')) {
       throw new RekeyError('ERR_CONFIG', `the store at ${maskLocation(where)} holds no managed data key: create one with rekey rotate --secret ENCRYPTION_KEY`)
     }
-    const cipher = new Cipher(dataKeysOf(keyset, masterKeys), options)
+    const cipher = new Cipher(keys, options)
     let version = keyset.version
     const heartbeat = new Heartbeat({ instanceId: `${CIPHER_INSTANCE_PREFIX}${reporterIdOf(name)}`, store, clock: systemClock, keysetVersion: () => version, onError: () => {} })
 

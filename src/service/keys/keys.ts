@@ -14,6 +14,7 @@
  */
 import { createHash, createSecretKey, generateKeyPairSync, randomBytes } from 'node:crypto'
 import type { Env } from '../../core/env.ts'
+import { DATA_KEY_PURPOSE } from '../../core/data-keys.ts'
 import { RekeyError } from '../../core/errors.ts'
 import { hasCode } from '../../store/errors.ts'
 import { Keyring } from '../../core/keyring.ts'
@@ -95,7 +96,7 @@ export function openKeyMaterial(masterKeys: readonly Buffer[], record: KeyRecord
   if (legacy !== null) return { ...legacy, legacy: true }
   for (const state of KEY_STATES) {
     if (state !== record.state && attempt(bindingAad({ ...record, state })) !== null) {
-      throw new RekeyError('ERR_UNSAFE', `the ${record.purpose} key ${record.kid} is stored as ${record.state} but rekey left it ${state}: its row was changed outside rekey (someone with write access to the database); refusing to load it. Set its state back to ${state}, or run rekey emergency`)
+      throw new RekeyError('ERR_UNSAFE', `the ${record.purpose} key ${record.kid} is stored as ${record.state} but rekey left it ${state}: its row was changed outside rekey (someone with write access to the database); refusing to load it. Set its state back to ${state}${record.purpose === DATA_KEY_PURPOSE ? '' : ', or run rekey emergency'}`)
     }
   }
   // Neither form opens: the wrong master key, or altered material; the seal says so in its own words.
