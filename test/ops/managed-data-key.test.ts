@@ -8,14 +8,15 @@
  */
 import assert from 'node:assert/strict'
 import { spawn, type ChildProcess } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
-import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs'
+import { randomBytes, type KeyObject } from 'node:crypto'
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { describe, it } from 'node:test'
 import { Cipher } from '../../src/crypt.ts'
 import { openStore } from '../../src/store/open.ts'
 import { SqlStore } from '../../src/store/sql/sql-store.ts'
+import { dataKeysOf } from '../../src/service/data-keys/managed-data-keys.ts'
 import { runBin, tempDir } from '../cli/helpers.ts'
 import { POSTGRES_URL, REQUIRE_POSTGRES, adminQuery, freshSchema } from '../store/support/stores.ts'
 
@@ -374,6 +375,29 @@ describe('managed ENCRYPTION_KEY: the application side', () => {
     assert.equal(r.code, 1, r.stdout)
     assert.match(r.stderr, new RegExp(`ERR_UNSAFE: ${current} is a data key: it is not revoked .*rotate --secret ENCRYPTION_KEY`))
     assert.doesNotMatch(r.stderr, /emergency|--secret data/)
+  })
+
+  it('rekey scan reports a leaked data key as live, with the data key\'s remedy (rotate, rewrap, finalize), not emergency', async (t) => {
+    const dir = tempDir(t)
+    const store = path.join(dir, '.rekey', 'rekey.db')
+    const env = { REKEY_STORE: store }
+    const kid = /created data key (\S+)/.exec((await runBin(['rotate', '--secret', 'ENCRYPTION_KEY'], { cwd: dir, env })).stdout)?.[1] as string
+    const opened = await openStore(store)
+    const keyset = await opened.getKeyset()
+    await opened.close()
+    const masterKey = Buffer.from(readFileSync(path.join(dir, '.rekey', 'master.key'), 'utf8').trim(), 'base64')
+    const raw = (dataKeysOf(keyset, [masterKey]).find((k) => k.kid === kid)?.key as KeyObject).export()
+    const repo = path.join(dir, 'repo')
+    mkdirSync(repo)
+    writeFileSync(path.join(repo, 'config.js'), `export const key = '${raw.toString('hex')}'\n`)
+    const r = await runBin(['scan', repo], { cwd: dir, env })
+    assert.equal(r.code, 1, r.stderr)
+    assert.match(r.stdout, new RegExp(`LIVE .*config\\.js:1 +rekey/live-secret +kid ${kid}`))
+    assert.match(r.stdout, /a live rekey data key \(store data key, kid \S+\) is in this file: it still decrypts .*run `rekey rotate --secret ENCRYPTION_KEY` now/)
+    assert.match(r.stdout, /1 live rekey data key\(s\) found/)
+    assert.doesNotMatch(r.stdout, /run `rekey emergency`|signs or verifies tokens/)
+    assert.match(r.stderr, /live secrets among them: a data key: run rekey rotate --secret ENCRYPTION_KEY/)
+    assert.doesNotMatch(r.stdout + r.stderr, new RegExp(raw.toString('hex')))
   })
 
   it('rewrap in managed mode refuses an ENCRYPTION_KEY in the environment as well (which key encrypts is never a guess)', async (t) => {
