@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes, type KeyObject } from 'node:crypto'
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { DatabaseSync } from 'node:sqlite'
 import { describe, it } from 'node:test'
@@ -375,6 +375,54 @@ describe('managed ENCRYPTION_KEY: the application side', () => {
     assert.equal(r.code, 1, r.stdout)
     assert.match(r.stderr, new RegExp(`ERR_UNSAFE: ${current} is a data key: it is not revoked .*rotate --secret ENCRYPTION_KEY`))
     assert.doesNotMatch(r.stderr, /emergency|--secret data/)
+  })
+
+  it('rotate --hard revokes the old key only once no instance encrypts with it and a recount finds no value of it (values written while it waited stay readable)', async (t) => {
+    const dir = tempDir(t)
+    const env = { REKEY_STORE: path.join(dir, '.rekey', 'rekey.db') }
+    const cli = (...args: string[]) => runBin(args, { cwd: dir, env })
+    const first = /created data key (\S+)/.exec((await cli('rotate', '--secret', 'ENCRYPTION_KEY')).stdout)?.[1] as string
+    // A new, empty encrypted column, counted: no value of the (leaked) key yet, so --hard is allowed.
+    const appDb = path.join(dir, 'app.db')
+    const db = new DatabaseSync(appDb)
+    db.exec('CREATE TABLE items (id INTEGER PRIMARY KEY, body TEXT)')
+    db.close()
+    let r = await cli('rewrap', '--url', appDb, '--table', 'items', '--column', 'body', '--aad-columns', 'id', '--count')
+    assert.equal(r.code, 0, r.stderr)
+
+    // The rotation waits for a stalled instance; meanwhile an application starts and writes under the current key.
+    const stalled = startApp(mkdtempSync(path.join(dir, 'stalled-')), env, 'stalled')
+    t.after(() => { stalled.child.kill('SIGKILL') })
+    await stalled.line(/^ready /)
+    stalled.child.kill('SIGSTOP')
+    const hard = cli('--json', 'rotate', '--secret', 'ENCRYPTION_KEY', '--hard', '--timeout', '20s')
+    const status = async () => json((await cli('--json', 'status')).stdout) as { secrets: { secret: string, keys: { kid: string, state: string }[] }[] }
+    for (let i = 0; i < 200 && !(await status()).secrets.find((s) => s.secret === 'data')?.keys.some((k) => k.state === 'next'); i++) await new Promise((resolve) => setTimeout(resolve, 50))
+    const app = startApp(dir, env)
+    t.after(() => { app.child.kill('SIGKILL') })
+    assert.equal((await app.line(/^ready (\S+)$/))[1], first, 'the staged key does not encrypt yet')
+    stalled.child.kill('SIGCONT')
+    r = await hard
+    const second = ((await status()).secrets.find((s) => s.secret === 'data')?.keys.find((k) => k.state === 'current'))?.kid as string
+    await app.line(new RegExp(`^kid ${second}$`))
+    const checked = await app.stop()
+    assert.equal(checked.failed, 0, `values written under ${first} while the rotation waited must stay readable (${JSON.stringify(checked)})`)
+    assert.equal(checked.lost, 0)
+    // The old key was kept (previous), and the command said why.
+    assert.equal(r.code, 1, r.stdout)
+    assert.match(r.stderr, new RegExp(`ERR_UNSAFE.*rotate --hard of ENCRYPTION_KEY: the new data key encrypts, but data key ${first} is kept as previous.*items\\.body .* holds \\d+ value\\(s\\) of data key ${first}`))
+    assert.deepEqual((await status()).secrets.find((s) => s.secret === 'data')?.keys.map((k) => [k.kid, k.state]), [[first, 'previous'], [second, 'current']])
+    await stalled.stop()
+
+    // No value left under any key (the rows deleted): --hard now revokes the old keys once the new key encrypts everywhere.
+    const wipe = new DatabaseSync(appDb)
+    wipe.exec('DELETE FROM items')
+    wipe.close()
+    r = await cli('--json', 'rotate', '--secret', 'ENCRYPTION_KEY', '--hard')
+    assert.equal(r.code, 0, r.stderr)
+    const third = (json(r.stdout) as { created: { kid: string } }).created.kid
+    assert.deepEqual((json(r.stdout) as { changes: { kid: string, to: string }[] }).changes.filter((c) => c.to === 'revoked').map((c) => c.kid).sort(), [first, second].sort())
+    assert.deepEqual((await status()).secrets.find((s) => s.secret === 'data')?.keys.map((k) => [k.kid, k.state]), [[first, 'revoked'], [second, 'revoked'], [third, 'current']])
   })
 
   it('rekey scan reports a leaked data key as live, with the data key\'s remedy (rotate, rewrap, finalize), not emergency', async (t) => {
