@@ -247,6 +247,9 @@ export class KeyService {
     this.#unsubscribe = await this.#options.store.subscribe((channel) => {
       if (channel === 'keys') void this.reload()
     })
+    // A change committed between the first load and the subscription was notified before this
+    // instance listened (and a rotation does not wait for an instance not listed yet): read again.
+    await this.reload()
   }
 
   async stop(): Promise<void> {
