@@ -188,7 +188,12 @@ export async function rotateManagedDataKey(io: CliIo, globals: GlobalOptions, op
         if (problems.length > 0) throw new RekeyError('ERR_UNSAFE', `rotate --hard of ENCRYPTION_KEY refused: ${problems.join('; ')}. Rotate without --hard, rewrap, then finalize`)
       }
     }
-    return ctx.dataKeys.rotate({ actor: ctx.actor, hard: options.hard, timeoutMs: options.timeoutMs })
+    // --hard, once the new key encrypts everywhere: counted again, for values written under the old keys meanwhile.
+    const recount = async (kids: readonly string[]): Promise<readonly string[]> => {
+      const current = (await ctx.dataKeys.currentKid()) ?? ''
+      return hardRotateDataKeyProblems(await recountColumns(io, globals, {}, await dataKeyEvidence(io, globals, {}), current), kids)
+    }
+    return ctx.dataKeys.rotate({ actor: ctx.actor, hard: options.hard, timeoutMs: options.timeoutMs, ...(options.hard ? { recount } : {}) })
   }, { create: true }) // the first data key may be what creates an app's store
   const instances = report.instances ?? []
   printReport(io, globals, report, () => [
@@ -198,11 +203,16 @@ export async function rotateManagedDataKey(io: CliIo, globals: GlobalOptions, op
     `instances: ${instances.length === 0 ? 'none running' : instances.map((i) => `${i.instanceId} v${i.keysetVersion}${i.acknowledged ? ' ✓' : ' (waiting)'}`).join(', ')}`,
     ...report.changes.map(dataKeyLine),
     ...(report.promoted === true && report.everywhere === true ? [`the new data key encrypts everywhere (key-set version ${report.keysetVersion})`] : []),
-    ...(report.changes.some((c) => c.to === 'previous') ? ['next: rekey rewrap --url DB_URL --table T --column C for each encrypted column, then rekey finalize --secret ENCRYPTION_KEY'] : []),
+    ...(report.kept === undefined ? [] : [`kept as previous, not revoked: ${report.kept.kids.map((k) => `data key ${k}`).join(', ')}`]),
+    ...(report.changes.some((c) => c.to === 'previous') && !report.changes.some((c) => c.to === 'revoked') ? ['next: rekey rewrap --url DB_URL --table T --column C for each encrypted column, then rekey finalize --secret ENCRYPTION_KEY'] : []),
   ])
   const pending = instances.filter((i) => !i.acknowledged).map((i) => i.instanceId)
   if (report.promoted !== true) {
     throw new CliExit(EXIT.REFUSED, `timed out after ${Math.round((report.waitedMs ?? 0) / 1000)} s waiting for ${pending.length} instance(s) to load key-set version ${report.keysetVersion} (${pending.join(', ')}); the new data key stays staged as next (it decrypts, it does not encrypt): run rekey rotate --secret ENCRYPTION_KEY again to finish`)
+  }
+  if (report.kept !== undefined) {
+    const kids = report.kept.kids.map((k) => `data key ${k}`).join(', ')
+    throw new RekeyError('ERR_UNSAFE', `rotate --hard of ENCRYPTION_KEY: the new data key encrypts, but ${kids} ${report.kept.kids.length === 1 ? 'is' : 'are'} kept as previous, not revoked: ${report.kept.problems.join('; ')}. Rewrap, then finalize --secret ENCRYPTION_KEY`)
   }
   if (report.everywhere !== true) {
     throw new CliExit(EXIT.REFUSED, `promoted, but ${pending.length} instance(s) had not loaded key-set version ${report.keysetVersion} before the timeout (${pending.join(', ')}); they keep encrypting with the old key, which still decrypts, until they do`)

@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
 import { rekeyVersion } from '../../ops/backup/version.ts'
-import { LiveMatcher } from '../../ops/scan/live-secrets.ts'
+import { DATA_KEY_FINDING, DATA_KEY_REMEDY, LiveMatcher } from '../../ops/scan/live-secrets.ts'
 import { addEnvFileSecrets, addStoreSecrets } from '../../ops/scan/live-sources.ts'
 import { applyBaseline, formatJson, formatSarif, formatText, FORMATS, loadBaseline, type ScanFormat } from '../../ops/scan/report.ts'
 import { readEnvFile } from '../../config/env-file.ts'
@@ -59,6 +59,11 @@ export function registerScan(program: Command, io: CliIo): void {
       if (format === 'json' || (format === 'text' && globals.json === true)) io.stdout(formatJson(result, findings, suppressed))
       else if (format === 'sarif') io.stdout(formatSarif(findings, rekeyVersion()))
       else io.stdout(formatText(result, findings, suppressed))
-      if (findings.length > 0) throw new CliExit(EXIT.REFUSED, `${findings.length} finding(s)${findings.some((f) => f.live) ? ', live secrets among them: run rekey emergency' : ''}`)
+      if (findings.length > 0) {
+        const data = findings.some((f) => f.live && f.message.startsWith(DATA_KEY_FINDING))
+        const signing = findings.some((f) => f.live && !f.message.startsWith(DATA_KEY_FINDING))
+        const advice = [signing ? 'run rekey emergency' : '', data ? `a data key: run ${DATA_KEY_REMEDY}` : ''].filter((a) => a !== '').join('; ')
+        throw new CliExit(EXIT.REFUSED, `${findings.length} finding(s)${advice === '' ? '' : `, live secrets among them: ${advice}`}`)
+      }
     })
 }

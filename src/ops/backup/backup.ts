@@ -27,7 +27,7 @@ import { checkManifestMac, manifestMac } from './authenticity.ts'
 import { BackupError } from './backup-error.ts'
 import { makeOwnedTempDir, removeDeadTempDirs } from './leftovers.ts'
 import { alignMasterKeyFile, postgresMasterKey, type RestoredMasterKey } from './master-key-beside.ts'
-import { keepCuts, readCuts, type Cuts, type KeptState } from './keep-revocations.ts'
+import { keepCuts, planDataKeys, readCuts, type Cuts, type KeptState } from './keep-revocations.ts'
 import { ARCHIVE_FORMAT, MAC_NAME, MANIFEST_NAME, PART_NAME, parseManifest, type Dialect, type Manifest } from './manifest.ts'
 import {
   checkOwnEntries, checkPostgresDump, dropDeadDrillDatabases, dumpToc, postgresDataRows, postgresLiveInstances, postgresTargetSchema, restoreDump, snapshotPostgres,
@@ -271,9 +271,11 @@ export async function restoreBackup(file: string, unseal: UnsealOptions, locatio
     let unreadCuts: string | null = null
     const cuts = rows === 0 ? null : await readCuts(location, Date.parse(manifest.createdAt)).catch((err: unknown): Cuts => {
       const why = err instanceof Error ? err.message : String(err)
-      unreadCuts = `the replaced store's revocations, users and audit log could not be read (${why}): keys, sessions and passwords it cut after the backup may verify again, and its audit rows after the backup are lost; if it had an emergency since, run rekey emergency again`
+      unreadCuts = `the replaced store's revocations, users and audit log could not be read (${why}): keys, sessions and passwords it cut after the backup may verify again, and its audit rows and the data keys it made after the backup are lost; if it had an emergency since, run rekey emergency again`
       return { revokedKeys: [], notBefore: 0, endedSessions: [], users: [], audit: { unreadable: why } }
     })
+    // Before anything is replaced: every data key of the replaced store must open, or its values would be lost.
+    planDataKeys([], cuts?.dataKeys ?? [], options.previousMasterKey === undefined ? [masterKey] : [masterKey, options.previousMasterKey], masterKey)
     const record = {
       operator: options.operator, masterKey, previousMasterKey: options.previousMasterKey, now: now.getTime(),
       // The archive's hash names it (a file name is the operator's to choose, and the notes mask long runs).

@@ -9,7 +9,7 @@ import { secretLintProfiler } from '@secretlint/profiler'
 import { creator as recommendedPreset } from '@secretlint/secretlint-rule-preset-recommend'
 import { escapeControls } from '../../core/terminal-text.ts'
 import { fingerprintOf, LIVE_RULE, maskSecret, type Finding } from './finding.ts'
-import { emergencyCommandOf, type LiveMatcher } from './live-secrets.ts'
+import { liveMessage, type LiveMatcher } from './live-secrets.ts'
 
 const CONFIG = { rules: [{ id: '@secretlint/secretlint-rule-preset-recommend', rule: recommendedPreset }] }
 
@@ -115,7 +115,7 @@ export async function detect(text: string, origin: TextOrigin, matcher: LiveMatc
           fingerprint: fingerprintOf(LIVE_RULE, origin.file, hit.origin.kid),
           live: true,
           preview: `kid ${hit.origin.kid}`,
-          message: `a live rekey secret (${hit.origin.label}, kid ${hit.origin.kid}) is in this file: it still signs or verifies tokens; run \`${emergencyCommandOf(hit.origin.label)}\` now`,
+          message: liveMessage(hit.origin),
         })
       }
     }

@@ -26,6 +26,21 @@ export function emergencyCommandOf(label: string): string {
   return `rekey --env ${/^[\w./-]+$/.test(file) ? file : `'${file.replaceAll("'", "'\\''")}'`} emergency --reason "leaked"`
 }
 
+/** The label of the store's data keys (`ENCRYPTION_KEY`): cut by rotation, never by an emergency. */
+export const DATA_KEY_LABEL = 'store data key'
+/** How a data key's finding starts (the report tells those apart by it). */
+export const DATA_KEY_FINDING = 'a live rekey data key'
+/** What cuts a leaked data key: emergency never touches data keys (docs/crypt.md, leak response). */
+export const DATA_KEY_REMEDY = 'rekey rotate --secret ENCRYPTION_KEY'
+
+/** The finding's message for a live secret found in a file. */
+export function liveMessage(origin: LiveOrigin): string {
+  if (origin.label === DATA_KEY_LABEL) {
+    return `${DATA_KEY_FINDING} (${origin.label}, kid ${origin.kid}) is in this file: it still decrypts every value encrypted under it; run \`${DATA_KEY_REMEDY}\` now, then rekey rewrap each column and rekey finalize --secret ENCRYPTION_KEY (rekey emergency does not touch data keys)`
+  }
+  return `a live rekey secret (${origin.label}, kid ${origin.kid}) is in this file: it still signs or verifies tokens; run \`${emergencyCommandOf(origin.label)}\` now`
+}
+
 /** A token that matched a live secret. */
 export interface LiveHit {
   readonly origin: LiveOrigin

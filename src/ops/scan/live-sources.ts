@@ -11,7 +11,8 @@ import { keyInputOf } from '../../service/keys/keys.ts'
 import { decodeMasterKey, masterKeyFileOf } from '../../config/master-key.ts'
 import { maskLocation } from '../../store/errors.ts'
 import { openStore } from '../../store/open.ts'
-import type { LiveMatcher } from './live-secrets.ts'
+import { DATA_KEY_LABEL, type LiveMatcher } from './live-secrets.ts'
+import { DATA_KEY_PURPOSE } from '../../core/data-keys.ts'
 
 /** Variables holding a secret: JWT_* and REKEY_* secrets, keys, tokens and passphrases. */
 const SECRET_VARIABLE = /^(?:(?:JWT|REKEY)_\w*(?:SECRET|KEY|TOKEN|PASSPHRASE|PASSWORD)\w*|METRICS_AUTH_TOKEN)$/
@@ -89,7 +90,7 @@ export async function addStoreSecrets(matcher: LiveMatcher, source: StoreSource)
       try {
         const input = keyInputOf(masterKey, record)
         if ('secret' in input && Buffer.isBuffer(input.secret)) {
-          matcher.addBytes(input.secret, `store ${record.purpose} key`, record.kid)
+          matcher.addBytes(input.secret, record.purpose === DATA_KEY_PURPOSE ? DATA_KEY_LABEL : `store ${record.purpose} key`, record.kid)
           keys++
         }
       } catch {

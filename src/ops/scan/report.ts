@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises'
 import { RekeyError } from '../../core/errors.ts'
 import { escapeControls } from '../../core/terminal-text.ts'
 import { ENV_FILE_RULE, LIVE_RULE, REKEY_FILE_RULE, type Finding } from './finding.ts'
+import { DATA_KEY_FINDING, DATA_KEY_REMEDY } from './live-secrets.ts'
 import type { ScanResult } from './scan.ts'
 
 export const FORMATS = Object.freeze(['text', 'json', 'sarif'] as const)
@@ -53,7 +54,7 @@ export function formatJson(result: ScanResult, findings: readonly Finding[], sup
 }
 
 function ruleText(rule: string): { name: string, text: string } {
-  if (rule === LIVE_RULE) return { name: 'LiveRekeySecret', text: 'A secret rekey uses right now is in the repository; run `rekey emergency` (for a secret of an env file: `rekey --env FILE emergency`)' }
+  if (rule === LIVE_RULE) return { name: 'LiveRekeySecret', text: 'A secret rekey uses right now is in the repository; run `rekey emergency` (for a secret of an env file: `rekey --env FILE emergency`; for a data key: `rekey rotate --secret ENCRYPTION_KEY`, rewrap, finalize)' }
   if (rule === ENV_FILE_RULE) return { name: 'TrackedEnvFile', text: 'An env file is committed to git' }
   if (rule === REKEY_FILE_RULE) return { name: 'TrackedRekeyFile', text: 'A file rekey creates (master key, store, backup) is committed to git' }
   const short = rule.replace(/^@secretlint\/secretlint-rule-/, '')
@@ -101,8 +102,10 @@ export function formatText(result: ScanResult, findings: readonly Finding[], sup
     out.push(`${f.live ? 'LIVE ' : ''}${where}  ${f.rule}  ${f.preview}`.trimEnd())
     out.push(`  ${escapeControls(f.message)}`)
   }
-  const live = findings.filter((f) => f.live).length
+  const dataKeys = findings.filter((f) => f.live && f.message.startsWith(DATA_KEY_FINDING)).length
+  const live = findings.filter((f) => f.live).length - dataKeys
   if (live > 0) out.push('', `${live} live rekey secret(s) found: they still sign or verify tokens. Run the emergency command each one names now (\`rekey emergency\`, or \`rekey --env FILE emergency\` for a secret of an env file), then remove them from the repository.`)
+  if (dataKeys > 0) out.push('', `${dataKeys} live rekey data key(s) found: they still decrypt the values encrypted under them. Rotate now (\`${DATA_KEY_REMEDY}\`), rewrap every column, finalize, then remove them from the repository (docs/crypt.md, leak response).`)
   const scope = result.commits > 0 ? `${result.commits} commits, ${result.files} file changes` : `${result.files} files`
   const extra = [suppressed > 0 ? `${suppressed} suppressed by the baseline` : '', result.skipped > 0 ? `${result.skipped} skipped (binary, over 1 MiB or unreadable)` : ''].filter((s) => s !== '')
   out.push(`${findings.length === 0 ? 'no leaks found' : `${findings.length} finding(s)`} in ${scope}${extra.length > 0 ? `; ${extra.join(', ')}` : ''}`)

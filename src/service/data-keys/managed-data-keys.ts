@@ -10,7 +10,9 @@
  *   finalize  `previous` → `retired`, once no registered column holds a value of it (the CLI
  *             recounts the columns first: the evidence is in the application's database);
  *   rollback  the previous key encrypts again; the newer one decrypts as previous;
- *   --hard    the old keys are revoked at promotion (the CLI refuses while values of them remain).
+ *   --hard    the old keys are revoked once the new key encrypts everywhere and a recount finds
+ *             no value of theirs (the CLI refuses beforehand while values of them remain, and
+ *             keeps them as previous when values were written under them while it waited).
  *
  * There is no time rule: a data key is safe to drop when no value uses it, whatever its age.
  * Every step is one store transaction guarded by the key-set version, with its audit row.
@@ -85,6 +87,8 @@ export interface DataKeyReport {
   readonly instances?: readonly (InstanceStatus & { acknowledged: boolean })[]
   /** Every live instance has loaded the final key set (the new key encrypts everywhere). */
   readonly everywhere?: boolean
+  /** --hard: why the old keys were kept as previous instead of revoked (values of theirs, or an instance behind). */
+  readonly kept?: { readonly kids: readonly string[], readonly problems: readonly string[] }
 }
 
 /** What {@link DataKeyLifecycle} needs: the signing keys' lifecycle lends its instance wait. */
@@ -137,7 +141,11 @@ export class DataKeyLifecycle {
    * `hard`, the old keys are revoked (the caller has checked that no value of theirs remains).
    * `promoted: false` after `timeoutMs` without every acknowledgement: the key stays staged.
    */
-  async rotate(input: { hard?: boolean, timeoutMs?: number, actor: Actor }): Promise<DataKeyReport> {
+  async rotate(input: {
+    hard?: boolean, timeoutMs?: number, actor: Actor
+    /** --hard: called once the new key encrypts everywhere, with the kids about to be revoked; what still holds values of them (none: revoke). */
+    recount?: (kids: readonly string[]) => Promise<readonly string[]>
+  }): Promise<DataKeyReport> {
     const { store, masterKey, rotation } = this.#options
     const hard = input.hard === true
     const keyset = await store.getKeyset()
@@ -181,7 +189,9 @@ export class DataKeyLifecycle {
     }
     const fresh = await store.getKeyset()
     const promotedAt = this.#clock.now()
-    const changes = planPromote(fresh.keys, DATA_KEY_PURPOSE, promotedAt, DATA_POLICY, { hard })
+    // Promoted as a soft rotation even with --hard: an instance keeps encrypting with the old key
+    // until it has loaded the promotion, so the old keys are revoked only after that (below).
+    const changes = planPromote(fresh.keys, DATA_KEY_PURPOSE, promotedAt, DATA_POLICY, { hard: false })
     if (changes === null || !changes.some((c) => c.kid === staged && c.state === 'current')) {
       throw new RekeyError('ERR_CONFLICT', `the staged data key ${staged} is no longer next: another operation promoted or revoked it first`)
     }
@@ -189,16 +199,41 @@ export class DataKeyLifecycle {
       const v = await tx.transitionKeys({
         expectedVersion: fresh.version,
         update: rebindKeyUpdates(this.#masterKeys, fresh.keys, changes),
-        audit: this.#audit(input.actor, hard ? 'rotate-hard' : 'rotate', `${notesOf(changes)}${hard ? '' : '; the old key decrypts until finalize (after rekey rewrap)'}`, promotedAt),
+        audit: this.#audit(input.actor, hard ? 'rotate-hard' : 'rotate', `${notesOf(changes)}${hard ? '; the old keys are revoked once no instance encrypts with them and no value of theirs remains' : '; the old key decrypts until finalize (after rekey rewrap)'}`, promotedAt),
       })
       await this.#markRotated(tx, promotedAt, hard ? 'rotate-hard' : 'rotate')
       return v
     })
     const signing = await rotation.waitForInstances(promotedVersion, Math.max(0, timeoutMs - wait.waitedMs))
-    return {
+    const report: DataKeyReport = {
       secret: DATA_KEY_SECRET, created, resumed: !plan.stage, hard, promoted: true, changes: describe(changes), keysetVersion: promotedVersion,
       waitedMs: wait.waitedMs + signing.waitedMs, instances: signing.instances.map(acked(promotedVersion)), everywhere: signing.acknowledged,
     }
+    if (!hard) return report
+    const dropped = dataKeyRecords(fresh).filter((k) => k.state === 'current' || k.state === 'previous').map((k) => k.kid)
+    if (!signing.acknowledged) {
+      return { ...report, kept: { kids: dropped, problems: ['not every instance has loaded the new key yet: it may still encrypt with the old one'] } }
+    }
+    const problems = input.recount === undefined ? [] : await input.recount(dropped)
+    if (problems.length > 0) return { ...report, kept: { kids: dropped, problems } }
+    const revoked = await this.#revokeDropped(dropped, input.actor)
+    return { ...report, changes: [...report.changes, ...describe(revoked.changes)], keysetVersion: revoked.version }
+  }
+
+  /** --hard, last step: the dropped keys still `previous` are revoked, in one transaction with its audit row. */
+  async #revokeDropped(kids: readonly string[], actor: Actor): Promise<{ changes: KeyChange[], version: number }> {
+    const { store } = this.#options
+    const keyset = await store.getKeyset()
+    const now = this.#clock.now()
+    const changes: KeyChange[] = dataKeyRecords(keyset).filter((k) => kids.includes(k.kid) && k.state === 'previous')
+      .map((k) => ({ kid: k.kid, expectState: 'previous', state: 'revoked', revokedAt: now, revokeReason: 'rotate --hard' }))
+    if (changes.length === 0) return { changes, version: keyset.version }
+    const version = await store.transitionKeys({
+      expectedVersion: keyset.version,
+      update: rebindKeyUpdates(this.#masterKeys, keyset.keys, changes),
+      audit: this.#audit(actor, 'rotate-hard', `${notesOf(changes)}: no instance encrypts with them and no counted value uses them`, now),
+    })
+    return { changes, version }
   }
 
   /** Retires the previous data keys. The caller has checked the column counts (or was told `--force`). */

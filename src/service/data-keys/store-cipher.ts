@@ -10,9 +10,10 @@
  * - The cipher follows the store: on every change of the key set (LISTEN/NOTIFY on PostgreSQL,
  *   polling on SQLite) it reloads the data keys, then acknowledges the version in its
  *   heartbeat. It is listed as an instance, so a rotation promotes a staged key only once this
- *   process decrypts with it. A reload that fails keeps the keys loaded and warns once.
+ *   process decrypts with it. A reload that fails keeps the keys loaded, warns once and is tried again.
  */
-import { existsSync } from 'node:fs'
+import { existsSync, statSync } from 'node:fs'
+import path from 'node:path'
 import { Cipher, type StoreCipherOptions } from '../../core/cipher.ts'
 import { CIPHER_INSTANCE_PREFIX } from '../../core/data-keys.ts'
 import { RekeyError } from '../../core/errors.ts'
@@ -30,6 +31,9 @@ import { accessKeysOf, dataKeysOf, dataKeyRecords } from './managed-data-keys.ts
 /** The store a cipher opens when none is named: REKEY_STORE, else the embedded default. */
 const DEFAULT_STORE = './.rekey/rekey.db'
 const NAME = /^[A-Za-z0-9_.:-]{1,64}$/
+/** A reload that failed is tried again after 1 s, then 2, 4, 8 and every 10 s until it succeeds. */
+const RELOAD_RETRY_MS = 1000
+const RELOAD_RETRY_MAX_MS = 10_000
 
 function masterKeyOf(env: Readonly<Record<string, string | undefined>>, name: string): Buffer | undefined {
   const text = env[name]
@@ -70,6 +74,9 @@ export async function openStoreCipher(location: string | undefined, options: Sto
   if (!isPostgresLocation(where) && !existsSync(where)) {
     throw new RekeyError('ERR_CONFIG', `no rekey store at ${where}: create the data key with rekey rotate --secret ENCRYPTION_KEY, or name the store (REKEY_STORE)`)
   }
+  if (!isPostgresLocation(where) && statSync(where).isDirectory()) {
+    throw new RekeyError('ERR_CONFIG', `the rekey store ${where} is a directory: name the SQLite file (for example ${path.join(where, 'rekey.db')})`)
+  }
   const accessKeys = await accessKeysFor(where, env)
 
   let reloadError = ''
@@ -77,15 +84,20 @@ export async function openStoreCipher(location: string | undefined, options: Sto
   const store: Store = await openStore(where, { max: 2, onError: () => {} })
   try {
     const keyset = await store.getKeyset()
+    // Opened first: a row edited behind rekey's back is named as such (ERR_UNSAFE), not taken for a missing key.
+    const keys = dataKeysOf(keyset, accessKeys)
     if (!dataKeyRecords(keyset).some((k) => k.state === 'current')) {
       throw new RekeyError('ERR_CONFIG', `the store at ${maskLocation(where)} holds no managed data key: create one with rekey rotate --secret ENCRYPTION_KEY`)
     }
-    const cipher = new Cipher(dataKeysOf(keyset, accessKeys), options)
+    const cipher = new Cipher(keys, options)
     let version = keyset.version
     const heartbeat = new Heartbeat({ instanceId: `${CIPHER_INSTANCE_PREFIX}${reporterIdOf(name)}`, store, clock: systemClock, keysetVersion: () => version, onError: () => {} })
 
     let reloading: Promise<void> | null = null
     let again = false
+    let closed = false
+    let retryMs = 0
+    let retry: NodeJS.Timeout | null = null
     const reload = (): Promise<void> => {
       if (reloading !== null) {
         again = true
@@ -100,6 +112,7 @@ export async function openStoreCipher(location: string | undefined, options: Sto
             cipher.update(dataKeysOf(fresh, accessKeys))
             version = fresh.version
             reloadError = ''
+            retryMs = 0
             // Acknowledges at once: a rotation waits for this before the new key encrypts.
             await heartbeat.beat()
           } catch (err) {
@@ -107,6 +120,12 @@ export async function openStoreCipher(location: string | undefined, options: Sto
             const message = `rekey cipher (${name}): reloading the data keys failed (${(err as Error)?.message ?? String(err)}); the keys loaded are kept`
             if (message !== reloadError) warn(message)
             reloadError = message
+            // Tried again by itself: the change that failed to load sends no second notification,
+            // and a rotation waits for this process until it has loaded it.
+            if (!closed && retry === null) {
+              retryMs = Math.min(RELOAD_RETRY_MAX_MS, retryMs === 0 ? RELOAD_RETRY_MS : retryMs * 2)
+              retry = setTimeout(() => { retry = null; void reload() }, retryMs).unref()
+            }
           }
         } while (again)
       })().finally(() => { reloading = null })
@@ -116,7 +135,13 @@ export async function openStoreCipher(location: string | undefined, options: Sto
       if (channel === 'keys') void reload()
     })
     await heartbeat.start()
+    // A change committed between the first read and the subscription sent its notification
+    // before this process listened (a rotation that did not wait for a cipher not yet listed):
+    // read once more, now that every later change is notified.
+    await reload()
     cipher.onClose(async () => {
+      closed = true
+      if (retry !== null) clearTimeout(retry)
       await unsubscribe().catch(() => {})
       await reloading?.catch(() => {})
       await heartbeat.stop()

@@ -129,7 +129,7 @@ function openSealedKey(sealingKeys: readonly Buffer[], record: KeyRecord): { jwk
   if (legacy !== null) return { ...legacy, legacy: true }
   for (const state of KEY_STATES) {
     if (state !== record.state && attempt(bindingAad({ ...record, state })) !== null) {
-      throw new RekeyError('ERR_UNSAFE', `the ${record.purpose} key ${record.kid} is stored as ${record.state} but rekey left it ${state}: its row was changed outside rekey (someone with write access to the database); refusing to load it. Set its state back to ${state}, or run rekey emergency`)
+      throw new RekeyError('ERR_UNSAFE', `the ${record.purpose} key ${record.kid} is stored as ${record.state} but rekey left it ${state}: its row was changed outside rekey (someone with write access to the database); refusing to load it. Set its state back to ${state}${record.purpose === DATA_KEY_PURPOSE ? '' : ', or run rekey emergency'}`)
     }
   }
   // Neither form opens: the wrong master key, or altered material; the seal says so in its own words.
@@ -280,6 +280,9 @@ export class KeyService {
     this.#unsubscribe = await this.#options.store.subscribe((channel) => {
       if (channel === 'keys') void this.reload()
     })
+    // A change committed between the first load and the subscription was notified before this
+    // instance listened (and a rotation does not wait for an instance not listed yet): read again.
+    await this.reload()
   }
 
   async stop(): Promise<void> {

@@ -473,13 +473,15 @@ export class KeyRotation {
     const keyset = await store.getKeyset()
     const now = this.#clock.now()
     const reason = maskSecrets(input.reason ?? 'revoked by operator')
+    const data = keyset.keys.find((k) => k.kid === input.kid && k.purpose === DATA_KEY_PURPOSE && k.state !== 'revoked')
+    if (data !== undefined) {
+      // Revoking a data key makes every value still under it unreadable: its end is finalize, judged on the column counts.
+      // Checked before the rules, whose answer for a current key (emergency) does not apply to data keys.
+      throw new RekeyError('ERR_UNSAFE', `${data.kid} is a data key: it is not revoked (its values would become unreadable); rotate --secret ENCRYPTION_KEY, rekey rewrap, then finalize --secret ENCRYPTION_KEY retires it once no value uses it`)
+    }
     const plan = planRevoke(keyset.keys, input.kid, now, reason)
     if (plan.kind === 'unknown') throw new ServiceError('not_found', 'No key has that kid')
     if (plan.kind === 'unchanged') return { changed: false, changes: [], keysetVersion: keyset.version }
-    if (plan.key.purpose === DATA_KEY_PURPOSE) {
-      // Revoking a data key makes every value still under it unreadable: its end is finalize, judged on the column counts.
-      throw new RekeyError('ERR_UNSAFE', `${plan.key.kid} is a data key: it is not revoked (its values would become unreadable); rotate --secret ENCRYPTION_KEY, rekey rewrap, then finalize --secret ENCRYPTION_KEY retires it once no value uses it`)
-    }
     const version = await store.transitionKeys({
       expectedVersion: keyset.version,
       update: rebindKeyUpdates(this.#masterKeys, keyset.keys, [plan.change]),

@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { runCli } from '../../cli/helpers.ts'
+import { runBin, runCli, tempDir } from '../../cli/helpers.ts'
+import { SqlStore } from '../../../src/store/sql/sql-store.ts'
 import { headerOf, signedIn, testServer, type TestServer } from '../../http/support.ts'
 import { waitFor } from '../../store/support/fixtures.ts'
 
@@ -154,5 +155,38 @@ describe('managed rotation reaches a running service', () => {
     assert.match(wrong.stderr, /master key does not open the keys/)
     const master = await runCli(['--store', db, 'rotate', '--secret', 'master-key'], {})
     assert.equal(master.code, 2)
+  })
+})
+
+describe('a service that starts while a rotation completes', () => {
+  test('loads the key set again once it listens: a change between its first load and its subscription is not missed', async (t) => {
+    const dir = tempDir(t)
+    const first = await testServer({ dir })
+    const db = join(dir, 'rekey.db')
+    await first.stop()
+    const cli = (...argv: string[]) => runBin(argv, { cwd: first.dir, env: { REKEY_STORE: db } })
+    const created = await cli('rotate', '--secret', 'ENCRYPTION_KEY')
+    assert.equal(created.code, 0, created.stderr)
+
+    // A whole data-key rotation lands after the service loaded the key set and before it listens
+    // (it is not listed yet, so the rotation does not wait for it): its notification is gone.
+    const subscribe = Object.getOwnPropertyDescriptor(SqlStore.prototype, 'subscribe')?.value as SqlStore['subscribe']
+    t.after(() => { SqlStore.prototype.subscribe = subscribe })
+    let rotatedTo = 0
+    SqlStore.prototype.subscribe = async function (this: SqlStore, ...args: Parameters<SqlStore['subscribe']>) {
+      if (rotatedTo === 0 && new Error().stack?.includes('KeyService.start') === true) {
+        const r = await cli('--json', 'rotate', '--secret', 'ENCRYPTION_KEY')
+        assert.equal(r.code, 0, r.stderr)
+        rotatedTo = (JSON.parse(r.stdout) as { keysetVersion: number }).keysetVersion
+      }
+      return subscribe.apply(this, args)
+    }
+    const server = await testServer({ dir })
+    t.after(() => server.stop())
+    assert.ok(rotatedTo > 0, 'the hook ran')
+    assert.equal(server.service.keys.version, rotatedTo, 'the service runs on the key set as it is now')
+    // So the next rotation is acknowledged by it, not left waiting for an instance that never reloads.
+    const r = await cli('rotate', '--secret', 'ENCRYPTION_KEY', '--timeout', '5s')
+    assert.equal(r.code, 0, r.stderr)
   })
 })
