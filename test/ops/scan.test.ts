@@ -180,3 +180,34 @@ describe('rekey scan', () => {
     assert.equal((await run(['--env-file', path.join(dir, 'none.env'), 'scan', dir])).code, 2)
   })
 })
+
+describe('rekey scan: the data keys of an env file', () => {
+  test('ENCRYPTION_KEY, ENCRYPTION_KEY_PREV and ENCRYPTION_KEYS are live secrets, with the data key\'s remedy (rotate, rewrap, finalize), never emergency', async (t) => {
+    const dir = tempDir(t)
+    const current = randomBytes(32).toString('hex')
+    const previous = 'a-passphrase-that-is-long-enough-to-be-a-data-key'
+    const listed = randomBytes(32)
+    const envFile = path.join(dir, 'app.env')
+    writeFileSync(envFile, `ENCRYPTION_KEY=${current}\nENCRYPTION_KEY_PREV="${previous}"\n`)
+    const listFile = path.join(dir, 'list.env')
+    writeFileSync(listFile, `ENCRYPTION_KEYS=${JSON.stringify([{ kty: 'oct', kid: 'k1', k: listed.toString('base64url') }])}\n`)
+    const repo = path.join(dir, 'repo')
+    mkdirSync(repo)
+    writeFileSync(path.join(repo, 'a.js'), `const key = '${current}'\nconst old = '${previous}'\n`)
+    writeFileSync(path.join(repo, 'b.js'), `export const k = '${listed.toString('hex')}'\n`)
+    for (const [file, expected] of [[envFile, 2], [listFile, 1]] as const) {
+      const { code, stdout, stderr } = await run(['--env', file, '--json', 'scan', repo])
+      assert.equal(code, 1, stderr)
+      const live = (JSON.parse(stdout) as { findings: { live: boolean, message: string }[] }).findings.filter((f) => f.live)
+      assert.equal(live.length, expected, stdout)
+      for (const f of live) {
+        assert.match(f.message, new RegExp(`^a live rekey data key \\(ENCRYPTION_KEY.* in ${file.replaceAll('/', '\\/')}, kid .*run \`rekey --env ${file.replaceAll('/', '\\/')} rotate --secret ENCRYPTION_KEY\` now`))
+        assert.doesNotMatch(f.message, /run `rekey[^`]*emergency/)
+      }
+      for (const out of [stdout, stderr]) {
+        assert.ok(!out.includes(current) && !out.includes(previous) && !out.includes(listed.toString('hex')), 'no data key in the output')
+      }
+      assert.match(stderr, /a data key: run rekey rotate --secret ENCRYPTION_KEY/)
+    }
+  })
+})

@@ -62,7 +62,7 @@ export function registerScan(program: Command, io: CliIo): void {
       if (findings.length > 0) {
         const data = findings.some((f) => f.live && f.message.startsWith(DATA_KEY_FINDING))
         const signing = findings.some((f) => f.live && !f.message.startsWith(DATA_KEY_FINDING))
-        const advice = [signing ? 'run rekey emergency' : '', data ? `a data key: run ${DATA_KEY_REMEDY}` : ''].filter((a) => a !== '').join('; ')
+        const advice = [signing ? 'run rekey emergency' : '', data ? `a data key: run ${DATA_KEY_REMEDY} (with --env FILE for a key of an env file)` : ''].filter((a) => a !== '').join('; ')
         throw new CliExit(EXIT.REFUSED, `${findings.length} finding(s)${advice === '' ? '' : `, live secrets among them: ${advice}`}`)
       }
     })

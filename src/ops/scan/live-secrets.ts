@@ -33,10 +33,22 @@ export const DATA_KEY_FINDING = 'a live rekey data key'
 /** What cuts a leaked data key: emergency never touches data keys (docs/crypt.md, leak response). */
 export const DATA_KEY_REMEDY = 'rekey rotate --secret ENCRYPTION_KEY'
 
+/** A data key: the store's, or an env file's `ENCRYPTION_KEY`, `ENCRYPTION_KEY_PREV` or `ENCRYPTION_KEYS[i]`. */
+export function isDataKeyLabel(label: string): boolean {
+  return label === DATA_KEY_LABEL || /^ENCRYPTION_KEY(?:_PREV|S(?:\[\d+\])?)? in /.test(label)
+}
+
+/** The rotation that starts cutting a leaked data key: of the env file it came from, or of the store. */
+function dataKeyRemedyOf(label: string): string {
+  const file = label === DATA_KEY_LABEL ? undefined : / in (.+)$/.exec(label)?.[1]
+  if (file === undefined) return DATA_KEY_REMEDY
+  return `rekey --env ${/^[\w./-]+$/.test(file) ? file : `'${file.replaceAll("'", "'\\''")}'`} rotate --secret ENCRYPTION_KEY`
+}
+
 /** The finding's message for a live secret found in a file. */
 export function liveMessage(origin: LiveOrigin): string {
-  if (origin.label === DATA_KEY_LABEL) {
-    return `${DATA_KEY_FINDING} (${origin.label}, kid ${origin.kid}) is in this file: it still decrypts every value encrypted under it; run \`${DATA_KEY_REMEDY}\` now, then rekey rewrap each column and rekey finalize --secret ENCRYPTION_KEY (rekey emergency does not touch data keys)`
+  if (isDataKeyLabel(origin.label)) {
+    return `${DATA_KEY_FINDING} (${origin.label}, kid ${origin.kid}) is in this file: it still decrypts every value encrypted under it; run \`${dataKeyRemedyOf(origin.label)}\` now, then rekey rewrap each column and rekey finalize --secret ENCRYPTION_KEY (rekey emergency does not touch data keys)`
   }
   return `a live rekey secret (${origin.label}, kid ${origin.kid}) is in this file: it still signs or verifies tokens; run \`${emergencyCommandOf(origin.label)}\` now`
 }

@@ -12,7 +12,7 @@ import { decodeMasterKey, masterKeyFileOf } from '../../config/master-key.ts'
 import { maskLocation } from '../../store/errors.ts'
 import { openStore } from '../../store/open.ts'
 import { DATA_KEY_LABEL, type LiveMatcher } from './live-secrets.ts'
-import { DATA_KEY_PURPOSE } from '../../core/data-keys.ts'
+import { DATA_KEY_PURPOSE, kidOfText } from '../../core/data-keys.ts'
 
 /** Variables holding a secret: JWT_* and REKEY_* secrets, keys, tokens and passphrases. */
 const SECRET_VARIABLE = /^(?:(?:JWT|REKEY)_\w*(?:SECRET|KEY|TOKEN|PASSPHRASE|PASSWORD)\w*|METRICS_AUTH_TOKEN)$/
@@ -24,8 +24,13 @@ export async function addEnvFileSecrets(matcher: LiveMatcher, file: string): Pro
   if (!exists) throw new RekeyError('ERR_CONFIG', `${file} does not exist`)
   const before = matcher.size
   for (const [name, value] of Object.entries(env)) {
-    if (name === 'JWT_KEYS') {
-      addJwkSecrets(matcher, value, `JWT_KEYS in ${file}`)
+    if (name === 'JWT_KEYS' || name === 'ENCRYPTION_KEYS') {
+      addJwkSecrets(matcher, value, `${name} in ${file}`)
+      continue
+    }
+    // Data keys: the text itself (hex, base64 or a passphrase), under the kid rekey status shows.
+    if (name === 'ENCRYPTION_KEY' || name === 'ENCRYPTION_KEY_PREV') {
+      if (value !== '') matcher.add(value, `${name} in ${file}`, kidOfText(value))
       continue
     }
     if (SECRET_VARIABLE.test(name) && !name.endsWith('_DATE')) matcher.add(value, `${name} in ${file}`)

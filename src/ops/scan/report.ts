@@ -105,7 +105,7 @@ export function formatText(result: ScanResult, findings: readonly Finding[], sup
   const dataKeys = findings.filter((f) => f.live && f.message.startsWith(DATA_KEY_FINDING)).length
   const live = findings.filter((f) => f.live).length - dataKeys
   if (live > 0) out.push('', `${live} live rekey secret(s) found: they still sign or verify tokens. Run the emergency command each one names now (\`rekey emergency\`, or \`rekey --env FILE emergency\` for a secret of an env file), then remove them from the repository.`)
-  if (dataKeys > 0) out.push('', `${dataKeys} live rekey data key(s) found: they still decrypt the values encrypted under them. Rotate now (\`${DATA_KEY_REMEDY}\`), rewrap every column, finalize, then remove them from the repository (docs/crypt.md, leak response).`)
+  if (dataKeys > 0) out.push('', `${dataKeys} live rekey data key(s) found: they still decrypt the values encrypted under them. Rotate now (\`${DATA_KEY_REMEDY}\`, with --env FILE for a key of an env file), rewrap every column, finalize, then remove them from the repository (docs/crypt.md, leak response).`)
   const scope = result.commits > 0 ? `${result.commits} commits, ${result.files} file changes` : `${result.files} files`
   const extra = [suppressed > 0 ? `${suppressed} suppressed by the baseline` : '', result.skipped > 0 ? `${result.skipped} skipped (binary, over 1 MiB or unreadable)` : ''].filter((s) => s !== '')
   out.push(`${findings.length === 0 ? 'no leaks found' : `${findings.length} finding(s)`} in ${scope}${extra.length > 0 ? `; ${extra.join(', ')}` : ''}`)
