@@ -232,6 +232,10 @@ export function keyInputOf(masterKey: Buffer | readonly Buffer[], record: KeyRec
   return { ...base, jwk: jwk as KeyInput['jwk'] & object }
 }
 
+/** A failed reload is tried again after this long, doubling up to {@link RELOAD_RETRY_MAX_MS}. */
+const RELOAD_RETRY_MS = 1000
+const RELOAD_RETRY_MAX_MS = 10_000
+
 /** The access and refresh keyrings of a running service. */
 export class KeyService {
   readonly #options: KeyServiceOptions
@@ -241,6 +245,9 @@ export class KeyService {
   #reloading: Promise<void> | null = null
   #again = false
   #unsubscribe: (() => Promise<void>) | null = null
+  #retry: NodeJS.Timeout | null = null
+  #retryMs = 0
+  #stopped = false
 
   constructor(options: KeyServiceOptions) {
     this.#options = options
@@ -286,6 +293,9 @@ export class KeyService {
   }
 
   async stop(): Promise<void> {
+    this.#stopped = true
+    if (this.#retry !== null) clearTimeout(this.#retry)
+    this.#retry = null
     const unsubscribe = this.#unsubscribe
     this.#unsubscribe = null
     if (unsubscribe !== null) await unsubscribe().catch(() => {})
@@ -303,9 +313,20 @@ export class KeyService {
         this.#again = false
         try {
           await this.#load()
+          this.#retryMs = 0
         } catch (err) {
-          // Keep verifying with the keys in memory; the next change or reconnect tries again.
-          this.#options.log.error({ err }, 'reloading keys failed; keeping the keys loaded')
+          // Keep verifying with the keys in memory, and try again by itself (1 s, doubling to
+          // 10 s): a notification lost to a store outage must not leave this instance on an old
+          // key set, which every later rotation would wait for until it timed out.
+          this.#options.log.error({ err }, 'reloading keys failed; keeping the keys loaded and retrying')
+          if (!this.#stopped && this.#retry === null) {
+            this.#retryMs = Math.min(RELOAD_RETRY_MAX_MS, this.#retryMs === 0 ? RELOAD_RETRY_MS : this.#retryMs * 2)
+            this.#retry = setTimeout(() => {
+              this.#retry = null
+              void this.reload()
+            }, this.#retryMs)
+            this.#retry.unref()
+          }
         }
       } while (this.#again)
     })().finally(() => { this.#reloading = null })

@@ -5,11 +5,13 @@
  */
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
+import { DatabaseSync } from 'node:sqlite'
 import { after, before, describe, test } from 'node:test'
 import { runBin, runCli, tempDir } from '../../cli/helpers.ts'
 import { SqlStore } from '../../../src/store/sql/sql-store.ts'
 import { headerOf, signedIn, testServer, type TestServer } from '../../http/support.ts'
 import { waitFor } from '../../store/support/fixtures.ts'
+import { startServe } from '../../multi-instance/cluster.ts'
 
 describe('managed rotation reaches a running service', () => {
   let server: TestServer
@@ -188,5 +190,35 @@ describe('a service that starts while a rotation completes', () => {
     // So the next rotation is acknowledged by it, not left waiting for an instance that never reloads.
     const r = await cli('rotate', '--secret', 'ENCRYPTION_KEY', '--timeout', '5s')
     assert.equal(r.code, 0, r.stderr)
+  })
+})
+
+describe('a service whose reload failed', () => {
+  test('tries again by itself, so a rotation staged during a store outage is acknowledged and promoted without another change', async (t) => {
+    const dir = tempDir(t)
+    const db = join(dir, 'rekey.db')
+    const env = { REKEY_STORE: db, REKEY_SCHEDULER: 'off' }
+    const serve = await startServe({ cwd: dir, env })
+    t.after(() => serve.stop())
+    const cli = (...argv: string[]) => runBin(argv, { cwd: dir, env })
+
+    // Staged while the service is stopped: it has not loaded the key, so the rotation stays at next.
+    serve.child.kill('SIGSTOP')
+    let r = await cli('rotate', '--secret', 'refresh', '--timeout', '1s')
+    assert.equal(r.code, 1, r.stdout)
+    assert.match(r.stderr, /stays staged as next/)
+    // It wakes up to the change while its store cannot be read: its reload fails.
+    const sqlite = new DatabaseSync(db)
+    t.after(() => { if (sqlite.isOpen) sqlite.close() })
+    sqlite.exec('ALTER TABLE keys RENAME TO keys_offline')
+    serve.child.kill('SIGCONT')
+    await serve.waitForOutput(/reloading keys failed/, 10_000)
+    sqlite.exec('ALTER TABLE keys_offline RENAME TO keys')
+    sqlite.close()
+
+    // No further change is coming: the service must load the staged key by itself.
+    r = await cli('rotate', '--secret', 'refresh', '--timeout', '15s')
+    assert.equal(r.code, 0, r.stderr)
+    assert.match(r.stdout, /resumed refresh key/)
   })
 })
