@@ -33,8 +33,9 @@ function urlFor(db: string, schema?: string): string {
   const url = new URL(BASE)
   url.pathname = `/${db}`
   if (url.password === '') url.password = 'not-a-real-password-7f3a'
-  // %20, not +: libpq does not read + as a space.
-  url.search = schema === undefined ? '' : `?options=-c%20search_path%3D${schema}`
+  // URLSearchParams writes the space as `+`, which libpq does not read as a space: rekey hands
+  // pg_dump and pg_restore the query as the node driver reads it (%20), so both forms work.
+  if (schema !== undefined) url.searchParams.set('options', `-c search_path=${schema}`)
   return url.toString()
 }
 

@@ -26,6 +26,11 @@ function splitPassword(url: string): { url: string, password: string | undefined
   const parsed = new URL(url)
   const password = parsed.password === '' ? undefined : decodeURIComponent(parsed.password)
   parsed.password = ''
+  // The query as the node driver reads it (URLSearchParams: `+` is a space), written the way
+  // libpq reads it (`+` is a plus): `?options=-c+search_path%3Dx`, what URLSearchParams itself
+  // writes, would otherwise reach pg_dump as an unknown parameter `+search_path`.
+  const query = [...parsed.searchParams].map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`).join('&')
+  parsed.search = query === '' ? '' : `?${query}`
   return { url: parsed.toString(), password }
 }
 
