@@ -52,13 +52,15 @@ VERSION=$(node -p "require('$ROOT/package.json').version")
 ORIGINAL_PATH=$PATH
 for NODE in node@22 pinned; do
   # Node 22 LTS: the registry's `node` package through npx (its install script fetches the
-  # binary: allowed for it alone). Node 24: the same package, as this repository pins it
+  # binary; no --allow-scripts: npm 11.19 passes that flag on to the nested install the script
+  # runs, which refuses it with EALLOWSCRIPTS). Node 24: the same package, as this repository pins it
   # (the `node` devDependency, installed by `npm ci`). Its bin directory goes first on PATH,
   # so that npx, rekey's `#!/usr/bin/env node` and node all use it.
   if [ "$NODE" = pinned ]; then
     BIN=$(dirname "$(readlink -f "$ROOT/node_modules/.bin/node")")
   else
-    BIN=$(npx --yes --allow-scripts=node --package="$NODE" --call 'dirname "$(command -v node)"' | tail -1)
+    BIN=$(npx --yes --package="$NODE" --call 'dirname "$(command -v node)"' | tail -1)
+    "$BIN/node" --version | grep -q '^v22\.' || { echo "node@22 from the registry did not install" >&2; exit 1; }
   fi
   export PATH="$BIN:$ORIGINAL_PATH"
   echo "installed package on $(node --version)"
