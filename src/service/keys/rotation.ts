@@ -31,7 +31,7 @@ import {
   describeChanges, usageStatus, withEvidence,
   type EmergencyReport, type FinalizeReport, type KeyChangeReport, type RotateReport, type StagedKey, type UsageStatus,
 } from './rotation-report.ts'
-import { announcedJwksMaxAge, withAnnouncedLifetimes } from './token-lifetimes.ts'
+import { announcedJwksMaxAge, MAX_PUBLISH_DELAY_SECONDS, withAnnouncedLifetimes } from './token-lifetimes.ts'
 import { KEY_PURPOSES, newManagedKey, rebindKeyUpdates, type ManagedAlg, type ServiceKeyPurpose } from './keys.ts'
 import { NOT_BEFORE_SETTING } from '../auth/revocations.ts'
 import { countedKids, EMERGENCY_SWEEP_SETTING, resumeSessionSweep, runSessionSweep, type SweepProgress } from '../sessions/session-maintenance.ts'
@@ -96,6 +96,25 @@ export interface PublishProgress {
 
 /** The store setting holding, per staged kid, when its publication delay ends (epoch ms, JSON). */
 export const PUBLISH_UNTIL_SETTING = 'rotation.publish_until'
+
+/** The {@link PUBLISH_UNTIL_SETTING} object; anything else (garbage, `null`, a list) reads as empty. */
+async function recordedPublication(store: Store): Promise<Record<string, unknown>> {
+  try {
+    const value: unknown = JSON.parse(await store.getSetting(PUBLISH_UNTIL_SETTING) ?? '{}')
+    return typeof value === 'object' && value !== null && !Array.isArray(value) ? value as Record<string, unknown> : {}
+  } catch {
+    return {}
+  }
+}
+
+/**
+ * A recorded publication end of a key created at `createdAt`, if rekey could have written it:
+ * from staging to staging + the longest delay. Another value (a row edited outside rekey) is
+ * not waited for, nor turned into a date.
+ */
+function recordedUntil(value: unknown, createdAt: number): number | undefined {
+  return typeof value === 'number' && Number.isFinite(value) && value >= createdAt && value <= createdAt + MAX_PUBLISH_DELAY_SECONDS * 1000 ? value : undefined
+}
 
 /** A committed lifecycle step, for notices. Never carries key material. */
 export interface RotationEvent {
@@ -184,14 +203,11 @@ export class KeyRotation {
     const report = await statusReport(this.#options.store, await this.#effectivePolicy(), now, this.#liveWindowMs, this.#options.cadencePolicy ?? DEFAULT_POLICY)
     // Staged asymmetric keys: until when each is published before it may sign.
     const publishedUntil: Record<string, string> = {}
-    let recorded: Record<string, unknown> = {}
-    try {
-      recorded = JSON.parse(await this.#options.store.getSetting(PUBLISH_UNTIL_SETTING) ?? '{}') as Record<string, unknown>
-    } catch { /* unreadable: nothing to show */ }
+    const recorded = await recordedPublication(this.#options.store)
     for (const s of report.secrets) {
       for (const k of s.keys) {
-        const until = recorded[k.kid]
-        if (k.state === 'next' && typeof until === 'number' && Number.isFinite(until)) publishedUntil[k.kid] = new Date(until).toISOString()
+        const until = recordedUntil(recorded[k.kid], Date.parse(k.createdAt))
+        if (k.state === 'next' && until !== undefined) publishedUntil[k.kid] = new Date(until).toISOString()
       }
     }
     return { ...report, ...await usageStatus(this.#options.store, now, this.#liveWindowMs), publishedUntil }
@@ -354,20 +370,18 @@ export class KeyRotation {
       return s.purpose === 'access' && key !== undefined && !/^HS/.test(key.alg) ? [key] : []
     })
     if (delayed.length === 0) return null
-    let recorded: Record<string, unknown> = {}
-    try {
-      recorded = JSON.parse(await this.#options.store.getSetting(PUBLISH_UNTIL_SETTING) ?? '{}') as Record<string, unknown>
-    } catch { /* unreadable: recomputed below */ }
+    // Unreadable, or an end rekey could not have recorded: recomputed below.
+    const recorded = await recordedPublication(this.#options.store)
     // The longest max-age any running service announced: a CLI with a shorter REKEY_JWKS_MAX_AGE
     // must not promote a key that JWKS caches fed by those services do not hold yet.
     const announcedMs = delayMs === undefined ? await announcedJwksMaxAge(this.#options.store) * 1000 : 0
     const next: Record<string, number> = {}
     for (const key of delayed) {
-      const known = recorded[key.kid]
+      const known = recordedUntil(recorded[key.kid], key.createdAt)
       // An explicit delay (`--publish-delay`) wins, also when resuming; else the one recorded at staging.
-      next[key.kid] = delayMs === undefined && typeof known === 'number' && Number.isFinite(known)
+      next[key.kid] = delayMs === undefined && known !== undefined
         ? known
-        : key.createdAt + Math.max(0, delayMs ?? Math.max(this.#options.publishDelayMs ?? 0, announcedMs))
+        : key.createdAt + Math.min(MAX_PUBLISH_DELAY_SECONDS * 1000, Math.max(0, delayMs ?? Math.max(this.#options.publishDelayMs ?? 0, announcedMs)))
     }
     if (delayed.some((k) => recorded[k.kid] !== next[k.kid])) await this.#options.store.setSetting(PUBLISH_UNTIL_SETTING, JSON.stringify(next))
     if (delayed.every((k) => (next[k.kid] as number) <= k.createdAt)) return null

@@ -38,9 +38,20 @@ export async function announceTokenLifetimes(store: Store, lifetimes: { access: 
 /** The store setting where instances announce the JWKS `max-age` they serve (seconds). */
 export const JWKS_MAX_AGE_SETTING = 'jwks.max_age'
 
+/**
+ * The longest publication delay rekey sets, seconds (1 day: REKEY_JWKS_MAX_AGE and
+ * `--publish-delay` accept no more). A longer announced or recorded one was not written by rekey.
+ */
+export const MAX_PUBLISH_DELAY_SECONDS = 86_400
+
+/**
+ * An announced max-age: garbage counts as none (0), a value past {@link MAX_PUBLISH_DELAY_SECONDS}
+ * (a row edited behind rekey's back) as that maximum, so it can neither hang a rotation for
+ * years nor break it with an instant no date can hold.
+ */
 function parseSeconds(text: string | null): number {
-  const n = text === null ? Number.NaN : Number(text)
-  return Number.isFinite(n) && n >= 0 ? n : 0
+  const n = text === null || text.trim() === '' ? Number.NaN : Number(text)
+  return Number.isNaN(n) || n < 0 ? 0 : Math.min(n, MAX_PUBLISH_DELAY_SECONDS)
 }
 
 /**
