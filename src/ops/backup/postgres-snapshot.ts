@@ -21,10 +21,16 @@ import { dropDeadVerifyDatabases, dropVerifyDatabaseOnInterrupt, lockVerifyDatab
 import { foreignPostgresEntries, parseToc, type TocEntry } from './own-schema.ts'
 import { compareCounts, DATA_TABLES, type SnapshotFacts } from './sqlite-snapshot.ts'
 
-/** The URL without its password, and the password for PGPASSWORD. */
+/**
+ * The URL without its password, and the password for PGPASSWORD. The password is the one the
+ * node driver uses: a `password` query parameter (the last one) before the URL's user info; it
+ * leaves the query too, so it never reaches a command line (`ps`), where libpq would read it.
+ */
 function splitPassword(url: string): { url: string, password: string | undefined } {
   const parsed = new URL(url)
-  const password = parsed.password === '' ? undefined : decodeURIComponent(parsed.password)
+  const inQuery = parsed.searchParams.getAll('password').at(-1)
+  parsed.searchParams.delete('password')
+  const password = inQuery !== undefined && inQuery !== '' ? inQuery : parsed.password === '' ? undefined : decodeURIComponent(parsed.password)
   parsed.password = ''
   // The query as the node driver reads it (URLSearchParams: `+` is a space), written the way
   // libpq reads it (`+` is a plus): `?options=-c+search_path%3Dx`, what URLSearchParams itself
