@@ -5,7 +5,14 @@ import { CliExit, EXIT, type CliIo, type GlobalOptions } from '../context.ts'
 import { applyEnvGen } from '../env-mode.ts'
 import { commandConfig } from '../audit-store.ts'
 import { resolveMasterKey } from '../../config/master-key.ts'
-import { dataKeyAccessKey } from '../../service/keys/keys.ts'
+import { dataKeyAccessKey, openDataKeyMaterial } from '../../service/keys/keys.ts'
+import { dataKeyRecords } from '../../service/data-keys/managed-data-keys.ts'
+import { isRekeyError } from '../../core/errors.ts'
+import type { KeyRecord } from '../../store/types.ts'
+import { isPostgresLocation } from '../../store/location.ts'
+import { maskLocation } from '../../store/errors.ts'
+import { openStore } from '../../store/open.ts'
+import { existsSync } from 'node:fs'
 
 interface GenOptions {
   bytes: number
@@ -16,13 +23,59 @@ interface GenOptions {
 }
 
 /**
+ * The variables rekey or an application reads as another secret: `--data-key-access` is never
+ * written there (the access key would sign tokens, encrypt values as an ENCRYPTION_KEY, or
+ * stand for the master key). A new access key goes in REKEY_DATA_KEY_ACCESS (or _PREV).
+ */
+const OTHER_SECRETS: ReadonlySet<string> = new Set([
+  'JWT_SECRET', 'JWT_SECRET_PREV', 'JWT_SECRET_CURRENT', 'JWT_SECRET_NEW', 'JWT_KEYS',
+  'JWT_ACCESS_SECRET', 'JWT_ACCESS_SECRET_PREV', 'JWT_REFRESH_SECRET', 'JWT_REFRESH_SECRET_PREV',
+  'ENCRYPTION_KEY', 'ENCRYPTION_KEY_PREV', 'ENCRYPTION_KEYS', 'REKEY_MASTER_KEY', 'REKEY_MASTER_KEY_PREV',
+])
+
+/**
+ * True when the store holds data keys and `access` opens none of them (a row edited behind
+ * rekey's back counts as opening: the key is right, the row is not). Only advice: a store that
+ * does not exist yet, or cannot be read now, is not checked.
+ */
+async function opensNoDataKey(location: string, access: Buffer): Promise<boolean> {
+  if (!isPostgresLocation(location) && !existsSync(location)) return false
+  let rows: KeyRecord[]
+  try {
+    const store = await openStore(location, { onError: () => {} })
+    try {
+      rows = dataKeyRecords(await store.getKeyset())
+    } finally {
+      await store.close()
+    }
+  } catch {
+    return false
+  }
+  return rows.length > 0 && !rows.some((row) => {
+    try {
+      openDataKeyMaterial([access], row)
+      return true
+    } catch (err) {
+      return isRekeyError(err) && err.code === 'ERR_UNSAFE'
+    }
+  })
+}
+
+/**
  * `--data-key-access`: the key the store's managed data keys open with (derived from its
  * master key, base64), for applications that use `Cipher.fromStore` without the master key.
+ * When the store's data keys do not open with it (a mistyped REKEY_MASTER_KEY, or the new one
+ * before `rekey rotate --secret master-key`, as docs/crypt.md describes), it is still given,
+ * with a warning saying so: an application given it would otherwise fail at start.
  */
 async function dataKeyAccessSecret(io: CliIo, globals: GlobalOptions): Promise<string> {
   const config = await commandConfig(io, globals)
   const { key } = await resolveMasterKey(config)
-  return dataKeyAccessKey(key).toString('base64')
+  const access = dataKeyAccessKey(key)
+  if (await opensNoDataKey(config.store, access)) {
+    io.stderr(`rekey: warning: the data keys of ${maskLocation(config.store)} do not open with this access key: REKEY_MASTER_KEY is not the master key they are sealed under (it opens them only after rekey rotate --secret master-key to it)\n`)
+  }
+  return access.toString('base64')
 }
 
 function bytesArg(value: string): number {
@@ -93,6 +146,13 @@ export function registerGen(program: Command, io: CliIo): void {
         throw new CliExit(EXIT.USAGE, '--encoding must be hex, base64 or base64url')
       }
       const access = options.dataKeyAccess === true
+      if (access) {
+        const given = (['bytes', 'encoding'] as const).filter((o) => command.getOptionValueSource(o) === 'cli')
+        if (given.length > 0) throw new CliExit(EXIT.USAGE, `--data-key-access is not a new secret (always 32 bytes, base64): ${given.map((o) => `--${o}`).join(' and ')} do not apply`)
+        if (options.var !== undefined && OTHER_SECRETS.has(options.var)) {
+          throw new CliExit(EXIT.USAGE, `--data-key-access is not written to ${options.var}, which holds another secret: write it to REKEY_DATA_KEY_ACCESS (or REKEY_DATA_KEY_ACCESS_PREV during a master-key rollout)`)
+        }
+      }
       const secret = access ? await dataKeyAccessSecret(io, globals) : generateSecret({ bytes: options.bytes, encoding: options.encoding })
       if (options.var === undefined && globals.envFile === undefined) {
         io.stdout(globals.json === true ? `${JSON.stringify({ secret })}\n` : `${secret}\n`)
