@@ -308,7 +308,13 @@ export class KeyRotation {
     // The scheduler (or another operator) may have promoted the staged key while this call
     // waited: that rotation is done, not a conflict.
     const done = staged.filter((s) => fresh.keys.some((k) => k.kid === s.kid && k.state === 'current'))
-    if (done.length === staged.length) {
+    // With --hard, a key promoted by the scheduler (which promotes softly) leaves the old keys
+    // verifying as previous: this rotation still revokes them, as it would have at promotion.
+    const hardLeft: KeyChange[] = hard
+      ? fresh.keys.filter((k) => k.state === 'previous' && done.some((s) => s.purpose === k.purpose))
+        .map((k) => ({ kid: k.kid, expectState: 'previous', state: 'revoked', revokedAt: promotedAt, revokeReason: 'rotate --hard' }))
+      : []
+    if (done.length === staged.length && hardLeft.length === 0) {
       const signing = await this.waitForInstances(fresh.version, Math.max(0, (input.timeoutMs ?? DEFAULT_ROTATE_TIMEOUT_MS) - wait.waitedMs))
       return {
         ...base,
@@ -325,6 +331,7 @@ export class KeyRotation {
       }
       changes.push(...plan)
     }
+    changes.push(...hardLeft)
     const purposeOf = (kid: string): string => fresh.keys.find((k) => k.kid === kid)?.purpose ?? '?'
     const notes = changes.map((c) => `${purposeOf(c.kid)} key ${c.kid} ${c.expectState}→${c.state}`).join('; ')
     const promotedVersion = await store.transaction(async (tx) => {

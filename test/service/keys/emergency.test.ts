@@ -167,4 +167,30 @@ describe('concurrency', () => {
     assert.deepEqual(report.changes, [])
     assert.equal((await db.store.listKeys('access')).find((k) => k.state === 'current')?.kid, staged)
   })
+
+  test('a --hard rotation whose key the scheduler promoted softly meanwhile still revokes the old keys (it does not report a hard rotation done while they verify)', async () => {
+    const make = (store: Store): KeyRotation => new KeyRotation({ store, masterKey: master, computeHash: auditHasher(master), accessTokenTtl: 900, refreshTokenTtl: 86_400, accessKeyAlg: 'EdDSA' })
+    const actor = { operator: 'alice', requestId: null }
+    const before = (await db.store.listKeys('access')).filter((k) => k.state === 'current' || k.state === 'previous').map((k) => k.kid)
+    assert.ok(before.length > 0)
+    const waiting = make(db.store).rotate({ secret: 'access', actor, hard: true, publishDelayMs: 600 })
+    let staged: string | undefined
+    for (let i = 0; i < 200 && staged === undefined; i++) {
+      staged = (await db.store.listKeys('access')).find((k) => k.state === 'next')?.kid
+      if (staged === undefined) await new Promise((resolve) => setTimeout(resolve, 10))
+    }
+    assert.ok(staged !== undefined, 'the hard rotation staged its key')
+    // The scheduler finishes a staged rotation softly: the old current key becomes previous.
+    const scheduler = await make(db.store).rotate({ secret: 'access', actor: { operator: 'rekey-scheduler', requestId: null }, publishDelayMs: 0, noWait: true })
+    assert.equal(scheduler.promoted, true)
+    const report = await waiting
+    assert.equal(report.promoted, true)
+    const keys = await db.store.listKeys('access')
+    assert.equal(keys.find((k) => k.state === 'current')?.kid, staged)
+    for (const kid of before) assert.equal(keys.find((k) => k.kid === kid)?.state, 'revoked', `${kid} still verifies after rotate --hard`)
+    assert.deepEqual(report.changes.map((c) => [c.kid, c.from, c.to]).sort(), before.map((kid) => [kid, 'previous', 'revoked']).sort())
+    const last = (await db.store.listAudit()).at(-1)
+    assert.equal(last?.method, 'rotate-hard')
+    assert.equal(last?.operator, 'alice')
+  })
 })
