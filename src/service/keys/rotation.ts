@@ -97,6 +97,24 @@ export interface PublishProgress {
 /** The store setting holding, per staged kid, when its publication delay ends (epoch ms, JSON). */
 export const PUBLISH_UNTIL_SETTING = 'rotation.publish_until'
 
+/**
+ * The store setting listing the staged kids a `--hard` rotation staged or resumed (JSON array):
+ * whoever promotes them (the scheduler, a second call, another operator) revokes the old keys,
+ * so a hard rotation left staged (publication delay, `--no-wait`, the admin API's 202, an
+ * instance that did not acknowledge in time) is never finished softly.
+ */
+export const HARD_STAGED_SETTING = 'rotation.hard_staged'
+
+/** The kids of {@link HARD_STAGED_SETTING}; anything else (garbage) reads as none. */
+async function recordedHard(store: Store): Promise<Set<string>> {
+  try {
+    const value: unknown = JSON.parse(await store.getSetting(HARD_STAGED_SETTING) ?? '[]')
+    return new Set(Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : [])
+  } catch {
+    return new Set()
+  }
+}
+
 /** The {@link PUBLISH_UNTIL_SETTING} object; anything else (garbage, `null`, a list) reads as empty. */
 async function recordedPublication(store: Store): Promise<Record<string, unknown>> {
   try {
@@ -274,16 +292,34 @@ export class KeyRotation {
         staged.push({ purpose, kid: plan.next, resumed: true })
       }
     }
+    // A hard rotation is hard whoever finishes it: its staged kids are recorded (with the
+    // staging, in its transaction) before this call can return with the key staged.
+    const hardKids = await recordedHard(store)
+    const recordHard = hard && staged.some((k) => !hardKids.has(k.kid))
+    if (recordHard) {
+      const stillNext = new Set(keyset.keys.filter((k) => k.state === 'next').map((k) => k.kid))
+      for (const kid of hardKids) if (!stillNext.has(kid)) hardKids.delete(kid)
+      for (const k of staged) hardKids.add(k.kid)
+    }
+    const hardSetting = JSON.stringify([...hardKids])
     let version = keyset.version
     if (insert.length > 0) {
-      version = await store.transitionKeys({
-        expectedVersion: keyset.version,
-        insert,
-        audit: this.#audit(input.actor, label(purposes), 'rotate-stage',
-          `staged ${insert.map((k) => `${k.purpose} key ${k.kid}`).join(' and ')} as next${hard ? ' (hard rotation)' : ''}; it signs once every live instance has loaded it`, now),
+      version = await store.transaction(async (tx) => {
+        const v = await tx.transitionKeys({
+          expectedVersion: keyset.version,
+          insert,
+          audit: this.#audit(input.actor, label(purposes), 'rotate-stage',
+            `staged ${insert.map((k) => `${k.purpose} key ${k.kid}`).join(' and ')} as next${hard ? ' (hard rotation)' : ''}; it signs once every live instance has loaded it`, now),
+        })
+        if (recordHard) await tx.setSetting(HARD_STAGED_SETTING, hardSetting)
+        return v
       })
+    } else if (recordHard) {
+      await store.setSetting(HARD_STAGED_SETTING, hardSetting)
     }
 
+    const hardFor = (kid: string): boolean => hard || hardKids.has(kid)
+    const anyHard = staged.some((k) => hardFor(k.kid))
     if (insert.length > 0) this.#emit({ type: 'rotate-started', secrets: purposes.map((p) => `jwt-${p}`), kids: insert.map((k) => k.kid), operator: input.actor.operator, at: now })
     failpoint('rotate:after-stage')
     const publication = await this.#publication(staged, [...keyset.keys, ...insert.map((k) => ({ kid: k.kid, alg: k.alg, createdAt: k.createdAt }))], input.publishDelayMs)
@@ -292,12 +328,12 @@ export class KeyRotation {
     if (publication !== null && input.noWait === true && this.#clock.now() < publication.until) {
       const seen = await this.waitForInstances(version, 0)
       return {
-        secrets: purposes, staged, hard, waitedMs: 0, instances: seen.instances.map(acked), promoted: false, signingEverywhere: false,
+        secrets: purposes, staged, hard: anyHard, waitedMs: 0, instances: seen.instances.map(acked), promoted: false, signingEverywhere: false,
         keysetVersion: version, changes: [], finalizeSafeAt: null, publishedUntil, waitingFor: 'publication',
       }
     }
     const wait = await this.waitForInstances(version, input.timeoutMs ?? DEFAULT_ROTATE_TIMEOUT_MS)
-    const base = { secrets: purposes, staged, hard, waitedMs: wait.waitedMs, instances: wait.instances.map(acked), publishedUntil }
+    const base = { secrets: purposes, staged, hard: anyHard, waitedMs: wait.waitedMs, instances: wait.instances.map(acked), publishedUntil }
     if (!wait.acknowledged) return { ...base, promoted: false, signingEverywhere: false, keysetVersion: version, changes: [], finalizeSafeAt: null, waitingFor: 'instances' }
     // Publish before use: outside verifiers (JWKS caches, jose's cooldown) have the key before its first token.
     if (publication !== null) await this.#waitForPublication(publication, input.onProgress)
@@ -310,10 +346,8 @@ export class KeyRotation {
     const done = staged.filter((s) => fresh.keys.some((k) => k.kid === s.kid && k.state === 'current'))
     // With --hard, a key promoted by the scheduler (which promotes softly) leaves the old keys
     // verifying as previous: this rotation still revokes them, as it would have at promotion.
-    const hardLeft: KeyChange[] = hard
-      ? fresh.keys.filter((k) => k.state === 'previous' && done.some((s) => s.purpose === k.purpose))
-        .map((k) => ({ kid: k.kid, expectState: 'previous', state: 'revoked', revokedAt: promotedAt, revokeReason: 'rotate --hard' }))
-      : []
+    const hardLeft: KeyChange[] = fresh.keys.filter((k) => k.state === 'previous' && done.some((s) => s.purpose === k.purpose && hardFor(s.kid)))
+      .map((k) => ({ kid: k.kid, expectState: 'previous', state: 'revoked', revokedAt: promotedAt, revokeReason: 'rotate --hard' }))
     if (done.length === staged.length && hardLeft.length === 0) {
       const signing = await this.waitForInstances(fresh.version, Math.max(0, (input.timeoutMs ?? DEFAULT_ROTATE_TIMEOUT_MS) - wait.waitedMs))
       return {
@@ -325,7 +359,7 @@ export class KeyRotation {
     }
     for (const s of staged) {
       if (done.includes(s)) continue
-      const plan = planPromote(fresh.keys, s.purpose, promotedAt, await this.#effectivePolicy(), { hard })
+      const plan = planPromote(fresh.keys, s.purpose, promotedAt, await this.#effectivePolicy(), { hard: hardFor(s.kid) })
       if (plan === null || !plan.some((c) => c.kid === s.kid && c.state === 'current')) {
         throw new RekeyError('ERR_CONFLICT', `the staged ${s.purpose} key ${s.kid} is no longer next: another operation promoted or revoked it first`)
       }
@@ -338,10 +372,10 @@ export class KeyRotation {
       const v = await tx.transitionKeys({
         expectedVersion: fresh.version,
         update: rebindKeyUpdates(this.#masterKeys, fresh.keys, changes),
-        audit: this.#audit(input.actor, label(purposes), hard ? 'rotate-hard' : 'rotate', `${notes}${hard ? '' : '; the old key verifies until finalize'}`, promotedAt),
+        audit: this.#audit(input.actor, label(purposes), anyHard ? 'rotate-hard' : 'rotate', `${notes}${anyHard ? '' : '; the old key verifies until finalize'}`, promotedAt),
       })
       failpoint('rotate:promote-in-transaction')
-      await this.#markRotated(tx, purposes, promotedAt, hard ? 'rotate-hard' : 'rotate')
+      await this.#markRotated(tx, purposes, promotedAt, anyHard ? 'rotate-hard' : 'rotate')
       return v
     })
     failpoint('rotate:after-promote')

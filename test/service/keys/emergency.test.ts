@@ -168,7 +168,7 @@ describe('concurrency', () => {
     assert.equal((await db.store.listKeys('access')).find((k) => k.state === 'current')?.kid, staged)
   })
 
-  test('a --hard rotation whose key the scheduler promoted softly meanwhile still revokes the old keys (it does not report a hard rotation done while they verify)', async () => {
+  test('a --hard rotation whose key another promoted softly meanwhile still revokes the old keys (it does not report a hard rotation done while they verify)', async () => {
     const make = (store: Store): KeyRotation => new KeyRotation({ store, masterKey: master, computeHash: auditHasher(master), accessTokenTtl: 900, refreshTokenTtl: 86_400, accessKeyAlg: 'EdDSA' })
     const actor = { operator: 'alice', requestId: null }
     const before = (await db.store.listKeys('access')).filter((k) => k.state === 'current' || k.state === 'previous').map((k) => k.kid)
@@ -180,7 +180,9 @@ describe('concurrency', () => {
       if (staged === undefined) await new Promise((resolve) => setTimeout(resolve, 10))
     }
     assert.ok(staged !== undefined, 'the hard rotation staged its key')
-    // The scheduler finishes a staged rotation softly: the old current key becomes previous.
+    // A promoter that does not know of the hard intent (a rekey from before it was recorded, or
+    // the setting lost) finishes the staged rotation softly: the old current key becomes previous.
+    await db.store.setSetting('rotation.hard_staged', null)
     const scheduler = await make(db.store).rotate({ secret: 'access', actor: { operator: 'rekey-scheduler', requestId: null }, publishDelayMs: 0, noWait: true })
     assert.equal(scheduler.promoted, true)
     const report = await waiting
