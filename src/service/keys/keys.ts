@@ -99,8 +99,35 @@ export function sealKeyMaterial(masterKey: Buffer, key: KeyBinding, jwk: Record<
  * was sealed as; material that opens under none of the keys is ERR_CONFIG (wrong master key).
  */
 export function openKeyMaterial(masterKeys: readonly Buffer[], record: KeyRecord): { jwk: Record<string, unknown>, legacy: boolean, masterKey: Buffer } {
-  const opened = openSealedKey(masterKeys.map((k) => sealingKeyOf(k, record.purpose)), record)
+  let opened: ReturnType<typeof openSealedKey>
+  try {
+    opened = openSealedKey(masterKeys.map((k) => sealingKeyOf(k, record.purpose)), record)
+  } catch (err) {
+    throw movedPurpose(masterKeys, record) ?? err
+  }
   return { jwk: opened.jwk, legacy: opened.legacy, masterKey: masterKeys[opened.index] as Buffer }
+}
+
+/**
+ * A row that does not open as its purpose but does as another (a data key's row relabelled
+ * `access`, a signing key's relabelled `data`): ERR_UNSAFE naming what it was sealed as, not
+ * the "wrong master key" it would otherwise be taken for. Undefined when no purpose opens it.
+ */
+function movedPurpose(masterKeys: readonly Buffer[], record: KeyRecord): RekeyError | undefined {
+  for (const purpose of [...KEY_PURPOSES, DATA_KEY_PURPOSE]) {
+    if (purpose === record.purpose) continue
+    for (const state of KEY_STATES) {
+      for (const key of masterKeys) {
+        try {
+          open(sealingKeyOf(key, purpose), record.sealedMaterial, bindingAad({ ...record, purpose, state }))
+        } catch {
+          continue
+        }
+        return new RekeyError('ERR_UNSAFE', `the key ${record.kid} is stored with purpose ${record.purpose} but rekey sealed it with purpose ${purpose}: its row was changed outside rekey (someone with write access to the database); refusing to load it. Set its purpose back to ${purpose}`)
+      }
+    }
+  }
+  return undefined
 }
 
 /**
