@@ -307,7 +307,7 @@ export function signerCheck(after: Readonly<Record<string, string>>, planned: re
  * that mixes conventions is refused with the keyring's message, as by every command, and so
  * is a write that would make it mix them (`JWT_SECRET` into a `JWT_SECRET_CURRENT` file).
  */
-export async function applyEnvGen(io: CliIo, globals: GlobalOptions, variable: string, secret: string, description: string, check: (current: string | undefined, env: Readonly<Record<string, string>>) => void): Promise<EnvAuditResult> {
+export async function applyEnvGen(io: CliIo, globals: GlobalOptions, variable: string, secret: string, description: string, check: (current: string | undefined, env: Readonly<Record<string, string>>) => void, options: { rotation?: boolean } = {}): Promise<EnvAuditResult> {
   const file = globals.envFile as string
   const { text, env, exists } = await readEnvFileStrict(file, [variable, ...MANAGED_ENV_VARS])
   assertOneConvention(env)
@@ -322,7 +322,9 @@ export async function applyEnvGen(io: CliIo, globals: GlobalOptions, variable: s
     secret: variable,
     method: 'gen',
     notes: `${description}; kid ${kidOf(old) ?? 'none'} -> ${kidOf(secret) ?? 'none'}`,
-    rotatedAt: Date.now(),
+    // A value derived from another secret (the data-key access key) is no rotation of its own:
+    // it changes with the master key, and is not tracked (or ever due) by itself.
+    rotatedAt: options.rotation === false ? null : Date.now(),
   }, { path: file, oldText: exists ? text : null }, async () => {
     const result = await updateEnvFile(file, { set: { [variable]: secret } }, { expectText: text, backups: backupsOf(io), single: [variable] })
     for (const warning of result.warnings) io.stderr(`rekey: warning: ${warning}\n`)

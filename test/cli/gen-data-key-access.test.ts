@@ -39,6 +39,23 @@ describe('rekey gen --data-key-access, hostile input', () => {
     assert.equal(readFileSync(path.join(dir, 'app.env'), 'utf8'), 'PORT=3000\n')
   })
 
+  it('written into an env file: one audit row, but no secret of its own for the inventory (never "due": it changes with the master key)', async (t) => {
+    const dir = tempDir(t)
+    const store = path.join(dir, 'rekey.db')
+    const env = { REKEY_STORE: store, REKEY_MASTER_KEY: randomBytes(32).toString('base64') }
+    assert.equal((await runBin(['rotate', '--secret', 'ENCRYPTION_KEY'], { cwd: dir, env })).code, 0)
+    writeFileSync(path.join(dir, 'app.env'), 'PORT=3000\n', { mode: 0o600 })
+    const written = await runBin(['--env', 'app.env', '--json', 'gen', '--data-key-access', '--var', 'REKEY_DATA_KEY_ACCESS'], { cwd: dir, env })
+    assert.equal(written.code, 0, written.stderr)
+    const access = /REKEY_DATA_KEY_ACCESS=(\S+)/.exec(readFileSync(path.join(dir, 'app.env'), 'utf8'))?.[1] as string
+    const due = await runBin(['--env', 'app.env', '--json', 'due', '--all'], { cwd: dir, env })
+    assert.deepEqual((JSON.parse(due.stdout) as { secrets: { name: string }[] }).secrets.map((s) => s.name), ['ENCRYPTION_KEY'])
+    const audit = await runBin(['--json', 'audit'], { cwd: dir, env })
+    assert.equal(audit.code, 0, audit.stderr)
+    assert.match(audit.stdout, /REKEY_DATA_KEY_ACCESS/)
+    assert.ok(!audit.stdout.includes(access) && !written.stdout.includes(access) && !written.stderr.includes(access), 'the access key is in an output')
+  })
+
   it('a master key that does not open the store\'s data keys: printed, with a warning; the right one: no warning', async (t) => {
     const dir = tempDir(t)
     const store = path.join(dir, 'rekey.db')

@@ -165,7 +165,7 @@ export function registerGen(program: Command, io: CliIo): void {
       const audit = await applyEnvGen(io, globals, options.var, secret, access ? 'the data-key access key of the store' : `new ${options.bytes}-byte ${options.encoding} secret`, (current, env) => {
         checkOverwrite(io, globals.envFile as string, options.var as string, current, options.force === true)
         checkShadow(globals.envFile as string, options.var as string, env, options.force === true)
-      })
+      }, { rotation: !access })
       const report = access
         ? { file: globals.envFile, variable: options.var, dataKeyAccess: true, audit }
         : { file: globals.envFile, variable: options.var, bytes: options.bytes, encoding: options.encoding, audit }
