@@ -15,7 +15,7 @@
 import { existsSync, statSync } from 'node:fs'
 import path from 'node:path'
 import { Cipher, type StoreCipherOptions } from '../../core/cipher.ts'
-import { CIPHER_INSTANCE_PREFIX } from '../../core/data-keys.ts'
+import { CIPHER_INSTANCE_PREFIX, type DataKey } from '../../core/data-keys.ts'
 import { RekeyError } from '../../core/errors.ts'
 import { resolveMasterKey, decodeMasterKey } from '../../config/master-key.ts'
 import { SecretValue } from '../../config/secret-value.ts'
@@ -23,6 +23,7 @@ import { isPostgresLocation, storeLocationProblem } from '../../store/location.t
 import { maskLocation } from '../../store/errors.ts'
 import { openStore } from '../../store/open.ts'
 import type { Store } from '../../store/store.ts'
+import type { Keyset } from '../../store/types.ts'
 import { systemClock } from '../clock.ts'
 import { Heartbeat } from '../cluster/heartbeat.ts'
 import { reporterIdOf } from '../usage/usage-report.ts'
@@ -51,15 +52,40 @@ function masterKeyOf(env: Readonly<Record<string, string | undefined>>, name: st
  * only, else the master key (REKEY_MASTER_KEY + _PREV, or the `master.key` beside a SQLite
  * store), from which the same access key is derived.
  */
-async function accessKeysFor(where: string, env: Readonly<Record<string, string | undefined>>): Promise<Buffer[]> {
+async function accessKeysFor(where: string, env: Readonly<Record<string, string | undefined>>): Promise<{ keys: Buffer[], given: boolean }> {
   const access = masterKeyOf(env, 'REKEY_DATA_KEY_ACCESS')
   const accessPrev = masterKeyOf(env, 'REKEY_DATA_KEY_ACCESS_PREV')
-  if (access !== undefined) return accessPrev === undefined ? [access] : [access, accessPrev]
+  if (access !== undefined) return { keys: accessPrev === undefined ? [access] : [access, accessPrev], given: true }
   if (accessPrev !== undefined) throw new RekeyError('ERR_CONFIG', 'REKEY_DATA_KEY_ACCESS_PREV is set but REKEY_DATA_KEY_ACCESS is not')
   const current = masterKeyOf(env, 'REKEY_MASTER_KEY')
   const { key: masterKey } = await resolveMasterKey({ store: where, masterKey: current === undefined ? undefined : new SecretValue(current) })
   const previous = masterKeyOf(env, 'REKEY_MASTER_KEY_PREV')
-  return accessKeysOf(previous === undefined ? [masterKey] : [masterKey, previous])
+  return { keys: accessKeysOf(previous === undefined ? [masterKey] : [masterKey, previous]), given: false }
+}
+
+/**
+ * The data keys of `keyset` opened with `access`, or an error saying which key did not open
+ * them. A master key given as REKEY_DATA_KEY_ACCESS is refused by name: it would open them
+ * (through the derivation), but an application must never hold the master key.
+ */
+function openDataKeys(keyset: Keyset, access: { keys: Buffer[], given: boolean }, where: string): DataKey[] {
+  try {
+    return dataKeysOf(keyset, access.keys)
+  } catch (err) {
+    if (!(err instanceof RekeyError) || err.code !== 'ERR_CONFIG' || !/does not open/.test(err.message)) throw err
+    if (!access.given) {
+      throw new RekeyError('ERR_CONFIG', `the data keys of ${maskLocation(where)} do not open with this master key (REKEY_MASTER_KEY, REKEY_MASTER_KEY_PREV or the master.key beside the store): give applications the key rekey gen --data-key-access prints, in REKEY_DATA_KEY_ACCESS`)
+    }
+    let isMaster = false
+    try {
+      dataKeysOf(keyset, accessKeysOf(access.keys))
+      isMaster = true
+    } catch { /* not the master key either */ }
+    if (isMaster) {
+      throw new RekeyError('ERR_CONFIG', 'REKEY_DATA_KEY_ACCESS holds the master key, not the data-key access key: an application never holds the master key; give it the key rekey gen --data-key-access prints (it opens the data keys and nothing else)')
+    }
+    throw new RekeyError('ERR_CONFIG', `the data keys of ${maskLocation(where)} do not open with REKEY_DATA_KEY_ACCESS${access.keys.length > 1 ? ' or REKEY_DATA_KEY_ACCESS_PREV' : ''}: set it to what rekey gen --data-key-access prints with this store's master key (after rekey rotate --secret master-key, the new one)`)
+  }
 }
 
 /** Opens the cipher of the store's managed data keys. */
@@ -85,7 +111,7 @@ export async function openStoreCipher(location: string | undefined, options: Sto
   try {
     const keyset = await store.getKeyset()
     // Opened first: a row edited behind rekey's back is named as such (ERR_UNSAFE), not taken for a missing key.
-    const keys = dataKeysOf(keyset, accessKeys)
+    const keys = openDataKeys(keyset, accessKeys, where)
     if (!dataKeyRecords(keyset).some((k) => k.state === 'current')) {
       throw new RekeyError('ERR_CONFIG', `the store at ${maskLocation(where)} holds no managed data key: create one with rekey rotate --secret ENCRYPTION_KEY`)
     }
@@ -109,7 +135,7 @@ export async function openStoreCipher(location: string | undefined, options: Sto
           try {
             const fresh = await store.getKeyset()
             if (fresh.version === version) continue
-            cipher.update(dataKeysOf(fresh, accessKeys))
+            cipher.update(dataKeysOf(fresh, accessKeys.keys))
             version = fresh.version
             reloadError = ''
             retryMs = 0
