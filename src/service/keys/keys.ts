@@ -262,6 +262,7 @@ export function keyInputOf(masterKey: Buffer | readonly Buffer[], record: KeyRec
 /** A failed reload is tried again after this long, doubling up to {@link RELOAD_RETRY_MAX_MS}. */
 const RELOAD_RETRY_MS = 1000
 const RELOAD_RETRY_MAX_MS = 10_000
+const RELOAD_FAILURE_RELOG_MS = 10 * 60_000
 
 /** The access and refresh keyrings of a running service. */
 export class KeyService {
@@ -274,6 +275,8 @@ export class KeyService {
   #unsubscribe: (() => Promise<void>) | null = null
   #retry: NodeJS.Timeout | null = null
   #retryMs = 0
+  #lastFailure = ''
+  #lastFailureLoggedAt = 0
   #stopped = false
 
   constructor(options: KeyServiceOptions) {
@@ -341,11 +344,20 @@ export class KeyService {
         try {
           await this.#load()
           this.#retryMs = 0
+          if (this.#lastFailure !== '') this.#options.log.info({}, 'reloading keys works again')
+          this.#lastFailure = ''
         } catch (err) {
           // Keep verifying with the keys in memory, and try again by itself (1 s, doubling to
           // 10 s): a notification lost to a store outage must not leave this instance on an old
           // key set, which every later rotation would wait for until it timed out.
-          this.#options.log.error({ err }, 'reloading keys failed; keeping the keys loaded and retrying')
+          // Logged once per distinct failure, then again at most every 10 min while it lasts.
+          const message = (err as Error)?.message ?? String(err)
+          const now = Date.now()
+          if (message !== this.#lastFailure || now - this.#lastFailureLoggedAt >= RELOAD_FAILURE_RELOG_MS) {
+            this.#options.log.error({ err }, 'reloading keys failed; keeping the keys loaded and retrying')
+            this.#lastFailure = message
+            this.#lastFailureLoggedAt = now
+          }
           if (!this.#stopped && this.#retry === null) {
             this.#retryMs = Math.min(RELOAD_RETRY_MAX_MS, this.#retryMs === 0 ? RELOAD_RETRY_MS : this.#retryMs * 2)
             this.#retry = setTimeout(() => {
