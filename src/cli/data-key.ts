@@ -5,7 +5,7 @@
  */
 import { Cipher } from '../core/cipher.ts'
 import { kidOfText } from '../core/data-keys.ts'
-import { finalizeDataKeyProblems, hardRotateDataKeyProblems } from '../core/data-key-rules.ts'
+import { finalizeDataKeyProblems, hardRotateDataKeyProblems, shellWord } from '../core/data-key-rules.ts'
 import { RekeyError } from '../core/errors.ts'
 import { openAppTable, isPostgresUrl } from '../ops/rewrap/app-table.ts'
 import { readColumns, recordColumn, type ColumnRecord } from '../service/data-keys/crypt-columns.ts'
@@ -63,6 +63,12 @@ export async function dataKeyEvidence(io: CliIo, globals: GlobalOptions, fileVar
   return withStore(store, readColumns)
 }
 
+/** How remedies name rekey: with the env file in env-file mode, or the command would miss its keys. */
+function remedyOf(globals: GlobalOptions): { command: string } {
+  const file = globals.envFile
+  return { command: file === undefined ? 'rekey' : `rekey --env ${shellWord(file)}` }
+}
+
 /** `rotate --secret ENCRYPTION_KEY --hard`: refused while a registered column holds values of the keys it drops. */
 export async function guardDataKeyRotate(io: CliIo, globals: GlobalOptions, hard: boolean): Promise<void> {
   if (!hard || globals.envFile === undefined) return
@@ -70,7 +76,7 @@ export async function guardDataKeyRotate(io: CliIo, globals: GlobalOptions, hard
   const dropped = ['ENCRYPTION_KEY', 'ENCRYPTION_KEY_PREV'].filter((v) => has(vars, v)).map((v) => kidOfText(vars[v] as string))
   if (dropped.length === 0) return
   const columns = await recountColumns(io, globals, vars, await dataKeyEvidence(io, globals, vars), dropped[0] as string)
-  const problems = hardRotateDataKeyProblems(columns, dropped)
+  const problems = hardRotateDataKeyProblems(columns, dropped, remedyOf(globals))
   if (problems.length > 0) {
     throw new RekeyError('ERR_UNSAFE', `rotate --hard of ENCRYPTION_KEY refused: ${problems.join('; ')}. Rotate without --hard, rewrap, then finalize`)
   }
@@ -136,7 +142,7 @@ export async function guardDataKeyFinalize(io: CliIo, globals: GlobalOptions, fo
   const rotatedAt = Date.parse(vars.ENCRYPTION_KEY_ROTATED_AT ?? '')
   const currentKid = kidOfText(vars.ENCRYPTION_KEY as string)
   const columns = await recountColumns(io, globals, vars, await dataKeyEvidence(io, globals, vars), currentKid)
-  const problems = finalizeDataKeyProblems(columns, currentKid, kidOfText(vars.ENCRYPTION_KEY_PREV as string), Number.isNaN(rotatedAt) ? undefined : rotatedAt)
+  const problems = finalizeDataKeyProblems(columns, currentKid, kidOfText(vars.ENCRYPTION_KEY_PREV as string), Number.isNaN(rotatedAt) ? undefined : rotatedAt, remedyOf(globals))
   if (problems.length > 0) {
     throw new RekeyError('ERR_UNSAFE', `finalize of ENCRYPTION_KEY refused (ENCRYPTION_KEY_PREV still decrypts values): ${problems.join('; ')}`)
   }

@@ -75,7 +75,7 @@ describe('rekey --env-file F rotate --secret ENCRYPTION_KEY', () => {
   })
 
   it('refuses finalize without counted evidence and while old values remain; --force overrides', async (t) => {
-    const { db, rekey, read } = setup(t)
+    const { db, envFile, rekey, read } = setup(t)
     const first = Cipher.fromEnv(read())
     insert(db, [[1, first.encrypt('a', { aad: '1' })], [2, first.encrypt('b', { aad: '2' })]])
     assert.equal((await rekey('rotate', '--secret', 'ENCRYPTION_KEY')).code, 0)
@@ -103,7 +103,12 @@ describe('rekey --env-file F rotate --secret ENCRYPTION_KEY', () => {
     const late = await rekey('finalize', '--secret', 'ENCRYPTION_KEY')
     assert.equal(late.code, 1)
     assert.match(late.stderr, new RegExp(`still holds 1 value\\(s\\) of data key ${first.currentKid}`))
-    assert.equal((await rekey('rewrap', '--url', db, '--table', 'notes', '--column', 'body', '--aad-columns', 'id')).code, 0)
+    // The remedy is the registering rewrap, pasted as is: the env file and the aad columns
+    // included (without them it read no key, or failed every value's aad).
+    const remedy = /: run (rekey .*)$/.exec(late.stderr.trim())?.[1] ?? ''
+    assert.equal(remedy, `rekey --env ${envFile} rewrap --url ${db} --table notes --column body --aad-columns id`)
+    const pasted = await runCli(remedy.split(' ').slice(1), {})
+    assert.equal(pasted.code, 0, pasted.stderr)
     const ok = await rekey('finalize', '--secret', 'ENCRYPTION_KEY')
     assert.equal(ok.code, 0, ok.stderr)
     assert.equal(read().ENCRYPTION_KEY_PREV, undefined)
