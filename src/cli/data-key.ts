@@ -69,6 +69,20 @@ function remedyOf(globals: GlobalOptions): { command: string } {
   return { command: file === undefined ? 'rekey' : `rekey --env ${shellWord(file)}` }
 }
 
+/**
+ * What is left after an env-file `rotate --secret ENCRYPTION_KEY` that kept the old key (none
+ * for a first key): rekey cannot reload the applications, and finalize waits for the rewrap.
+ */
+export async function dataKeyFollowUp(globals: GlobalOptions): Promise<string[] | undefined> {
+  if (!has(await envFileVars(globals), 'ENCRYPTION_KEY')) return undefined
+  const rekey = remedyOf(globals).command
+  return [
+    `next: restart (or reload) every application that reads ${globals.envFile ?? 'the file'}, so that new values use the new key; then, for each encrypted column,`,
+    `  ${rekey} rewrap --url DB_URL --table T --column C --aad-columns A   (A: the columns your code passes as aad)`,
+    `then ${rekey} finalize --secret ENCRYPTION_KEY`,
+  ]
+}
+
 /** `rotate --secret ENCRYPTION_KEY --hard`: refused while a registered column holds values of the keys it drops. */
 export async function guardDataKeyRotate(io: CliIo, globals: GlobalOptions, hard: boolean): Promise<void> {
   if (!hard || globals.envFile === undefined) return

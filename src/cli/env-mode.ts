@@ -258,7 +258,8 @@ export async function applyEnvTargets(
   for (const state of states) {
     io.stdout(`${String(state.method)} ${String(state.secret)}: ${String(state.notes)}\n`)
     for (const key of state.keys as { kid: string, state: string, variable: string }[]) io.stdout(`  ${key.state.padEnd(8)} ${key.kid}  (${key.variable})\n`)
-    io.stdout(`  token lifetime ${lifetimeText(tokenLifetimeOfState(state))}\n`)
+    // A data key encrypts values, not tokens: no lifetime to show.
+    if (state.secret !== 'ENCRYPTION_KEY') io.stdout(`  token lifetime ${lifetimeText(tokenLifetimeOfState(state))}\n`)
     if (state.finalizeSafeAt !== null) io.stdout(`  finalize is safe from ${String(state.finalizeSafeAt)}\n`)
   }
   io.stdout(`${file} rewritten${result.target === path.resolve(file) ? '' : ` at its target ${result.target}`} (mode 0${result.mode.toString(8)} kept); the old file is ${result.backup ?? 'not kept (it was new)'}\n`)
