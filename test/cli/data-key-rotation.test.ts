@@ -104,6 +104,10 @@ describe('rekey --env-file F rotate --secret ENCRYPTION_KEY', () => {
 
     const dry = await rekey('--json', 'rewrap', '--url', db, '--table', 'notes', '--column', 'body', '--dry-run')
     assert.equal(JSON.parse(dry.stdout).toRewrap, 2)
+    // Forgetting --aad-columns fails every value: the error says that the aad is the likely cause.
+    const noAad = await rekey('rewrap', '--url', db, '--table', 'notes', '--column', 'body')
+    assert.equal(noAad.code, 1)
+    assert.match(noAad.stderr, /^rekey: ERR_REFUSED: 2 value\(s\) did not decrypt \(rows 1, 2\): .*their aad differs from what the application passed to encrypt \(no --aad-columns was given/)
     const done = await rekey('rewrap', '--url', db, '--table', 'notes', '--column', 'body', '--aad-columns', 'id')
     assert.equal(done.code, 0, done.stderr)
     const status = await rekey('status')

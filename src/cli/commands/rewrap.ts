@@ -118,7 +118,9 @@ export function registerRewrap(program: Command, io: CliIo): void {
           }
           report(io, globals, doneReport(table, spec, cipher, result), !tty)
           if (result.failed > 0) {
-            throw new CliExit(EXIT.REFUSED, `${result.failed} value(s) did not decrypt with any configured data key (rows ${result.failedKeys.join(', ')}${result.failed > result.failedKeys.length ? ', …' : ''}): they were left as they are`)
+            // GCM cannot tell a wrong aad from a wrong key or an altered value: name every cause, the likeliest first.
+            const aad = spec.aadColumns.length === 0 ? 'no --aad-columns was given, so no aad was used' : `the aad was --aad-columns ${spec.aadColumns.join(',')}`
+            throw new CliExit(EXIT.REFUSED, `${result.failed} value(s) did not decrypt (rows ${result.failedKeys.join(', ')}${result.failed > result.failedKeys.length ? ', …' : ''}): they were left as they are. Either their aad differs from what the application passed to encrypt (${aad}: give the same columns), or their key is not configured here, or they were altered`)
           }
         })
       } finally {
