@@ -47,7 +47,13 @@ export async function commandCipher(io: CliIo, globals: GlobalOptions, fileVars:
   const store = await openForRead(config.store)
   const keyset = store === null ? null : await withStore(store, (s) => s.getKeyset())
   const managed = keyset === null ? [] : dataKeyRecords(keyset)
-  if (managed.length === 0) return cliCipher(io, fileVars)
+  if (managed.length === 0) {
+    // Neither mode has a key: the likely slip is an env file that was not named.
+    if (!has(io.env, 'ENCRYPTION_KEY') && !has(io.env, 'ENCRYPTION_KEYS')) {
+      throw new RekeyError('ERR_CONFIG', `no data key: ENCRYPTION_KEY is not in the environment and ${maskLocation(config.store)} holds no managed data key. Name the env file that holds ENCRYPTION_KEY (rekey --env .env rewrap ...), or create managed data keys with rekey rotate --secret ENCRYPTION_KEY`)
+    }
+    return cliCipher(io, fileVars)
+  }
   if (has(io.env, 'ENCRYPTION_KEY') || has(io.env, 'ENCRYPTION_KEYS')) {
     throw new RekeyError('ERR_CONFIG', `ENCRYPTION_KEY is set in the environment and ${maskLocation(config.store)} holds managed data keys: unset it to use the store's keys, or name the env file that holds it (--env)`)
   }

@@ -160,8 +160,12 @@ describe('rekey --env-file F rotate --secret ENCRYPTION_KEY', () => {
   })
 
   it('managed mode and bad input get usage errors, not stack traces', async (t) => {
-    const { db, rekey } = setup(t)
+    const { db, envFile, rekey } = setup(t)
     // Managed data keys are tested in test/ops/managed-data-key.test.ts; here, only what does not apply to them.
+    // The env file forgotten: the error names it as the likely slip, not "generate a key" (that key would open nothing).
+    const noKey = await runCli(['--store', path.join(path.dirname(envFile), 'none.db'), 'rewrap', '--url', db, '--table', 'notes', '--column', 'body'], {})
+    assert.equal(noKey.code, 2)
+    assert.match(noKey.stderr, /^rekey: ERR_CONFIG: no data key: ENCRYPTION_KEY is not in the environment and .* holds no managed data key\. Name the env file that holds ENCRYPTION_KEY \(rekey --env \.env rewrap \.\.\.\)/)
     const managed = await runCli(['rotate', '--secret', 'ENCRYPTION_KEY', '--publish-delay', '0'], {})
     assert.equal(managed.code, 2)
     assert.match(managed.stderr, /^rekey: .*--publish-delay apply to JWKS-published signing keys, not to ENCRYPTION_KEY/)
