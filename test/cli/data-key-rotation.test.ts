@@ -114,6 +114,9 @@ describe('rekey --env-file F rotate --secret ENCRYPTION_KEY', () => {
     assert.match(status.stdout, new RegExp(`current +${Cipher.fromEnv(read()).currentKid}  2 value\\(s\\)`))
     // An instance still on the old key writes behind rewrap: finalize counts again and sees it.
     insert(db, [[3, first.encrypt('late', { aad: '3' })]])
+    // A count (no aad needed) and a run whose values failed their aad do not unregister the aad columns.
+    assert.equal((await rekey('rewrap', '--url', db, '--table', 'notes', '--column', 'body', '--count')).code, 0)
+    assert.equal((await rekey('rewrap', '--url', db, '--table', 'notes', '--column', 'body')).code, 1)
     const late = await rekey('finalize', '--secret', 'ENCRYPTION_KEY')
     assert.equal(late.code, 1)
     assert.match(late.stderr, new RegExp(`still holds 1 value\\(s\\) of data key ${first.currentKid}`))

@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
 import { Cipher } from '../../core/cipher.ts'
-import { columnId, readProgress, recordColumn, writeProgress, type ColumnRecord } from '../../service/data-keys/crypt-columns.ts'
+import { columnId, readColumns, readProgress, recordColumn, writeProgress, type ColumnRecord } from '../../service/data-keys/crypt-columns.ts'
 import { openAppTable, type AppTable, type KidCounts, type TableSpec } from '../../ops/rewrap/app-table.ts'
 import { rewrapColumn, type RewrapResult } from '../../ops/rewrap/rewrap.ts'
 import { commandConfig, envFileVars, liveSecretsOf, openForWrite, withStore } from '../audit-store.ts'
@@ -79,9 +79,13 @@ export function registerRewrap(program: Command, io: CliIo): void {
         await withStore(store, async () => {
           const id = columnId(table.database, spec.table, spec.column)
           const base = { id, database: table.database, table: spec.table, column: spec.column, keyColumn: spec.keyColumn, aadColumns: spec.aadColumns }
+          // The registered aad columns are what finalize's remedy repeats: a count (which needs no
+          // aad) or a run whose values did not decrypt does not replace them with its own guess.
+          const registeredAad = (await readColumns(store)).find((c) => c.id === id)?.aadColumns
+          const aadOf = (proven: boolean): { aadColumns: readonly string[] } => ({ aadColumns: proven || registeredAad === undefined ? spec.aadColumns : registeredAad })
           if (options.count === true || options.dryRun === true) {
             const counts = await table.countByKid()
-            await store.transaction((tx) => recordColumn(tx, { ...base, ...counts, currentKid: cipher.currentKid, countedAt: new Date().toISOString() }))
+            await store.transaction((tx) => recordColumn(tx, { ...base, ...aadOf(options.aadColumns !== undefined), ...counts, currentKid: cipher.currentKid, countedAt: new Date().toISOString() }))
             report(io, globals, countReport(table, spec, cipher, counts, options.dryRun === true, await readProgress(store, id)))
             return
           }
@@ -105,7 +109,7 @@ export function registerRewrap(program: Command, io: CliIo): void {
             })
             progress.finish()
             // The counts and the audit row are written while the lock is still held.
-            const record: ColumnRecord = { ...base, kids: result.kids, other: result.other, nulls: result.nulls, rows: result.rowsDone, currentKid: cipher.currentKid, countedAt: new Date().toISOString() }
+            const record: ColumnRecord = { ...base, ...aadOf(result.failed === 0 && (result.rewrapped > 0 || options.aadColumns !== undefined)), kids: result.kids, other: result.other, nulls: result.nulls, rows: result.rowsDone, currentKid: cipher.currentKid, countedAt: new Date().toISOString() }
             await store.transaction(async (tx) => {
               await recordColumn(tx, record)
               await audit.append({
