@@ -58,7 +58,7 @@ export function registerRewrap(program: Command, io: CliIo): void {
     .addHelpText('after', [
       '',
       'Examples:',
-      '  rekey --env-file .env rewrap --url "$DATABASE_URL" --table users --column ssn --aad-columns id',
+      '  rekey --env .env rewrap --url "$DATABASE_URL" --table users --column ssn --aad-columns id',
       '  rekey rewrap --url ./app.db --table notes --column body --count',
       '  rekey rewrap --url "$DATABASE_URL" --table users --column ssn   # managed data keys (rekey rotate --secret ENCRYPTION_KEY)',
       '',
