@@ -51,15 +51,32 @@ function masterKeyOf(env: Readonly<Record<string, string | undefined>>, name: st
  * only, else the master key (REKEY_MASTER_KEY + _PREV, or the `master.key` beside a SQLite
  * store), from which the same access key is derived.
  */
-async function accessKeysFor(where: string, env: Readonly<Record<string, string | undefined>>): Promise<Buffer[]> {
+async function accessKeysFor(where: string, env: Readonly<Record<string, string | undefined>>): Promise<{ keys: Buffer[], from: 'access' | 'master' }> {
   const access = masterKeyOf(env, 'REKEY_DATA_KEY_ACCESS')
   const accessPrev = masterKeyOf(env, 'REKEY_DATA_KEY_ACCESS_PREV')
-  if (access !== undefined) return accessPrev === undefined ? [access] : [access, accessPrev]
+  if (access !== undefined) return { keys: accessPrev === undefined ? [access] : [access, accessPrev], from: 'access' }
   if (accessPrev !== undefined) throw new RekeyError('ERR_CONFIG', 'REKEY_DATA_KEY_ACCESS_PREV is set but REKEY_DATA_KEY_ACCESS is not')
   const current = masterKeyOf(env, 'REKEY_MASTER_KEY')
-  const { key: masterKey } = await resolveMasterKey({ store: where, masterKey: current === undefined ? undefined : new SecretValue(current) })
+  let masterKey: Buffer
+  try {
+    masterKey = (await resolveMasterKey({ store: where, masterKey: current === undefined ? undefined : new SecretValue(current) })).key
+  } catch (err) {
+    // The master key is the fallback: an application is meant to hold the access key, so name it first.
+    if (err instanceof RekeyError && err.code === 'ERR_CONFIG') throw new RekeyError('ERR_CONFIG', `REKEY_DATA_KEY_ACCESS is not set (\`rekey gen --data-key-access\` prints it, where the store's master key is), and ${err.message}`)
+    throw err
+  }
   const previous = masterKeyOf(env, 'REKEY_MASTER_KEY_PREV')
-  return accessKeysOf(previous === undefined ? [masterKey] : [masterKey, previous])
+  return { keys: accessKeysOf(previous === undefined ? [masterKey] : [masterKey, previous]), from: 'master' }
+}
+
+/** The data keys, with a refusal that names the key the application gave (the seal speaks of a master key). */
+function opened<T>(open: () => T, from: 'access' | 'master', where: string): T {
+  try {
+    return open()
+  } catch (err) {
+    if (from !== 'access' || !(err instanceof RekeyError) || err.code !== 'ERR_CONFIG' || !/does not open/.test(err.message)) throw err
+    throw new RekeyError('ERR_CONFIG', `REKEY_DATA_KEY_ACCESS does not open the data keys of ${maskLocation(where)}: it was printed for another store, or before a master-key rotation (print the current one with rekey gen --data-key-access; during a rollout the old one goes in REKEY_DATA_KEY_ACCESS_PREV)`)
+  }
 }
 
 /** Opens the cipher of the store's managed data keys. */
@@ -77,7 +94,7 @@ export async function openStoreCipher(location: string | undefined, options: Sto
   if (!isPostgresLocation(where) && statSync(where).isDirectory()) {
     throw new RekeyError('ERR_CONFIG', `the rekey store ${where} is a directory: name the SQLite file (for example ${path.join(where, 'rekey.db')})`)
   }
-  const accessKeys = await accessKeysFor(where, env)
+  const { keys: accessKeys, from } = await accessKeysFor(where, env)
 
   let reloadError = ''
   const warn = options.onWarning ?? ((message: string) => { process.emitWarning(message, 'RekeyWarning') })
@@ -85,7 +102,7 @@ export async function openStoreCipher(location: string | undefined, options: Sto
   try {
     const keyset = await store.getKeyset()
     // Opened first: a row edited behind rekey's back is named as such (ERR_UNSAFE), not taken for a missing key.
-    const keys = dataKeysOf(keyset, accessKeys)
+    const keys = opened(() => dataKeysOf(keyset, accessKeys), from, where)
     if (!dataKeyRecords(keyset).some((k) => k.state === 'current')) {
       throw new RekeyError('ERR_CONFIG', `the store at ${maskLocation(where)} holds no managed data key: create one with rekey rotate --secret ENCRYPTION_KEY`)
     }
