@@ -352,6 +352,8 @@ describe('managed ENCRYPTION_KEY: the application side', () => {
 
     const r = await runBin(['rotate', '--secret', 'ENCRYPTION_KEY'], { cwd: dir, env: { REKEY_STORE: store } })
     assert.equal(r.code, 0, r.stderr)
+    // The first command on a new store names what it created and what to keep out of git, as in env-file mode.
+    assert.match(r.stderr, /^rekey: created \.rekey\/ with rekey\.db \(the audit log and rotation inventory\) and master\.key \(its key\)\. They belong in \.gitignore, never in git: "\.rekey\/"$/m)
     renameSync(path.join(dir, '.rekey', 'master.key'), path.join(dir, 'master.key.moved'))
     await assert.rejects(Cipher.fromStore(store, { env: {} }), { code: 'ERR_CONFIG', message: /^REKEY_DATA_KEY_ACCESS is not set \(`rekey gen --data-key-access` prints it, where the store's master key is\), and no master key/ })
     assert.equal(existsSync(path.join(dir, '.rekey', 'master.key')), false, 'an app never invents a master key')
