@@ -133,6 +133,11 @@ describe('rekey --env-file F rotate --secret ENCRYPTION_KEY', () => {
     assert.equal(read().ENCRYPTION_KEY_PREV, undefined)
     const audit = await rekey('audit')
     assert.match(audit.stdout, /rewrap/)
+    // PWD (the shell's working directory) is no secret: the database path stays readable in the notes.
+    assert.equal((await runCli(['--env-file', envFile, 'rewrap', '--url', db, '--table', 'notes', '--column', 'body', '--aad-columns', 'id'], { PWD: path.dirname(db) })).code, 0)
+    // Masked as a live secret, PWD would show as `/tmp…[masked]/app.db` (a temp path may still meet the base64-run rule).
+    const rows = (await rekey('audit')).stdout.split('\n').filter((l) => l.includes('| rewrap |'))
+    assert.doesNotMatch(rows.at(-1) ?? '', /\[masked\]\/app\.db/)
 
     // --force skips the evidence: the operator takes the loss on purpose.
     assert.equal((await rekey('rotate', '--secret', 'ENCRYPTION_KEY')).code, 0)
