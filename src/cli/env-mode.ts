@@ -98,7 +98,7 @@ const kidIn = (state: Record<string, unknown>, keyState: string): string =>
 
 /** `signing A -> B, previous C -> none`: which keys changed, by kid, never by value. */
 function kidNotes(before: Record<string, unknown>, after: Record<string, unknown>): string {
-  return `signing kid ${kidIn(before, 'current')} -> ${kidIn(after, 'current')}, previous kid ${kidIn(before, 'previous')} -> ${kidIn(after, 'previous')}`
+  return `${before.secret === 'ENCRYPTION_KEY' ? 'encrypting' : 'signing'} kid ${kidIn(before, 'current')} -> ${kidIn(after, 'current')}, previous kid ${kidIn(before, 'previous')} -> ${kidIn(after, 'previous')}`
 }
 
 /**

@@ -133,6 +133,7 @@ describe('rekey --env-file F rotate --secret ENCRYPTION_KEY', () => {
     assert.equal(read().ENCRYPTION_KEY_PREV, undefined)
     const audit = await rekey('audit')
     assert.match(audit.stdout, /rewrap/)
+    assert.match(audit.stdout, /\| finalize \| no registered column holds a value of the old key; encrypting kid [\w-]{16} -> [\w-]{16}, previous kid [\w-]{16} -> none \|/)
     // PWD (the shell's working directory) is no secret: the database path stays readable in the notes.
     assert.equal((await runCli(['--env-file', envFile, 'rewrap', '--url', db, '--table', 'notes', '--column', 'body', '--aad-columns', 'id'], { PWD: path.dirname(db) })).code, 0)
     // Masked as a live secret, PWD would show as `/tmp…[masked]/app.db` (a temp path may still meet the base64-run rule).
