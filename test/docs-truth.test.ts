@@ -67,3 +67,13 @@ test('README: no "every test" claim; the Node pin is scoped to the checkout\'s s
   assert.equal(pkg.engines.node, '>=22.12')
   assert.match(pkg.devDependencies.node ?? '', /^\^24\./)
 })
+
+test('docs/crypt.md: every rekey command names the env file with --env, and the leak response shreds the real backup names', () => {
+  const crypt = readFileSync(path.join(ROOT, 'docs/crypt.md'), 'utf8')
+  // docs/cli.md promises that every example uses --env: through npx, Node takes --env-file itself.
+  assert.doesNotMatch(crypt, /rekey --env-file/)
+  assert.match(crypt, /npx rekey --env \.env gen --var ENCRYPTION_KEY/)
+  // Backups are generations .env.bak.1..N: a `shred -u .env.bak` finds no such file.
+  assert.doesNotMatch(crypt, /shred -u\s+\.env\.bak`/)
+  assert.match(crypt.replace(/\s+/g, ' '), /finalize --secret ENCRYPTION_KEY --shred-backups/)
+})

@@ -85,13 +85,15 @@ export async function withStore<T>(store: Store, fn: (store: Store) => Promise<T
 }
 
 const SECRET_NAME = /(^|_)(SECRET|TOKEN|PASSWORD|PASSWD|PASS|PWD|KEY|CREDENTIALS?|DSN)(_|$)|DATABASE_URL/i
+// The shell's working directory, not a password: masking it hid every path under it in the notes.
+const NOT_SECRET = new Set(['PWD'])
 
 /** Values of secret-looking variables (process and env file), to mask if pasted into notes. */
 export function liveSecretsOf(env: CliIo['env'], fileVars: Readonly<Record<string, string>> = {}): string[] {
   const out: string[] = []
   for (const vars of [env, fileVars]) {
     for (const [name, value] of Object.entries(vars)) {
-      if (value !== undefined && value.length >= 8 && SECRET_NAME.test(name)) out.push(value)
+      if (value !== undefined && value.length >= 8 && SECRET_NAME.test(name) && !NOT_SECRET.has(name)) out.push(value)
     }
   }
   return out

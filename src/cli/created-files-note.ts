@@ -69,6 +69,15 @@ export async function createdFilesNote(storePath: string, masterKeyFile: string,
 }
 
 /**
+ * The warning for an env file rekey has just created (`gen --var` into a new file): it holds
+ * secrets, so it is named when git would NOT ignore it; '' otherwise.
+ */
+export async function newEnvFileNote(envFile: string, cwd: string = process.cwd()): Promise<string> {
+  const file = path.resolve(cwd, envFile)
+  return notIgnoredWarning(path.dirname(file), [file], undefined)
+}
+
+/**
  * A warning naming the created files git would NOT ignore (checked by name, so the backups
  * that do not exist yet are checked too), when the project uses git; '' otherwise.
  */

@@ -5,7 +5,7 @@
  */
 import { Cipher } from '../core/cipher.ts'
 import { kidOfText } from '../core/data-keys.ts'
-import { finalizeDataKeyProblems, hardRotateDataKeyProblems } from '../core/data-key-rules.ts'
+import { finalizeDataKeyProblems, hardRotateDataKeyProblems, shellWord } from '../core/data-key-rules.ts'
 import { RekeyError } from '../core/errors.ts'
 import { openAppTable, isPostgresUrl } from '../ops/rewrap/app-table.ts'
 import { readColumns, recordColumn, type ColumnRecord } from '../service/data-keys/crypt-columns.ts'
@@ -47,7 +47,13 @@ export async function commandCipher(io: CliIo, globals: GlobalOptions, fileVars:
   const store = await openForRead(config.store)
   const keyset = store === null ? null : await withStore(store, (s) => s.getKeyset())
   const managed = keyset === null ? [] : dataKeyRecords(keyset)
-  if (managed.length === 0) return cliCipher(io, fileVars)
+  if (managed.length === 0) {
+    // Neither mode has a key: the likely slip is an env file that was not named.
+    if (!has(io.env, 'ENCRYPTION_KEY') && !has(io.env, 'ENCRYPTION_KEYS')) {
+      throw new RekeyError('ERR_CONFIG', `no data key: ENCRYPTION_KEY is not in the environment and ${maskLocation(config.store)} holds no managed data key. Name the env file that holds ENCRYPTION_KEY (rekey --env .env rewrap ...), or create managed data keys with rekey rotate --secret ENCRYPTION_KEY`)
+    }
+    return cliCipher(io, fileVars)
+  }
   if (has(io.env, 'ENCRYPTION_KEY') || has(io.env, 'ENCRYPTION_KEYS')) {
     throw new RekeyError('ERR_CONFIG', `ENCRYPTION_KEY is set in the environment and ${maskLocation(config.store)} holds managed data keys: unset it to use the store's keys, or name the env file that holds it (--env)`)
   }
@@ -63,6 +69,26 @@ export async function dataKeyEvidence(io: CliIo, globals: GlobalOptions, fileVar
   return withStore(store, readColumns)
 }
 
+/** How remedies name rekey: with the env file in env-file mode, or the command would miss its keys. */
+function remedyOf(globals: GlobalOptions): { command: string } {
+  const file = globals.envFile
+  return { command: file === undefined ? 'rekey' : `rekey --env ${shellWord(file)}` }
+}
+
+/**
+ * What is left after an env-file `rotate --secret ENCRYPTION_KEY` that kept the old key (none
+ * for a first key): rekey cannot reload the applications, and finalize waits for the rewrap.
+ */
+export async function dataKeyFollowUp(globals: GlobalOptions): Promise<string[] | undefined> {
+  if (!has(await envFileVars(globals), 'ENCRYPTION_KEY')) return undefined
+  const rekey = remedyOf(globals).command
+  return [
+    `next: restart (or reload) every application that reads ${globals.envFile ?? 'the file'}, so that new values use the new key; then, for each encrypted column,`,
+    `  ${rekey} rewrap --url DB_URL --table T --column C --aad-columns A   (A: the columns your code passes as aad)`,
+    `then ${rekey} finalize --secret ENCRYPTION_KEY`,
+  ]
+}
+
 /** `rotate --secret ENCRYPTION_KEY --hard`: refused while a registered column holds values of the keys it drops. */
 export async function guardDataKeyRotate(io: CliIo, globals: GlobalOptions, hard: boolean): Promise<void> {
   if (!hard || globals.envFile === undefined) return
@@ -70,7 +96,7 @@ export async function guardDataKeyRotate(io: CliIo, globals: GlobalOptions, hard
   const dropped = ['ENCRYPTION_KEY', 'ENCRYPTION_KEY_PREV'].filter((v) => has(vars, v)).map((v) => kidOfText(vars[v] as string))
   if (dropped.length === 0) return
   const columns = await recountColumns(io, globals, vars, await dataKeyEvidence(io, globals, vars), dropped[0] as string)
-  const problems = hardRotateDataKeyProblems(columns, dropped)
+  const problems = hardRotateDataKeyProblems(columns, dropped, remedyOf(globals))
   if (problems.length > 0) {
     throw new RekeyError('ERR_UNSAFE', `rotate --hard of ENCRYPTION_KEY refused: ${problems.join('; ')}. Rotate without --hard, rewrap, then finalize`)
   }
@@ -136,7 +162,7 @@ export async function guardDataKeyFinalize(io: CliIo, globals: GlobalOptions, fo
   const rotatedAt = Date.parse(vars.ENCRYPTION_KEY_ROTATED_AT ?? '')
   const currentKid = kidOfText(vars.ENCRYPTION_KEY as string)
   const columns = await recountColumns(io, globals, vars, await dataKeyEvidence(io, globals, vars), currentKid)
-  const problems = finalizeDataKeyProblems(columns, currentKid, kidOfText(vars.ENCRYPTION_KEY_PREV as string), Number.isNaN(rotatedAt) ? undefined : rotatedAt)
+  const problems = finalizeDataKeyProblems(columns, currentKid, kidOfText(vars.ENCRYPTION_KEY_PREV as string), Number.isNaN(rotatedAt) ? undefined : rotatedAt, remedyOf(globals))
   if (problems.length > 0) {
     throw new RekeyError('ERR_UNSAFE', `finalize of ENCRYPTION_KEY refused (ENCRYPTION_KEY_PREV still decrypts values): ${problems.join('; ')}`)
   }

@@ -98,7 +98,7 @@ const kidIn = (state: Record<string, unknown>, keyState: string): string =>
 
 /** `signing A -> B, previous C -> none`: which keys changed, by kid, never by value. */
 function kidNotes(before: Record<string, unknown>, after: Record<string, unknown>): string {
-  return `signing kid ${kidIn(before, 'current')} -> ${kidIn(after, 'current')}, previous kid ${kidIn(before, 'previous')} -> ${kidIn(after, 'previous')}`
+  return `${before.secret === 'ENCRYPTION_KEY' ? 'encrypting' : 'signing'} kid ${kidIn(before, 'current')} -> ${kidIn(after, 'current')}, previous kid ${kidIn(before, 'previous')} -> ${kidIn(after, 'previous')}`
 }
 
 /**
@@ -258,7 +258,8 @@ export async function applyEnvTargets(
   for (const state of states) {
     io.stdout(`${String(state.method)} ${String(state.secret)}: ${String(state.notes)}\n`)
     for (const key of state.keys as { kid: string, state: string, variable: string }[]) io.stdout(`  ${key.state.padEnd(8)} ${key.kid}  (${key.variable})\n`)
-    io.stdout(`  token lifetime ${lifetimeText(tokenLifetimeOfState(state))}\n`)
+    // A data key encrypts values, not tokens: no lifetime to show.
+    if (state.secret !== 'ENCRYPTION_KEY') io.stdout(`  token lifetime ${lifetimeText(tokenLifetimeOfState(state))}\n`)
     if (state.finalizeSafeAt !== null) io.stdout(`  finalize is safe from ${String(state.finalizeSafeAt)}\n`)
   }
   io.stdout(`${file} rewritten${result.target === path.resolve(file) ? '' : ` at its target ${result.target}`} (mode 0${result.mode.toString(8)} kept); the old file is ${result.backup ?? 'not kept (it was new)'}\n`)

@@ -12,6 +12,7 @@ import type { DataKeyLifecycle } from '../service/data-keys/managed-data-keys.ts
 import { openOperations } from '../service/operations.ts'
 import type { Store } from '../store/store.ts'
 import { commandConfig } from './audit-store.ts'
+import { createdFilesNote } from './created-files-note.ts'
 import { CliExit, EXIT, operatorOf, type CliIo, type GlobalOptions } from './context.ts'
 
 /** What a managed command works with. */
@@ -48,12 +49,16 @@ export function timeoutOf(value: string | undefined, fallbackMs: number): number
 export async function withManaged<T>(io: CliIo, globals: GlobalOptions, fn: (ctx: ManagedContext) => Promise<T>, options: { create?: boolean } = {}): Promise<T> {
   const config = await commandConfig(io, globals)
   // REKEY_WEBHOOK_URL: rotations run from the CLI post their notices too (sent before exit).
+  let created: string | null = null
   const ops = await openOperations(config, { warn: (_obj, msg) => io.stderr(`rekey: warning: ${msg}\n`) }, {
     create: options.create === true,
     onMasterKey: ({ generated }) => {
       if (generated !== null) io.stderr(`rekey: REKEY_MASTER_KEY is not set: generated ${generated} (production must set REKEY_MASTER_KEY)\n`)
+      created = generated
     },
   })
+  // A new embedded store (the first data key of an app): what to keep out of git, as env-file mode says.
+  if (created !== null) io.stderr(await createdFilesNote(config.store, created, undefined))
   try {
     return await fn({ config, store: ops.store, audit: ops.audit, rotation: ops.rotation, dataKeys: ops.dataKeys, actor: { operator: operatorOf(globals), requestId: null } })
   } finally {

@@ -28,30 +28,47 @@ export interface NamedEvidence extends ColumnEvidence {
   readonly table: string
   readonly column: string
   readonly database: string
+  /** As registered by rewrap: the remedy repeats them, or every value would fail its `aad`. */
+  readonly keyColumn?: string
+  readonly aadColumns?: readonly string[]
+}
+
+/** How the remedies name rekey: `rekey --env .env` in env-file mode, so the command reads the same keys. */
+export interface RemedyOptions {
+  readonly command?: string
 }
 
 const label = (c: NamedEvidence): string => `${c.table}.${c.column} (${c.database})`
-const recount = (c: NamedEvidence): string => `rekey rewrap --url <${c.database}> --table ${c.table} --column ${c.column}`
+// A URL whose password was masked is a placeholder to fill in; a SQLite path is pasted as is.
+const urlArg = (database: string): string => database.includes('***') ? `<${database} with its password>` : shellWord(database)
+/** `text` as one shell word: as it is when plain, else single-quoted. */
+export const shellWord = (text: string): string => /^[\w./:@%+=,-]+$/.test(text) ? text : `'${text.replaceAll("'", "'\\''")}'`
+/** The rewrap that registered the column, so that pasting it works: same key column, same aad columns. */
+const recount = (c: NamedEvidence, options: RemedyOptions): string => [
+  `${options.command ?? 'rekey'} rewrap --url ${urlArg(c.database)} --table ${c.table} --column ${c.column}`,
+  ...(c.keyColumn !== undefined && c.keyColumn !== 'id' ? [` --key-column ${c.keyColumn}`] : []),
+  ...(c.aadColumns !== undefined && c.aadColumns.length > 0 ? [` --aad-columns ${c.aadColumns.join(',')}`] : []),
+].join('')
 
-const NO_COLUMN = 'no encrypted column is registered, so rekey cannot tell whether values of the old key remain: run rekey rewrap --url DB_URL --table T --column C (add --count to only count) for every column that holds ENCRYPTION_KEY values'
+const noColumn = (options: RemedyOptions): string => `no encrypted column is registered, so rekey cannot tell whether values of the old key remain: run ${options.command ?? 'rekey'} rewrap --url DB_URL --table T --column C --aad-columns A (the columns your code passes as aad; add --count to only count) for every column that holds ENCRYPTION_KEY values`
 
 /** Why ENCRYPTION_KEY_PREV (kid `previousKid`) cannot be removed yet; empty when it can. */
-export function finalizeDataKeyProblems(columns: readonly NamedEvidence[], currentKid: string, previousKid: string, rotatedAt?: number): string[] {
-  if (columns.length === 0) return [NO_COLUMN]
+export function finalizeDataKeyProblems(columns: readonly NamedEvidence[], currentKid: string, previousKid: string, rotatedAt?: number, options: RemedyOptions = {}): string[] {
+  if (columns.length === 0) return [noColumn(options)]
   const problems: string[] = []
   for (const c of columns) {
     const held = c.kids[previousKid] ?? 0
-    if (held > 0) problems.push(`${label(c)} still holds ${held} value(s) of data key ${previousKid}: run ${recount(c)}`)
+    if (held > 0) problems.push(`${label(c)} still holds ${held} value(s) of data key ${previousKid}: run ${recount(c, options)}`)
     else if (c.currentKid !== currentKid || (rotatedAt !== undefined && Date.parse(c.countedAt) < rotatedAt)) {
-      problems.push(`${label(c)} was last counted at ${c.countedAt}, before data key ${currentKid} took over: run ${recount(c)} --count`)
+      problems.push(`${label(c)} was last counted at ${c.countedAt}, before data key ${currentKid} took over: run ${recount(c, options)} --count`)
     }
   }
   return problems
 }
 
 /** Why the keys `droppedKids` cannot be dropped at once; empty when no registered column holds their values. */
-export function hardRotateDataKeyProblems(columns: readonly NamedEvidence[], droppedKids: readonly string[]): string[] {
-  if (columns.length === 0) return [NO_COLUMN]
+export function hardRotateDataKeyProblems(columns: readonly NamedEvidence[], droppedKids: readonly string[], options: RemedyOptions = {}): string[] {
+  if (columns.length === 0) return [noColumn(options)]
   const problems: string[] = []
   for (const c of columns) {
     for (const kid of droppedKids) {

@@ -222,7 +222,8 @@ export function planRotate(vars: Vars, layout: EnvLayout, fresh: string, now: Da
     if (layout.convention === 'staged') {
       return { set: { JWT_SECRET: fresh }, remove: [...STAGED_VARS], method: 'rotate --hard', notes: 'old key dropped at once: every token it signed is refused (users sign in again)', signing: fresh, dropped }
     }
-    return { set: { [layout.signVar]: fresh }, remove: [layout.verifyVar, layout.dateVar], method: 'rotate --hard', notes: 'old key dropped at once: every token it signed is refused (users sign in again)', signing: fresh, dropped }
+    const notes = layout.secret === 'data' ? 'old key dropped at once: a value it encrypted no longer decrypts' : 'old key dropped at once: every token it signed is refused (users sign in again)'
+    return { set: { [layout.signVar]: fresh }, remove: [layout.verifyVar, layout.dateVar], method: 'rotate --hard', notes, signing: fresh, dropped }
   }
   if (inGrace(vars, layout)) {
     const safeAt = lifetime === undefined ? undefined : finalizeSafeAt(vars, layout, lifetime)
@@ -235,7 +236,8 @@ export function planRotate(vars: Vars, layout: EnvLayout, fresh: string, now: Da
       method: 'rotate', notes: 'JWT_SECRET_NEW signs; JWT_SECRET_CURRENT verifies until finalize', signing: fresh,
     }
   }
-  return { set: { [layout.signVar]: fresh, [layout.verifyVar]: old, [layout.dateVar]: date }, remove: [], method: 'rotate', notes: `${layout.signVar} signs; ${layout.verifyVar} verifies until finalize`, signing: fresh }
+  const [uses, keeps] = layout.secret === 'data' ? ['encrypts', 'decrypts'] : ['signs', 'verifies']
+  return { set: { [layout.signVar]: fresh, [layout.verifyVar]: old, [layout.dateVar]: date }, remove: [], method: 'rotate', notes: `${layout.signVar} ${uses}; ${layout.verifyVar} ${keeps} until finalize`, signing: fresh }
 }
 
 /** Finalize: the old key stops verifying, refused while its tokens may still be live unless forced. */
@@ -253,7 +255,10 @@ export function planFinalize(vars: Vars, layout: EnvLayout, now: Date, force: bo
       throw new RekeyError('ERR_UNSAFE', `Tokens signed by the old key may be live until ${safeAt.toISOString()}${assumed}: finalize then, or use --force to cut them now`)
     }
   }
-  const notes = force && (safeAt === undefined || now.getTime() < safeAt.getTime()) ? 'forced before the grace window ended' : 'grace window over'
+  // The data key has no window: the caller refused it while a counted value still needed the old key.
+  const notes = layout.secret === 'data'
+    ? force ? 'forced: a value of the old key no longer decrypts' : 'no registered column holds a value of the old key'
+    : force && (safeAt === undefined || now.getTime() < safeAt.getTime()) ? 'forced before the grace window ended' : 'grace window over'
   const dropped = [vars[layout.verifyVar] as string]
   if (layout.convention === 'staged') {
     return { set: { JWT_SECRET: vars.JWT_SECRET_NEW as string }, remove: [...STAGED_VARS], method: force ? 'finalize --force' : 'finalize', notes, signing: vars.JWT_SECRET_NEW as string, dropped }
@@ -272,7 +277,7 @@ export function planRollback(vars: Vars, layout: EnvLayout, now: Date): EnvPlan 
     set: { [layout.signVar]: previous, [layout.verifyVar]: signer, [layout.dateVar]: now.toISOString() },
     remove: [],
     method: 'rollback',
-    notes: 'the previous key signs again; the rolled-back key verifies until finalize',
+    notes: layout.secret === 'data' ? 'the previous key encrypts again; the rolled-back key decrypts until finalize' : 'the previous key signs again; the rolled-back key verifies until finalize',
     signing: previous,
   }
 }

@@ -108,3 +108,21 @@ test('a store outside the project is not offered to its .gitignore; a folder of 
   assert.equal(nested.code, 0, nested.stderr)
   assert.match(nested.stderr, /created data\/ with rekey\.db .*They belong in \.gitignore, never in git: "data\/" and "\.env\.bak\*"\n/)
 })
+
+test('gen --var into a new env file in a git work tree that does not ignore it warns that git would commit its secrets', async (t) => {
+  const dir = path.join(tempDir(t), 'proj')
+  mkdirSync(dir)
+  execFileSync('git', ['init', '-q'], { cwd: dir })
+  const r = await runBin(['--env', '.env', 'gen', '--var', 'ENCRYPTION_KEY'], { cwd: dir })
+  assert.equal(r.code, 0, r.stderr)
+  assert.match(r.stderr, /^rekey: warning: \.env is NOT ignored by git \(git check-ignore\): add it to \.gitignore before any "git add", or "git add \." commits it$/m)
+  assert.ok(untracked(dir).includes('?? .env'), 'what the warning is about')
+  // Ignored, or an existing file (the user's own): no such warning.
+  const ignored = path.join(tempDir(t), 'proj')
+  mkdirSync(ignored)
+  execFileSync('git', ['init', '-q'], { cwd: ignored })
+  writeFileSync(path.join(ignored, '.gitignore'), '.env\n.env.bak*\n.rekey/\n')
+  const quiet = await runBin(['--env', '.env', 'gen', '--var', 'ENCRYPTION_KEY'], { cwd: ignored })
+  assert.equal(quiet.code, 0, quiet.stderr)
+  assert.doesNotMatch(quiet.stderr, /NOT ignored/)
+})

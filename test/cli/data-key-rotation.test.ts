@@ -52,6 +52,12 @@ describe('rekey --env-file F rotate --secret ENCRYPTION_KEY', () => {
     assert.equal(statSync(envFile).mode & 0o777, 0o640, 'the rewritten file keeps its mode')
     assert.ok(!rotated.stdout.includes(afterRotate.ENCRYPTION_KEY as string) && !rotated.stdout.includes(k1))
     assert.match(rotated.stdout, new RegExp(`current +${kidOfText(afterRotate.ENCRYPTION_KEY as string)}`))
+    // A data key's words, not a signing key's; no token lifetime; and what is left to do.
+    assert.match(rotated.stdout, /^rotate ENCRYPTION_KEY: ENCRYPTION_KEY encrypts; ENCRYPTION_KEY_PREV decrypts until finalize$/m)
+    assert.doesNotMatch(rotated.stdout, /token lifetime|signs|verifies/)
+    assert.match(rotated.stdout, new RegExp(`^next: restart \\(or reload\\) every application that reads ${envFile}`, 'm'))
+    assert.ok(rotated.stdout.includes(`rekey --env ${envFile} rewrap --url DB_URL --table T --column C --aad-columns A`))
+    assert.ok(rotated.stdout.includes(`then rekey --env ${envFile} finalize --secret ENCRYPTION_KEY`))
     const cipher = Cipher.fromEnv(afterRotate)
     assert.equal(cipher.decrypt(v1).toString(), 'hello')
     const v2 = cipher.encrypt('world')
@@ -62,12 +68,16 @@ describe('rekey --env-file F rotate --secret ENCRYPTION_KEY', () => {
 
     const rolledBack = await rekey('rollback', '--secret', 'ENCRYPTION_KEY')
     assert.equal(rolledBack.code, 0, rolledBack.stderr)
+    assert.match(rolledBack.stdout, /^rollback ENCRYPTION_KEY: the previous key encrypts again; the rolled-back key decrypts until finalize$/m)
     assert.equal(read().ENCRYPTION_KEY, k1)
     assert.equal(read().ENCRYPTION_KEY_PREV, afterRotate.ENCRYPTION_KEY)
     const back = Cipher.fromEnv(read())
     assert.equal(back.decrypt(v2).toString(), 'world')
     assert.equal(Cipher.kidOf(back.encrypt('x')), kidOfText(k1))
 
+    const text = await rekey('status')
+    assert.match(text.stdout, /^ENCRYPTION_KEY  phase: grace/m)
+    assert.doesNotMatch(text.stdout, /token lifetime/)
     const status = await rekey('--json', 'status')
     const data = JSON.parse(status.stdout).secrets.find((s: { secret: string }) => s.secret === 'ENCRYPTION_KEY')
     assert.deepEqual(data.keys.map((k: { state: string }) => k.state), ['current', 'previous'])
@@ -75,7 +85,7 @@ describe('rekey --env-file F rotate --secret ENCRYPTION_KEY', () => {
   })
 
   it('refuses finalize without counted evidence and while old values remain; --force overrides', async (t) => {
-    const { db, rekey, read } = setup(t)
+    const { db, envFile, rekey, read } = setup(t)
     const first = Cipher.fromEnv(read())
     insert(db, [[1, first.encrypt('a', { aad: '1' })], [2, first.encrypt('b', { aad: '2' })]])
     assert.equal((await rekey('rotate', '--secret', 'ENCRYPTION_KEY')).code, 0)
@@ -94,21 +104,41 @@ describe('rekey --env-file F rotate --secret ENCRYPTION_KEY', () => {
 
     const dry = await rekey('--json', 'rewrap', '--url', db, '--table', 'notes', '--column', 'body', '--dry-run')
     assert.equal(JSON.parse(dry.stdout).toRewrap, 2)
+    // Forgetting --aad-columns fails every value: the error says that the aad is the likely cause.
+    const noAad = await rekey('rewrap', '--url', db, '--table', 'notes', '--column', 'body')
+    assert.equal(noAad.code, 1)
+    assert.match(noAad.stderr, /^rekey: ERR_REFUSED: 2 value\(s\) did not decrypt \(rows 1, 2\): .*their aad differs from what the application passed to encrypt \(no --aad-columns was given/)
     const done = await rekey('rewrap', '--url', db, '--table', 'notes', '--column', 'body', '--aad-columns', 'id')
     assert.equal(done.code, 0, done.stderr)
     const status = await rekey('status')
     assert.match(status.stdout, new RegExp(`current +${Cipher.fromEnv(read()).currentKid}  2 value\\(s\\)`))
     // An instance still on the old key writes behind rewrap: finalize counts again and sees it.
     insert(db, [[3, first.encrypt('late', { aad: '3' })]])
+    // A count (no aad needed) and a run whose values failed their aad do not unregister the aad columns.
+    assert.equal((await rekey('rewrap', '--url', db, '--table', 'notes', '--column', 'body', '--count')).code, 0)
+    assert.equal((await rekey('rewrap', '--url', db, '--table', 'notes', '--column', 'body')).code, 1)
     const late = await rekey('finalize', '--secret', 'ENCRYPTION_KEY')
     assert.equal(late.code, 1)
     assert.match(late.stderr, new RegExp(`still holds 1 value\\(s\\) of data key ${first.currentKid}`))
-    assert.equal((await rekey('rewrap', '--url', db, '--table', 'notes', '--column', 'body', '--aad-columns', 'id')).code, 0)
+    // The remedy is the registering rewrap, pasted as is: the env file and the aad columns
+    // included (without them it read no key, or failed every value's aad).
+    const remedy = /: run (rekey .*)$/.exec(late.stderr.trim())?.[1] ?? ''
+    assert.equal(remedy, `rekey --env ${envFile} rewrap --url ${db} --table notes --column body --aad-columns id`)
+    const pasted = await runCli(remedy.split(' ').slice(1), {})
+    assert.equal(pasted.code, 0, pasted.stderr)
     const ok = await rekey('finalize', '--secret', 'ENCRYPTION_KEY')
     assert.equal(ok.code, 0, ok.stderr)
+    assert.match(ok.stdout, /^finalize ENCRYPTION_KEY: no registered column holds a value of the old key$/m)
+    assert.doesNotMatch(ok.stdout, /token lifetime|grace window/)
     assert.equal(read().ENCRYPTION_KEY_PREV, undefined)
     const audit = await rekey('audit')
     assert.match(audit.stdout, /rewrap/)
+    assert.match(audit.stdout, /\| finalize \| no registered column holds a value of the old key; encrypting kid [\w-]{16} -> [\w-]{16}, previous kid [\w-]{16} -> none \|/)
+    // PWD (the shell's working directory) is no secret: the database path stays readable in the notes.
+    assert.equal((await runCli(['--env-file', envFile, 'rewrap', '--url', db, '--table', 'notes', '--column', 'body', '--aad-columns', 'id'], { PWD: path.dirname(db) })).code, 0)
+    // Masked as a live secret, PWD would show as `/tmp…[masked]/app.db` (a temp path may still meet the base64-run rule).
+    const rows = (await rekey('audit')).stdout.split('\n').filter((l) => l.includes('| rewrap |'))
+    assert.doesNotMatch(rows.at(-1) ?? '', /\[masked\]\/app\.db/)
 
     // --force skips the evidence: the operator takes the loss on purpose.
     assert.equal((await rekey('rotate', '--secret', 'ENCRYPTION_KEY')).code, 0)
@@ -139,8 +169,12 @@ describe('rekey --env-file F rotate --secret ENCRYPTION_KEY', () => {
   })
 
   it('managed mode and bad input get usage errors, not stack traces', async (t) => {
-    const { db, rekey } = setup(t)
+    const { db, envFile, rekey } = setup(t)
     // Managed data keys are tested in test/ops/managed-data-key.test.ts; here, only what does not apply to them.
+    // The env file forgotten: the error names it as the likely slip, not "generate a key" (that key would open nothing).
+    const noKey = await runCli(['--store', path.join(path.dirname(envFile), 'none.db'), 'rewrap', '--url', db, '--table', 'notes', '--column', 'body'], {})
+    assert.equal(noKey.code, 2)
+    assert.match(noKey.stderr, /^rekey: ERR_CONFIG: no data key: ENCRYPTION_KEY is not in the environment and .* holds no managed data key\. Name the env file that holds ENCRYPTION_KEY \(rekey --env \.env rewrap \.\.\.\)/)
     const managed = await runCli(['rotate', '--secret', 'ENCRYPTION_KEY', '--publish-delay', '0'], {})
     assert.equal(managed.code, 2)
     assert.match(managed.stderr, /^rekey: .*--publish-delay apply to JWKS-published signing keys, not to ENCRYPTION_KEY/)

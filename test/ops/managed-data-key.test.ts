@@ -352,8 +352,10 @@ describe('managed ENCRYPTION_KEY: the application side', () => {
 
     const r = await runBin(['rotate', '--secret', 'ENCRYPTION_KEY'], { cwd: dir, env: { REKEY_STORE: store } })
     assert.equal(r.code, 0, r.stderr)
+    // The first command on a new store names what it created and what to keep out of git, as in env-file mode.
+    assert.match(r.stderr, /^rekey: created \.rekey\/ with rekey\.db \(the audit log and rotation inventory\) and master\.key \(its key\)\. They belong in \.gitignore, never in git: "\.rekey\/"$/m)
     renameSync(path.join(dir, '.rekey', 'master.key'), path.join(dir, 'master.key.moved'))
-    await assert.rejects(Cipher.fromStore(store, { env: {} }), { code: 'ERR_CONFIG', message: /no master key/ })
+    await assert.rejects(Cipher.fromStore(store, { env: {} }), { code: 'ERR_CONFIG', message: /^REKEY_DATA_KEY_ACCESS is not set \(`rekey gen --data-key-access` prints it, where the store's master key is\), and no master key/ })
     assert.equal(existsSync(path.join(dir, '.rekey', 'master.key')), false, 'an app never invents a master key')
     renameSync(path.join(dir, 'master.key.moved'), path.join(dir, '.rekey', 'master.key'))
     const ok = await Cipher.fromStore(store, { env: {} })
@@ -479,7 +481,8 @@ describe('managed ENCRYPTION_KEY: the application side', () => {
     const asMaster = await runBin(['audit', '--verify'], { cwd: dir, env: { ...env, REKEY_MASTER_KEY: access } })
     assert.notEqual(asMaster.code, 0)
     // A wrong access key opens nothing.
-    await assert.rejects(Cipher.fromStore(store, { env: { REKEY_DATA_KEY_ACCESS: randomBytes(32).toString('base64') } }), { code: 'ERR_CONFIG' })
+    // The refusal names the key the application gave, not the master key it never held.
+    await assert.rejects(Cipher.fromStore(store, { env: { REKEY_DATA_KEY_ACCESS: randomBytes(32).toString('base64') } }), { code: 'ERR_CONFIG', message: /do not open with REKEY_DATA_KEY_ACCESS: set it to what rekey gen --data-key-access prints/ })
     await assert.rejects(Cipher.fromStore(store, { env: { REKEY_DATA_KEY_ACCESS: 'short' } }), { code: 'ERR_CONFIG', message: /REKEY_DATA_KEY_ACCESS must be the 32-byte key `rekey gen --data-key-access` prints/ })
   })
 

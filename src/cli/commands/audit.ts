@@ -40,7 +40,7 @@ export function registerAudit(program: Command, io: CliIo): void {
     .option('--verify', 'check the hash chain: exit 0 if intact, 1 naming the first bad row')
     .option('--since <date>', 'only rows at or after this ISO 8601 date', sinceArg)
     .option('--head <seq:hash>', 'with --verify: a head printed by an earlier --verify, which must still be in the log (detects rows cut from the end)', headArg)
-    .addHelpText('after', '\nExamples:\n  rekey audit\n  rekey audit --since 2026-01-01 --json\n  rekey --env-file .env audit --verify\n  rekey audit --verify --head 42:3f9a0c1d2e4b5a6f')
+    .addHelpText('after', '\nExamples:\n  rekey audit\n  rekey audit --since 2026-01-01 --json\n  rekey --env .env audit --verify\n  rekey audit --verify --head 42:3f9a0c1d2e4b5a6f')
     .action(async (options: AuditOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>()
       if (options.head !== undefined && options.verify !== true) throw new CliExit(EXIT.USAGE, '--head goes with --verify')

@@ -37,7 +37,7 @@ export function registerDue(program: Command, io: CliIo): void {
     .description('secrets due or overdue for rotation by policy (rekey.config.json "cadence"); exit 1 if any is overdue')
     .addOption(new Option('--within <duration>', 'how far ahead counts as due').argParser(withinArg).default(7 * 86_400_000, '7d'))
     .option('--all', 'list every tracked secret, not only the due and overdue ones')
-    .addHelpText('after', '\nExamples:\n  rekey due\n  rekey due --within 30d --json\n  rekey --env-file .env due --all\n\nIn CI, run it weekly: it exits 1 when a secret is overdue.')
+    .addHelpText('after', '\nExamples:\n  rekey due\n  rekey due --within 30d --json\n  rekey --env .env due --all\n\nIn CI, run it weekly: it exits 1 when a secret is overdue.')
     .action(async (options: DueOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions>()
       const config = await commandConfig(io, globals)

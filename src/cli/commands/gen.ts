@@ -1,8 +1,10 @@
 import { InvalidArgumentError, type Command } from 'commander'
+import { existsSync } from 'node:fs'
 import { readEnvKeys } from '../../core/env.ts'
 import { generateSecret } from '../../core/secret.ts'
 import { CliExit, EXIT, type CliIo, type GlobalOptions } from '../context.ts'
 import { applyEnvGen } from '../env-mode.ts'
+import { newEnvFileNote } from '../created-files-note.ts'
 import { commandConfig } from '../audit-store.ts'
 import { resolveMasterKey } from '../../config/master-key.ts'
 import { dataKeyAccessKey, openDataKeyMaterial } from '../../service/keys/keys.ts'
@@ -12,7 +14,6 @@ import type { KeyRecord } from '../../store/types.ts'
 import { isPostgresLocation } from '../../store/location.ts'
 import { maskLocation } from '../../store/errors.ts'
 import { openStore } from '../../store/open.ts'
-import { existsSync } from 'node:fs'
 
 interface GenOptions {
   bytes: number
@@ -162,6 +163,7 @@ export function registerGen(program: Command, io: CliIo): void {
         throw new CliExit(EXIT.USAGE, 'give both --env (or --env-file) and --var to write the secret into a file')
       }
       if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(options.var)) throw new CliExit(EXIT.USAGE, '--var must be a variable name')
+      const isNew = !existsSync(globals.envFile)
       const audit = await applyEnvGen(io, globals, options.var, secret, access ? 'the data-key access key of the store' : `new ${options.bytes}-byte ${options.encoding} secret`, (current, env) => {
         checkOverwrite(io, globals.envFile as string, options.var as string, current, options.force === true)
         checkShadow(globals.envFile as string, options.var as string, env, options.force === true)
@@ -172,5 +174,7 @@ export function registerGen(program: Command, io: CliIo): void {
       io.stdout(globals.json === true ? `${JSON.stringify(report)}\n` : access
         ? `wrote the data-key access key to ${options.var} in ${globals.envFile}\n`
         : `wrote a new ${options.bytes}-byte secret to ${options.var} in ${globals.envFile}\n`)
+      // A new file of secrets in a git work tree that does not ignore it: one "git add ." away from publishing it.
+      if (isNew) io.stderr(await newEnvFileNote(globals.envFile))
     })
 }

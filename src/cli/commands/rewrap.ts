@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
 import { Cipher } from '../../core/cipher.ts'
-import { columnId, readProgress, recordColumn, writeProgress, type ColumnRecord } from '../../service/data-keys/crypt-columns.ts'
+import { columnId, readColumns, readProgress, recordColumn, writeProgress, type ColumnRecord } from '../../service/data-keys/crypt-columns.ts'
 import { openAppTable, type AppTable, type KidCounts, type TableSpec } from '../../ops/rewrap/app-table.ts'
 import { rewrapColumn, type RewrapResult } from '../../ops/rewrap/rewrap.ts'
 import { commandConfig, envFileVars, liveSecretsOf, openForWrite, withStore } from '../audit-store.ts'
@@ -58,7 +58,7 @@ export function registerRewrap(program: Command, io: CliIo): void {
     .addHelpText('after', [
       '',
       'Examples:',
-      '  rekey --env-file .env rewrap --url "$DATABASE_URL" --table users --column ssn --aad-columns id',
+      '  rekey --env .env rewrap --url "$DATABASE_URL" --table users --column ssn --aad-columns id',
       '  rekey rewrap --url ./app.db --table notes --column body --count',
       '  rekey rewrap --url "$DATABASE_URL" --table users --column ssn   # managed data keys (rekey rotate --secret ENCRYPTION_KEY)',
       '',
@@ -79,9 +79,13 @@ export function registerRewrap(program: Command, io: CliIo): void {
         await withStore(store, async () => {
           const id = columnId(table.database, spec.table, spec.column)
           const base = { id, database: table.database, table: spec.table, column: spec.column, keyColumn: spec.keyColumn, aadColumns: spec.aadColumns }
+          // The registered aad columns are what finalize's remedy repeats: a count (which needs no
+          // aad) or a run whose values did not decrypt does not replace them with its own guess.
+          const registeredAad = (await readColumns(store)).find((c) => c.id === id)?.aadColumns
+          const aadOf = (proven: boolean): { aadColumns: readonly string[] } => ({ aadColumns: proven || registeredAad === undefined ? spec.aadColumns : registeredAad })
           if (options.count === true || options.dryRun === true) {
             const counts = await table.countByKid()
-            await store.transaction((tx) => recordColumn(tx, { ...base, ...counts, currentKid: cipher.currentKid, countedAt: new Date().toISOString() }))
+            await store.transaction((tx) => recordColumn(tx, { ...base, ...aadOf(options.aadColumns !== undefined), ...counts, currentKid: cipher.currentKid, countedAt: new Date().toISOString() }))
             report(io, globals, countReport(table, spec, cipher, counts, options.dryRun === true, await readProgress(store, id)))
             return
           }
@@ -105,7 +109,7 @@ export function registerRewrap(program: Command, io: CliIo): void {
             })
             progress.finish()
             // The counts and the audit row are written while the lock is still held.
-            const record: ColumnRecord = { ...base, kids: result.kids, other: result.other, nulls: result.nulls, rows: result.rowsDone, currentKid: cipher.currentKid, countedAt: new Date().toISOString() }
+            const record: ColumnRecord = { ...base, ...aadOf(result.failed === 0 && (result.rewrapped > 0 || options.aadColumns !== undefined)), kids: result.kids, other: result.other, nulls: result.nulls, rows: result.rowsDone, currentKid: cipher.currentKid, countedAt: new Date().toISOString() }
             await store.transaction(async (tx) => {
               await recordColumn(tx, record)
               await audit.append({
@@ -118,7 +122,9 @@ export function registerRewrap(program: Command, io: CliIo): void {
           }
           report(io, globals, doneReport(table, spec, cipher, result), !tty)
           if (result.failed > 0) {
-            throw new CliExit(EXIT.REFUSED, `${result.failed} value(s) did not decrypt with any configured data key (rows ${result.failedKeys.join(', ')}${result.failed > result.failedKeys.length ? ', …' : ''}): they were left as they are`)
+            // GCM cannot tell a wrong aad from a wrong key or an altered value: name every cause, the likeliest first.
+            const aad = spec.aadColumns.length === 0 ? 'no --aad-columns was given, so no aad was used' : `the aad was --aad-columns ${spec.aadColumns.join(',')}`
+            throw new CliExit(EXIT.REFUSED, `${result.failed} value(s) did not decrypt (rows ${result.failedKeys.join(', ')}${result.failed > result.failedKeys.length ? ', …' : ''}): they were left as they are. Either their aad differs from what the application passed to encrypt (${aad}: give the same columns), or their key is not configured here, or they were altered`)
           }
         })
       } finally {

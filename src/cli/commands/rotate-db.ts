@@ -74,8 +74,8 @@ export function registerRotateDb(program: Command, io: CliIo): void {
     .addHelpText('after', [
       '',
       'Examples:',
-      '  REKEY_DB_ADMIN_URL=postgres://admin@db/app rekey --env-file .env rotate-db --var DATABASE_URL',
-      '  rekey --env-file .env finalize --secret DATABASE_URL      # after the delay (default 24h)',
+      '  REKEY_DB_ADMIN_URL=postgres://admin@db/app rekey --env .env rotate-db --var DATABASE_URL',
+      '  rekey --env .env finalize --secret DATABASE_URL      # after the delay (default 24h)',
     ].join('\n'))
     .action(async (options: RotateDbCliOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions & RotateDbCliOptions>()

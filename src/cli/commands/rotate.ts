@@ -4,7 +4,7 @@ import { parseDuration } from '../../core/duration.ts'
 import { DEFAULT_ROTATE_TIMEOUT_MS, type PublishProgress } from '../../service/keys/rotation.ts'
 import { applyEnvPlan } from '../env-mode.ts'
 import { envFileVars } from '../audit-store.ts'
-import { guardDataKeyRotate, isDataKeySecret, rotateManagedDataKey } from '../data-key.ts'
+import { dataKeyFollowUp, guardDataKeyRotate, isDataKeySecret, rotateManagedDataKey } from '../data-key.ts'
 import { CliExit, describeError, EXIT, type CliIo, type GlobalOptions } from '../context.ts'
 import { managedSecretOf, printReport, timeoutOf, withManaged } from '../managed.ts'
 import { addSmokeOptions, smokeFailure, smokePlanOf, type SmokeFlags } from '../smoke-guard.ts'
@@ -105,7 +105,9 @@ export function registerRotate(program: Command, io: CliIo): void {
       if (isDataKeySecret(options.secret)) await guardDataKeyRotate(io, globals, options.hard === true)
       if (globals.envFile !== undefined) {
         await warnFirstRefreshKey(io, globals, options.secret)
+        const followUp = isDataKeySecret(options.secret) && options.hard !== true ? await dataKeyFollowUp(globals) : undefined
         await applyEnvPlan(io, globals, options.secret, (vars, layout, fresh, lifetime) => planRotate(vars, layout, fresh(), new Date(), options.hard === true, lifetime), {
+          ...(followUp === undefined ? {} : { followUp }),
           ...(options.convention === undefined ? {} : { convention: options.convention }),
           ...(options.tokenLifetime === undefined ? {} : { tokenLifetime: options.tokenLifetime }),
           shredBackups: options.shredBackups === true,

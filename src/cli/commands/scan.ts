@@ -29,7 +29,7 @@ export function registerScan(program: Command, io: CliIo): void {
       '',
       'Examples:',
       '  rekey scan',
-      '  rekey --env-file .env scan --history',
+      '  rekey --env .env scan --history',
       '  rekey scan --history --format sarif > rekey.sarif',
       '  rekey scan --format json > baseline.json && rekey scan --baseline baseline.json',
     ].join('\n'))

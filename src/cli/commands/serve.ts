@@ -33,7 +33,7 @@ export function registerServe(program: Command, io: CliIo): void {
     .option('--host <host>', 'address to listen on (default REKEY_HOST, then 127.0.0.1)')
     .option('--config <file>', 'settings file (default ./rekey.config.json when it exists)')
     .option('--no-watch', 'with --env-file: reload the keys on SIGHUP only, not when the file changes')
-    .addHelpText('after', '\nExamples:\n  rekey serve\n  rekey serve --port 8080 --host 0.0.0.0\n  rekey --env-file /etc/rekey/rekey.env serve   # keys from the file, reloaded when it changes or on SIGHUP\n  REKEY_STORE=postgres://rekey@db/rekey REKEY_MASTER_KEY=... rekey serve')
+    .addHelpText('after', '\nExamples:\n  rekey serve\n  rekey serve --port 8080 --host 0.0.0.0\n  rekey --env /etc/rekey/rekey.env serve   # keys from the file, reloaded when it changes or on SIGHUP\n  REKEY_STORE=postgres://rekey@db/rekey REKEY_MASTER_KEY=... rekey serve')
     .action(async (options: ServeOptions, command: Command) => {
       const globals = command.optsWithGlobals<GlobalOptions & ServeOptions>()
       // Loaded here, not at the top: the other commands start faster without Fastify.

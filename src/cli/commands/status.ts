@@ -48,7 +48,7 @@ export function registerStatus(program: Command, io: CliIo): void {
         io.stdout(`${String(s.secret)}  phase: ${String(s.phase)}  convention: ${String(s.convention)}\n`)
         for (const key of s.keys as { kid: string, state: string, variable: string }[]) io.stdout(`  ${key.state.padEnd(8)} ${key.kid}  (${key.variable})\n`)
         if (s.rotatedAt !== null) io.stdout(`  rotated at       ${String(s.rotatedAt)}\n`)
-        io.stdout(`  token lifetime   ${lifetimeText(s.tokenLifetime as Parameters<typeof lifetimeText>[0])}\n`)
+        if (s.secret !== 'ENCRYPTION_KEY') io.stdout(`  token lifetime   ${lifetimeText(s.tokenLifetime as Parameters<typeof lifetimeText>[0])}\n`)
         if (s.finalizeSafeAt !== null) io.stdout(`  finalize safe at ${String(s.finalizeSafeAt)}\n`)
       }
       for (const line of columnLines(columns, dataKeyStates(env))) io.stdout(`${line}\n`)

@@ -58,7 +58,14 @@ async function accessKeysFor(where: string, env: Readonly<Record<string, string 
   if (access !== undefined) return { keys: accessPrev === undefined ? [access] : [access, accessPrev], given: true }
   if (accessPrev !== undefined) throw new RekeyError('ERR_CONFIG', 'REKEY_DATA_KEY_ACCESS_PREV is set but REKEY_DATA_KEY_ACCESS is not')
   const current = masterKeyOf(env, 'REKEY_MASTER_KEY')
-  const { key: masterKey } = await resolveMasterKey({ store: where, masterKey: current === undefined ? undefined : new SecretValue(current) })
+  let masterKey: Buffer
+  try {
+    masterKey = (await resolveMasterKey({ store: where, masterKey: current === undefined ? undefined : new SecretValue(current) })).key
+  } catch (err) {
+    // The master key is the fallback: an application is meant to hold the access key, so name it first.
+    if (err instanceof RekeyError && err.code === 'ERR_CONFIG') throw new RekeyError('ERR_CONFIG', `REKEY_DATA_KEY_ACCESS is not set (\`rekey gen --data-key-access\` prints it, where the store's master key is), and ${err.message}`)
+    throw err
+  }
   const previous = masterKeyOf(env, 'REKEY_MASTER_KEY_PREV')
   return { keys: accessKeysOf(previous === undefined ? [masterKey] : [masterKey, previous]), given: false }
 }
