@@ -336,6 +336,8 @@ describe('managed ENCRYPTION_KEY: the application side', () => {
     const dir = tempDir(t)
     const store = path.join(dir, '.rekey', 'rekey.db')
     await assert.rejects(Cipher.fromStore(store, { env: {} }), { code: 'ERR_CONFIG', message: /no rekey store at .*rekey rotate --secret ENCRYPTION_KEY/ })
+    // A relative location is named as the absolute path it was looked for at.
+    await assert.rejects(Cipher.fromStore('./no-such-dir/rekey.db', { env: {} }), { code: 'ERR_CONFIG', message: new RegExp(`^no rekey store at ${path.resolve('no-such-dir/rekey.db').replaceAll('/', '\\/')}: `) })
     assert.equal(existsSync(path.dirname(store)), false, 'an app never creates a store')
     // A directory named as the store (REKEY_STORE=./.rekey): named as such, with or without a master key.
     mkdirSync(path.join(dir, 'a-dir'))

@@ -105,7 +105,8 @@ export async function openStoreCipher(location: string | undefined, options: Sto
   const problem = storeLocationProblem(where)
   if (problem !== undefined) throw new RekeyError('ERR_CONFIG', `store location ${problem}`)
   if (!isPostgresLocation(where) && !existsSync(where)) {
-    throw new RekeyError('ERR_CONFIG', `no rekey store at ${where}: create the data key with rekey rotate --secret ENCRYPTION_KEY, or name the store (REKEY_STORE)`)
+    // The absolute path: an application started from another directory sees where it looked.
+    throw new RekeyError('ERR_CONFIG', `no rekey store at ${path.resolve(where)}: create the data key with rekey rotate --secret ENCRYPTION_KEY, or name the store (REKEY_STORE)`)
   }
   if (!isPostgresLocation(where) && statSync(where).isDirectory()) {
     throw new RekeyError('ERR_CONFIG', `the rekey store ${where} is a directory: name the SQLite file (for example ${path.join(where, 'rekey.db')})`)
