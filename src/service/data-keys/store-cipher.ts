@@ -26,15 +26,13 @@ import type { Store } from '../../store/store.ts'
 import type { Keyset } from '../../store/types.ts'
 import { systemClock } from '../clock.ts'
 import { Heartbeat } from '../cluster/heartbeat.ts'
+import { Reloader } from '../cluster/reloader.ts'
 import { reporterIdOf } from '../usage/usage-report.ts'
 import { accessKeysOf, dataKeysOf, dataKeyRecords } from './managed-data-keys.ts'
 
 /** The store a cipher opens when none is named: REKEY_STORE, else the embedded default. */
 const DEFAULT_STORE = './.rekey/rekey.db'
 const NAME = /^[A-Za-z0-9_.:-]{1,64}$/
-/** A reload that failed is tried again after 1 s, then 2, 4, 8 and every 10 s until it succeeds. */
-const RELOAD_RETRY_MS = 1000
-const RELOAD_RETRY_MAX_MS = 10_000
 
 function masterKeyOf(env: Readonly<Record<string, string | undefined>>, name: string): Buffer | undefined {
   const text = env[name]
@@ -113,7 +111,6 @@ export async function openStoreCipher(location: string | undefined, options: Sto
   }
   const accessKeys = await accessKeysFor(where, env)
 
-  let reloadError = ''
   const warn = options.onWarning ?? ((message: string) => { process.emitWarning(message, 'RekeyWarning') })
   const store: Store = await openStore(where, { max: 2, onError: () => {} })
   try {
@@ -127,57 +124,29 @@ export async function openStoreCipher(location: string | undefined, options: Sto
     let version = keyset.version
     const heartbeat = new Heartbeat({ instanceId: `${CIPHER_INSTANCE_PREFIX}${reporterIdOf(name)}`, store, clock: systemClock, keysetVersion: () => version, onError: () => {} })
 
-    let reloading: Promise<void> | null = null
-    let again = false
-    let closed = false
-    let retryMs = 0
-    let retry: NodeJS.Timeout | null = null
-    const reload = (): Promise<void> => {
-      if (reloading !== null) {
-        again = true
-        return reloading
-      }
-      reloading = (async () => {
-        do {
-          again = false
-          try {
-            const fresh = await store.getKeyset()
-            if (fresh.version === version) continue
-            cipher.update(dataKeysOf(fresh, accessKeys.keys))
-            version = fresh.version
-            reloadError = ''
-            retryMs = 0
-            // Acknowledges at once: a rotation waits for this before the new key encrypts.
-            await heartbeat.beat()
-          } catch (err) {
-            // The keys loaded keep working; one warning per distinct problem.
-            const message = `rekey cipher (${name}): reloading the data keys failed (${(err as Error)?.message ?? String(err)}); the keys loaded are kept`
-            if (message !== reloadError) warn(message)
-            reloadError = message
-            // Tried again by itself: the change that failed to load sends no second notification,
-            // and a rotation waits for this process until it has loaded it.
-            if (!closed && retry === null) {
-              retryMs = Math.min(RELOAD_RETRY_MAX_MS, retryMs === 0 ? RELOAD_RETRY_MS : retryMs * 2)
-              retry = setTimeout(() => { retry = null; void reload() }, retryMs).unref()
-            }
-          }
-        } while (again)
-      })().finally(() => { reloading = null })
-      return reloading
-    }
+    // A failed reload keeps the keys loaded, warns once per distinct problem and is retried by itself.
+    const reloader = new Reloader({
+      load: async () => {
+        const fresh = await store.getKeyset()
+        if (fresh.version === version) return
+        cipher.update(dataKeysOf(fresh, accessKeys.keys))
+        version = fresh.version
+        // Acknowledges at once: a rotation waits for this before the new key encrypts.
+        await heartbeat.beat()
+      },
+      onFailure: (err) => warn(`rekey cipher (${name}): reloading the data keys failed (${(err as Error)?.message ?? String(err)}); the keys loaded are kept`),
+    })
     const unsubscribe = await store.subscribe((channel) => {
-      if (channel === 'keys') void reload()
+      if (channel === 'keys') void reloader.reload()
     })
     await heartbeat.start()
     // A change committed between the first read and the subscription sent its notification
     // before this process listened (a rotation that did not wait for a cipher not yet listed):
     // read once more, now that every later change is notified.
-    await reload()
+    await reloader.reload()
     cipher.onClose(async () => {
-      closed = true
-      if (retry !== null) clearTimeout(retry)
       await unsubscribe().catch(() => {})
-      await reloading?.catch(() => {})
+      await reloader.stop()
       await heartbeat.stop()
       await store.close()
     })

@@ -27,6 +27,7 @@ import type { ManagedAlg } from '../../core/algorithms.ts'
 import { auditWrite } from '../audit/audit-hash.ts'
 import type { ComputeAuditHash } from '../../store/types.ts'
 import type { Clock } from '../clock.ts'
+import { Reloader } from '../cluster/reloader.ts'
 import type { KeySource } from '../../config/load.ts'
 
 /** The purposes of the service's own keys. */
@@ -259,25 +260,20 @@ export function keyInputOf(masterKey: Buffer | readonly Buffer[], record: KeyRec
   return { ...base, jwk: jwk as KeyInput['jwk'] & object }
 }
 
-/** A failed reload is tried again after this long, doubling up to {@link RELOAD_RETRY_MAX_MS}. */
-const RELOAD_RETRY_MS = 1000
-const RELOAD_RETRY_MAX_MS = 10_000
-const RELOAD_FAILURE_RELOG_MS = 10 * 60_000
-
 /** The access and refresh keyrings of a running service. */
 export class KeyService {
   readonly #options: KeyServiceOptions
   #access: Keyring | undefined
   #refresh: Keyring | undefined
   #version = 0
-  #reloading: Promise<void> | null = null
-  #again = false
   #unsubscribe: (() => Promise<void>) | null = null
-  #retry: NodeJS.Timeout | null = null
-  #retryMs = 0
-  #lastFailure = ''
-  #lastFailureLoggedAt = 0
-  #stopped = false
+  // Failures logged once per distinct failure, then again at most every 10 min while it lasts.
+  readonly #reloader = new Reloader({
+    load: () => this.#load(),
+    onFailure: (err) => this.#options.log.error({ err }, 'reloading keys failed; keeping the keys loaded and retrying'),
+    onRecovered: () => this.#options.log.info({}, 'reloading keys works again'),
+    relogMs: 10 * 60_000,
+  })
 
   constructor(options: KeyServiceOptions) {
     this.#options = options
@@ -323,53 +319,18 @@ export class KeyService {
   }
 
   async stop(): Promise<void> {
-    this.#stopped = true
-    if (this.#retry !== null) clearTimeout(this.#retry)
-    this.#retry = null
     const unsubscribe = this.#unsubscribe
     this.#unsubscribe = null
     if (unsubscribe !== null) await unsubscribe().catch(() => {})
-    await this.#reloading?.catch(() => {})
+    await this.#reloader.stop()
   }
 
-  /** Re-reads the key set; concurrent calls coalesce into one more read. Never throws. */
+  /**
+   * Re-reads the key set; concurrent calls coalesce into one more read. Never throws: the keys
+   * in memory keep verifying, and a failure is retried by itself (see {@link Reloader}).
+   */
   reload(): Promise<void> {
-    if (this.#reloading !== null) {
-      this.#again = true
-      return this.#reloading
-    }
-    this.#reloading = (async () => {
-      do {
-        this.#again = false
-        try {
-          await this.#load()
-          this.#retryMs = 0
-          if (this.#lastFailure !== '') this.#options.log.info({}, 'reloading keys works again')
-          this.#lastFailure = ''
-        } catch (err) {
-          // Keep verifying with the keys in memory, and try again by itself (1 s, doubling to
-          // 10 s): a notification lost to a store outage must not leave this instance on an old
-          // key set, which every later rotation would wait for until it timed out.
-          // Logged once per distinct failure, then again at most every 10 min while it lasts.
-          const message = (err as Error)?.message ?? String(err)
-          const now = Date.now()
-          if (message !== this.#lastFailure || now - this.#lastFailureLoggedAt >= RELOAD_FAILURE_RELOG_MS) {
-            this.#options.log.error({ err }, 'reloading keys failed; keeping the keys loaded and retrying')
-            this.#lastFailure = message
-            this.#lastFailureLoggedAt = now
-          }
-          if (!this.#stopped && this.#retry === null) {
-            this.#retryMs = Math.min(RELOAD_RETRY_MAX_MS, this.#retryMs === 0 ? RELOAD_RETRY_MS : this.#retryMs * 2)
-            this.#retry = setTimeout(() => {
-              this.#retry = null
-              void this.reload()
-            }, this.#retryMs)
-            this.#retry.unref()
-          }
-        }
-      } while (this.#again)
-    })().finally(() => { this.#reloading = null })
-    return this.#reloading
+    return this.#reloader.reload()
   }
 
   async #bootstrap(): Promise<void> {
