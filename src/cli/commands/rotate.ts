@@ -2,7 +2,7 @@ import type { Command } from 'commander'
 import { planRotate } from '../../core/env-rotation.ts'
 import { parseDuration } from '../../core/duration.ts'
 import { DEFAULT_ROTATE_TIMEOUT_MS, type PublishProgress } from '../../service/keys/rotation.ts'
-import { applyEnvPlan } from '../env-mode.ts'
+import { applyEnvPlan, presentSecrets } from '../env-mode.ts'
 import { envFileVars } from '../audit-store.ts'
 import { dataKeyFollowUp, guardDataKeyRotate, isDataKeySecret, rotateManagedDataKey } from '../data-key.ts'
 import { CliExit, describeError, EXIT, type CliIo, type GlobalOptions } from '../context.ts'
@@ -48,9 +48,8 @@ function progressPrinter(io: CliIo): (p: PublishProgress) => void {
  */
 async function warnFirstRefreshKey(io: CliIo, globals: GlobalOptions, secret: string | undefined): Promise<void> {
   if (secret !== 'refresh') return
-  const vars = await envFileVars(globals)
-  const set = (n: string): boolean => (vars[n] ?? '') !== ''
-  if (set('JWT_REFRESH_SECRET') || set('JWT_REFRESH_SECRET_PREV') || !['JWT_SECRET', 'JWT_SECRET_CURRENT', 'JWT_SECRET_NEW'].some(set)) return
+  const present = presentSecrets(await envFileVars(globals))
+  if (present.includes('refresh') || !present.includes('jwt')) return
   io.stderr(`rekey: warning: ${globals.envFile} has no JWT_REFRESH_SECRET: this creates a first one. rekey's keyring never verifies refresh tokens with JWT_SECRET, but if your app falls back to JWT_SECRET for them, every refresh token it issued stops verifying (the old file is kept as a backup)\n`)
 }
 
